@@ -1,0 +1,36 @@
+"""The test environment's torch is the patched wheel, installed by pip: not the source tree."""
+
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
+import build_wheel
+import patchset
+
+
+def test_installed_distribution_is_the_patched_wheel():
+    import torch
+
+    assert importlib.metadata.version("torch") == build_wheel.local_version(torch.__version__)
+    site = Path(torch.__file__).parent.parent
+    assert site.name == "site-packages" and Path(sys.prefix) in site.parents, f"torch imported from {site}"
+    recorded = {str(f) for f in importlib.metadata.files("torch")}
+    for rel in patchset.overlay_files():
+        assert rel in recorded, f"{rel} is not in the installed RECORD"
+        assert not (site / rel).is_symlink(), f"{rel} is a develop-mode link, not the wheel's file"
+        assert (site / rel).read_bytes() == (patchset.OVERLAY / rel).read_bytes()
+
+
+def test_wheel_module_imports_in_a_fresh_interpreter():
+    import torch._accelerator
+
+    out = subprocess.run(
+        [sys.executable, "-c", "import torch._accelerator as a; print(a.__file__); print(a.current_device())"],
+        cwd="/",
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
+    assert out[0].startswith(sys.prefix) and "site-packages" in out[0], out[0]
+    assert out[1] == str(torch._accelerator.current_device())
