@@ -27,6 +27,11 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import apply  # noqa: E402
+import patchset  # noqa: E402
+
 VENV = ROOT / ".venv"
 PY = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
@@ -69,7 +74,15 @@ def main(pytest_args: list[str]) -> int:
     t = step("install it into the test environment")
     installed = VENV / ".torch-wheel.sha256"
     digest = sha256(wheel)
-    if installed.exists() and installed.read_text() == digest:
+    site = Path(subprocess.check_output([PY, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip())
+    overlay = patchset.overlay_files()
+    if any((site / rel).is_symlink() for rel in overlay):
+        # `setup.py develop` links point into torch_overlay/: pip must not write through them.
+        print("    leaving develop mode first (setup.py develop --uninstall)")
+        apply.run(site, reverse=True, quiet=True)
+        installed.unlink(missing_ok=True)
+    intact = all((site / rel).is_file() and (site / rel).read_bytes() == src.read_bytes() for rel, src in overlay.items())
+    if intact and installed.exists() and installed.read_text() == digest:
         print("    same wheel already installed")
     else:
         # --no-deps: torch's own dependencies are pinned in requirements/test.txt.
