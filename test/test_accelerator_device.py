@@ -205,7 +205,9 @@ class TestSetDevice(TestCase):
 
 class TestAcceleratorModule(TestCase):
     def test_public_api(self):
-        self.assertEqual(sorted(torch._accelerator.__all__), ["current_device", "set_device"])
+        self.assertEqual(
+            sorted(torch._accelerator.__all__), ["DeviceContext", "current_device", "get_best_device", "set_device"]
+        )
         for name in torch._accelerator.__all__:
             obj = getattr(torch._accelerator, name)
             self.assertEqual(obj.__module__, "torch._accelerator", name)

@@ -10,19 +10,32 @@ current device from whatever they have at hand (``1``, ``"cuda:1"``,
 honoured, and ask which device is current without special-casing machines that
 have no accelerator.
 
+It also picks a device (:func:`get_best_device`: the one with the most free
+memory, found without creating a CUDA context on every GPU) and runs code on one
+(:class:`DeviceContext`: current device, default device of factories and
+autocast, as a context manager or a decorator).
+
 Everything here goes through :mod:`torch.accelerator`, so CUDA, XPU, MPS and
-out-of-tree backends behave alike.
+out-of-tree backends behave alike; only the NVML probe behind
+:func:`get_best_device` is NVIDIA-specific.
 """
 
 from __future__ import annotations
 
 import torch
+from torch._accelerator._best_device import get_best_device
+from torch._accelerator._device_context import DeviceContext
 
 
 __all__ = [
+    "DeviceContext",
     "current_device",
+    "get_best_device",
     "set_device",
 ]
+
+get_best_device.__module__ = "torch._accelerator"
+DeviceContext.__module__ = "torch._accelerator"
 
 
 def _available_accelerator() -> torch.device | None:

@@ -1,0 +1,460 @@
+# Owner(s): ["module: accelerator"]
+
+import ctypes
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import unittest
+from unittest import mock
+
+import torch
+import torch._accelerator
+from torch._accelerator import _device_probe, _nvml
+from torch._accelerator._nvml import NvmlDevice
+from torch.testing._internal.common_utils import (
+    instantiate_parametrized_tests,
+    parametrize,
+    run_tests,
+    TEST_CUDA,
+    TestCase,
+)
+
+
+GiB = 1 << 30
+_ENV_VARS = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "LOCAL_RANK", "TORCH_BEST_DEVICE")
+
+
+def gpu(n, free_gib, total_gib=80, name="NVIDIA H100 80GB HBM3", mig=()):
+    """A fake NVML GPU on PCI bus ``n`` whose UUID starts with ``GPU-<n>``."""
+    return NvmlDevice(
+        uuid=f"GPU-{n}{n}{n}{n}{n}{n}{n}{n}-1111-2222-3333-444455556666",
+        name=name,
+        pci_bus_id=(0, n, 0),
+        free=int(free_gib * GiB),
+        total=int(total_gib * GiB),
+        mig_devices=mig,
+    )
+
+
+def mig(gpu_n, slot, free_gib, total_gib=10):
+    return NvmlDevice(
+        uuid=f"MIG-{gpu_n}{slot}{gpu_n}{slot}{gpu_n}{slot}{gpu_n}{slot}-aaaa-bbbb-cccc-ddddeeeeffff",
+        name="",
+        pci_bus_id=(0, gpu_n, 0),
+        free=int(free_gib * GiB),
+        total=int(total_gib * GiB),
+    )
+
+
+class FakeNvml:
+    """A CUDA machine whose GPUs NVML describes as ``devices`` (in NVML's order).
+
+    Patches the accelerator to ``cuda`` and :func:`torch._accelerator._nvml.query_devices`,
+    sets the given environment (clearing every variable ``get_best_device`` reads),
+    and makes the context-creating fallback fail loudly so a test notices if it is taken.
+    """
+
+    def __init__(self, devices, env=None, fallback=None):
+        self.devices = devices
+        self.env = {k: v for k, v in (env or {}).items() if v is not None}
+        self.fallback = fallback
+        self.fallback_calls = []
+
+    def _get_memory_info(self, index):
+        self.fallback_calls.append(index)
+        if self.fallback is None:
+            raise AssertionError("the context-creating fallback was taken")
+        return self.fallback[index]
+
+    def __enter__(self):
+        count = len(self.fallback) if self.fallback is not None else len(self.devices or ())
+        env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}
+        env.update(self.env)
+        self._patches = [
+            mock.patch.dict(os.environ, env, clear=True),
+            mock.patch.object(
+                torch.accelerator, "current_accelerator", lambda check_available=False: torch.device("cuda")
+            ),
+            mock.patch.object(torch.accelerator, "device_count", lambda: count),
+            mock.patch.object(torch.accelerator, "get_memory_info", self._get_memory_info),
+            mock.patch.object(_nvml, "query_devices", lambda: self.devices),
+        ]
+        for p in self._patches:
+            p.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        for p in reversed(self._patches):
+            p.stop()
+
+
+def best(**kwargs):
+    return torch._accelerator.get_best_device(**kwargs)
+
+
+class TestGetBestDevice(TestCase):
+    def test_most_free_memory(self):
+        with FakeNvml([gpu(0, 10), gpu(1, 70), gpu(2, 30)]):
+            self.assertEqual(best(), torch.device("cuda", 1))
+
+    def test_tie_goes_to_lowest_index(self):
+        with FakeNvml([gpu(0, 10), gpu(1, 50), gpu(2, 50), gpu(3, 50)]):
+            self.assertEqual(best(), torch.device("cuda", 1))
+
+    def test_nvml_order_is_sorted_by_pci_bus(self):
+        # NVML may enumerate in any order; CUDA numbers identical GPUs by PCI bus.
+        with FakeNvml([gpu(2, 5), gpu(0, 70), gpu(1, 30)]):
+            self.assertEqual(best(), torch.device("cuda", 0))
+            self.assertEqual(
+                [d.free // GiB for d in _device_probe.probe_devices()], [70, 30, 5]
+            )
+
+    @parametrize(
+        "visible, expected",
+        [
+            ("2,0,1", 1),  # physical GPU 0 (most free) is cuda:1
+            ("3,1", 0),  # physical 3 is cuda:0
+            ("1", 0),
+            ("1,2,9,0", 1),  # stops at the first index that does not exist: physical 0 is not visible
+            ("GPU-2222,GPU-0000", 1),  # UUID prefixes
+            ("GPU-33333333-1111-2222-3333-444455556666,GPU-00000000-1111-2222-3333-444455556666", 1),
+        ],
+        name_fn=lambda visible, expected: visible.replace(",", "_").replace("-", "")[:20],
+    )
+    def test_cuda_visible_devices(self, visible, expected):
+        with FakeNvml([gpu(0, 70), gpu(1, 20), gpu(2, 30), gpu(3, 40)], {"CUDA_VISIBLE_DEVICES": visible}):
+            self.assertEqual(best(), torch.device("cuda", expected))
+
+    def test_cuda_visible_devices_counts(self):
+        devices = [gpu(0, 70), gpu(1, 20), gpu(2, 30), gpu(3, 40)]
+        for visible, count in [("", 0), ("0,0", 0), ("-1", 0), ("2,x,1", 1), ("GPU-9999", 0), ("GPU-1,GPU-2", 2)]:
+            with FakeNvml(devices, {"CUDA_VISIBLE_DEVICES": visible}):
+                self.assertEqual(len(_device_probe.probe_devices()), count, visible)
+
+    def test_nothing_visible_gives_cpu(self):
+        with FakeNvml([gpu(0, 70)], {"CUDA_VISIBLE_DEVICES": ""}):
+            self.assertEqual(best(), torch.device("cpu"))
+
+    def test_mig_uuids(self):
+        devices = [gpu(0, 1, mig=(mig(0, 0, 2), mig(0, 1, 9))), gpu(1, 1, mig=(mig(1, 0, 5),))]
+        with FakeNvml(devices, {"CUDA_VISIBLE_DEVICES": "MIG-0000,MIG-1010,MIG-0101"}):
+            probed = _device_probe.probe_devices()
+            self.assertEqual([d.free // GiB for d in probed], [2, 5, 9])
+            self.assertEqual(best(), torch.device("cuda", 2))
+
+    def test_mig_by_index_falls_back(self):
+        # CUDA sees a MIG-mode GPU as its instances; NVML's GPU memory would be wrong.
+        devices = [gpu(0, 1, mig=(mig(0, 0, 2),)), gpu(1, 40)]
+        with FakeNvml(devices, fallback=[(2 * GiB, 10 * GiB), (40 * GiB, 80 * GiB)]) as fake:
+            self.assertEqual(best(), torch.device("cuda", 1))
+            self.assertEqual(fake.fallback_calls, [0, 1])
+
+    def test_device_order(self):
+        mixed = [gpu(0, 70, name="NVIDIA A100"), gpu(1, 20, name="NVIDIA H100")]
+        with FakeNvml(mixed, {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "1,0"}) as fake:
+            self.assertEqual(best(), torch.device("cuda", 1))
+            self.assertEqual(fake.fallback_calls, [])
+        # FASTEST_FIRST over different models: only CUDA knows the order.
+        with FakeNvml(mixed, fallback=[(20 * GiB, 80 * GiB), (70 * GiB, 80 * GiB)]) as fake:
+            self.assertEqual(best(), torch.device("cuda", 1))
+            self.assertEqual(fake.fallback_calls, [0, 1])
+
+    def test_without_nvml_uses_get_memory_info(self):
+        with FakeNvml(None, fallback=[(1 * GiB, 8 * GiB), (6 * GiB, 8 * GiB)]) as fake:
+            self.assertEqual(best(), torch.device("cuda", 1))
+            self.assertEqual(fake.fallback_calls, [0, 1])
+
+    def test_other_accelerator_uses_get_memory_info(self):
+        with FakeNvml(None, fallback=[(3 * GiB, 8 * GiB), (1 * GiB, 8 * GiB)]) as fake:
+            with mock.patch.object(
+                torch.accelerator, "current_accelerator", lambda check_available=False: torch.device("xpu")
+            ), mock.patch.object(_nvml, "query_devices", side_effect=AssertionError("NVML asked for XPU")):
+                self.assertEqual(best(), torch.device("xpu", 0))
+            self.assertEqual(fake.fallback_calls, [0, 1])
+
+    @parametrize("exclude", [(1,), ["cuda:1"], [torch.device("cuda", 1)], {1, 3}, (i for i in [1])])
+    def test_exclude(self, exclude):
+        with FakeNvml([gpu(0, 10), gpu(1, 70), gpu(2, 30), gpu(3, 20)]):
+            self.assertEqual(best(exclude=exclude), torch.device("cuda", 2))
+
+    def test_exclude_everything(self):
+        with FakeNvml([gpu(0, 10), gpu(1, 70)]):
+            self.assertEqual(best(exclude=[0, 1]), torch.device("cpu"))
+
+    @parametrize(
+        "min_free, expected",
+        [
+            (None, 1),
+            (20 * GiB, 1),
+            ("20GiB", 1),
+            ("20 G", 1),
+            ("60000 MB", 1),
+            (0.5, 1),  # half of each device's own total
+            (0.9, 0),  # 9 of 10 GiB free on cuda:0, 70 of 80 on cuda:1
+            ("71GiB", "cpu"),
+            (1.0, "cpu"),
+        ],
+        name_fn=lambda min_free, expected: str(min_free).replace(" ", "_").replace(".", "_"),
+    )
+    def test_min_free_memory(self, min_free, expected):
+        with FakeNvml([gpu(0, 9, total_gib=10), gpu(1, 70)]):
+            device = torch.device("cpu") if expected == "cpu" else torch.device("cuda", expected)
+            self.assertEqual(best(min_free_memory=min_free), device)
+
+    def test_no_device_qualifies_message(self):
+        with FakeNvml([gpu(0, 1.5), gpu(1, 70), gpu(2, 4)]):
+            with self.assertRaises(RuntimeError) as cm:
+                best(min_free_memory="8GiB", exclude=[1], allow_cpu=False)
+        self.assertExpectedInline(
+            str(cm.exception),
+            """get_best_device(): no cuda device qualifies (min_free_memory='8GiB', exclude=[1]) and allow_cpu=False; cuda:0: 1.50 GiB free of 80.00 GiB (below 8.00 GiB); cuda:1: 70.00 GiB free of 80.00 GiB (excluded); cuda:2: 4.00 GiB free of 80.00 GiB (below 8.00 GiB)""",
+        )
+
+    def test_no_accelerator_and_no_cpu(self):
+        with FakeNvml([gpu(0, 1)], {"CUDA_VISIBLE_DEVICES": ""}):
+            with self.assertRaisesRegex(RuntimeError, "no accelerator device is available and allow_cpu=False"):
+                best(allow_cpu=False)
+
+    @unittest.skipIf(torch.accelerator.is_available(), "needs a machine without an accelerator")
+    def test_cpu_only_machine(self):
+        self.assertEqual(best(), torch.device("cpu"))
+        with self.assertRaisesRegex(RuntimeError, "no accelerator device is available"):
+            best(allow_cpu=False)
+
+    @parametrize(
+        "kwargs, error, pattern",
+        [
+            ({"min_free_memory": "lots"}, ValueError, "min_free_memory must be"),
+            ({"min_free_memory": 1.5}, ValueError, "fraction of total memory"),
+            ({"min_free_memory": -1}, ValueError, "negative"),
+            ({"min_free_memory": True}, TypeError, "min_free_memory must be"),
+            ({"exclude": 1}, TypeError, "iterable of devices"),
+            ({"exclude": "cuda:1"}, TypeError, "iterable of devices"),
+            ({"exclude": [1.0]}, TypeError, "got 1.0 of type float"),
+            ({"exclude": [True]}, TypeError, "got True of type bool"),
+            ({"exclude": [-1]}, ValueError, "negative index -1"),
+            ({"exclude": ["gpu"]}, ValueError, "'gpu', which is not a device"),
+            ({"exclude": ["cpu"]}, ValueError, "allow_cpu=False"),
+            ({"exclude": ["xpu:0"]}, ValueError, "not a 'cuda' device"),
+            ({"exclude": ["cuda"]}, ValueError, "name an index"),
+            ({"allow_cpu": 0}, TypeError, "allow_cpu must be a bool"),
+        ],
+        name_fn=lambda kwargs, error, pattern: "_".join(f"{k}_{type(v).__name__}" for k, v in kwargs.items())
+        + "_"
+        + "".join(c for c in pattern if c.isalnum())[:12],
+    )
+    def test_bad_arguments(self, kwargs, error, pattern):
+        with FakeNvml([gpu(0, 10)]):
+            with self.assertRaisesRegex(error, pattern):
+                best(**kwargs)
+
+
+class TestGetBestDeviceEnvironment(TestCase):
+    @parametrize("value, expected", [("cuda:2", ("cuda", 2)), ("2", ("cuda", 2)), (" cpu ", ("cpu",))])
+    def test_override_wins(self, value, expected):
+        with FakeNvml([gpu(0, 70), gpu(1, 1), gpu(2, 1)], {"TORCH_BEST_DEVICE": value, "LOCAL_RANK": "1"}):
+            # Wins over the free memory, exclusions, the threshold and LOCAL_RANK.
+            self.assertEqual(best(exclude=[2], min_free_memory="1TiB"), torch.device(*expected))
+
+    @parametrize(
+        "value, error, pattern",
+        [
+            ("gpu0", ValueError, "'gpu0' is not a device"),
+            ("cuda", ValueError, "must name an index"),
+            ("cuda:5", ValueError, "out of range; this machine has 3 cuda devices"),
+            ("xpu:0", ValueError, "does not name a device of the available accelerator \\(cuda\\)"),
+        ],
+        name_fn=lambda value, error, pattern: value.replace(":", "_"),
+    )
+    def test_bad_override(self, value, error, pattern):
+        with FakeNvml([gpu(0, 70), gpu(1, 1), gpu(2, 1)], {"TORCH_BEST_DEVICE": value}):
+            with self.assertRaisesRegex(error, pattern):
+                best()
+
+    def test_override_cpu_with_allow_cpu_false(self):
+        with FakeNvml([gpu(0, 70)], {"TORCH_BEST_DEVICE": "cpu"}):
+            with self.assertRaisesRegex(RuntimeError, "TORCH_BEST_DEVICE='cpu' asks for the CPU, but allow_cpu=False"):
+                best(allow_cpu=False)
+
+    def test_empty_override_is_ignored(self):
+        with FakeNvml([gpu(0, 1), gpu(1, 70)], {"TORCH_BEST_DEVICE": ""}):
+            self.assertEqual(best(), torch.device("cuda", 1))
+
+    def test_local_rank_spreads_in_index_order(self):
+        devices = [gpu(0, 10), gpu(1, 70), gpu(2, 30), gpu(3, 40)]
+        for rank, expected in [(0, 0), (1, 2), (2, 3), (3, 0), (4, 2)]:
+            with FakeNvml(devices, {"LOCAL_RANK": str(rank)}):
+                # cuda:1 is excluded; the others are taken in index order, wrapping around.
+                self.assertEqual(best(exclude=[1]), torch.device("cuda", expected), rank)
+
+    def test_local_rank_respects_min_free_memory(self):
+        devices = [gpu(0, 1), gpu(1, 70), gpu(2, 30)]
+        with FakeNvml(devices, {"LOCAL_RANK": "1"}):
+            self.assertEqual(best(min_free_memory="8GiB"), torch.device("cuda", 2))
+
+    @parametrize("value", ["-1", "one", ""])
+    def test_bad_local_rank(self, value):
+        with FakeNvml([gpu(0, 1)], {"LOCAL_RANK": value}):
+            with self.assertRaisesRegex(ValueError, f"LOCAL_RANK={value!r} is not a non-negative integer"):
+                best()
+
+
+_LOCAL_RANK_WORKER = textwrap.dedent(
+    """
+    # One process per local rank, as torchrun starts them; the ranks then compare
+    # their choices over gloo.
+    import datetime, os, sys
+    from unittest import mock
+    import torch
+    import torch.distributed as dist
+    from torch._accelerator import _nvml
+    init_file, rank = sys.argv[1], int(os.environ["LOCAL_RANK"])
+    gpus = [_nvml.NvmlDevice(f"GPU-{i}", "H100", (0, i, 0), free << 30, 80 << 30) for i, free in enumerate([10, 70, 30])]
+    with mock.patch.object(torch.accelerator, "current_accelerator",
+                           lambda check_available=False: torch.device("cuda")), \\
+         mock.patch.object(_nvml, "query_devices", lambda: gpus):
+        device = torch._accelerator.get_best_device()
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=60))
+    choices = [None, None]
+    dist.all_gather_object(choices, str(device))
+    dist.destroy_process_group()
+    print(",".join(choices))
+    """
+)
+
+
+class TestGetBestDeviceProcesses(TestCase):
+    def test_local_rank_two_processes(self):
+        env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}
+        with tempfile.TemporaryDirectory() as tmp:
+            workers = [
+                subprocess.Popen(
+                    [sys.executable, "-c", _LOCAL_RANK_WORKER, os.path.join(tmp, "init")],
+                    env=dict(env, LOCAL_RANK=str(rank)),
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for rank in range(2)
+            ]
+            try:
+                results = [w.communicate(timeout=120)[0].strip() for w in workers]
+            finally:
+                for w in workers:
+                    w.kill()
+                    w.wait()
+        self.assertEqual([w.returncode for w in workers], [0, 0])
+        self.assertEqual(results, ["cuda:0,cuda:1", "cuda:0,cuda:1"])
+
+    def test_does_not_initialize_cuda_or_poison_fork(self):
+        script = textwrap.dedent(
+            """
+            import os
+            from unittest import mock
+            import torch
+            from torch._accelerator import _nvml
+            gpus = [_nvml.NvmlDevice("GPU-0", "H100", (0, 0, 0), 1 << 30, 8 << 30),
+                    _nvml.NvmlDevice("GPU-1", "H100", (0, 1, 0), 5 << 30, 8 << 30)]
+            with mock.patch.object(torch.accelerator, "current_accelerator",
+                                   lambda check_available=False: torch.device("cuda")), \\
+                 mock.patch.object(_nvml, "query_devices", lambda: gpus):
+                assert torch._accelerator.get_best_device() == torch.device("cuda", 1)
+            assert not torch.cuda.is_initialized()
+            assert not torch.cuda._is_in_bad_fork()
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if not torch.cuda._is_in_bad_fork() else 1)
+            _, status = os.waitpid(pid, 0)
+            assert status == 0, status
+            print("ok")
+            """
+        )
+        env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}
+        out = subprocess.check_output([sys.executable, "-c", script], text=True, env=env, timeout=120)
+        self.assertEqual(out.strip(), "ok")
+
+
+class TestNvml(TestCase):
+    def test_missing_library(self):
+        with mock.patch.object(ctypes, "CDLL", side_effect=OSError("libnvidia-ml.so.1: cannot open")):
+            self.assertIsNone(_nvml.query_devices())
+
+    def test_failed_init(self):
+        lib = mock.Mock()
+        lib.nvmlInit_v2.return_value = 9  # NVML_ERROR_DRIVER_NOT_LOADED
+        with mock.patch.object(ctypes, "CDLL", return_value=lib):
+            self.assertIsNone(_nvml.query_devices())
+        lib.nvmlShutdown.assert_not_called()
+
+    def test_failed_query_shuts_down(self):
+        lib = mock.Mock()
+        lib.nvmlInit_v2.return_value = 0
+        lib.nvmlDeviceGetCount_v2.return_value = 999  # NVML_ERROR_UNKNOWN
+        with mock.patch.object(ctypes, "CDLL", return_value=lib):
+            self.assertIsNone(_nvml.query_devices())
+        lib.nvmlShutdown.assert_called_once()
+
+    @unittest.skipIf(not TEST_CUDA, "requires CUDA")
+    def test_real_nvml_matches_cuda(self):
+        devices = _nvml.query_devices()
+        self.assertIsNotNone(devices)
+        self.assertEqual(len(_device_probe.probe_devices()), torch.cuda.device_count())
+        for d in devices:
+            self.assertTrue(d.uuid.startswith("GPU-"), d.uuid)
+            self.assertLessEqual(d.free, d.total)
+
+
+_CONTEXTS_SCRIPT = textwrap.dedent(
+    """
+    import ctypes
+    import torch
+    best = torch._accelerator.get_best_device()
+    assert not torch.cuda.is_initialized(), "get_best_device initialized CUDA"
+    torch.zeros(1, device=best)
+    # cuDevicePrimaryCtxGetState reads a device's primary context without creating one.
+    cuda = ctypes.CDLL("libcuda.so.1")
+    active = []
+    for i in range(torch.cuda.device_count()):
+        dev, flags, state = ctypes.c_int(), ctypes.c_uint(), ctypes.c_int()
+        assert cuda.cuDeviceGet(ctypes.byref(dev), i) == 0
+        assert cuda.cuDevicePrimaryCtxGetState(dev, ctypes.byref(flags), ctypes.byref(state)) == 0
+        if state.value:
+            active.append(i)
+    print(best.index, active)
+    """
+)
+
+
+class TestGetBestDeviceCUDA(TestCase):
+    @unittest.skipIf(not TEST_CUDA, "requires CUDA")
+    def test_real_device(self):
+        device = best()
+        self.assertEqual(device.type, "cuda")
+        self.assertLess(device.index, torch.cuda.device_count())
+        free = [torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())]
+        # Other processes may allocate in between; the choice is at least plausible.
+        self.assertGreater(free[device.index], 0)
+
+    @unittest.skipIf(not TEST_CUDA, "requires CUDA")
+    def test_context_only_on_chosen_device(self):
+        env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}
+        out = subprocess.check_output([sys.executable, "-c", _CONTEXTS_SCRIPT], text=True, env=env, timeout=120)
+        index, active = out.split(maxsplit=1)
+        self.assertEqual(active.strip(), f"[{index}]")
+
+    @unittest.skipIf(not TEST_CUDA, "requires CUDA")
+    def test_cuda_visible_devices_real(self):
+        env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}
+        env["CUDA_VISIBLE_DEVICES"] = str(torch.cuda.device_count() - 1)
+        script = "import torch; print(torch._accelerator.get_best_device())"
+        out = subprocess.check_output([sys.executable, "-c", script], text=True, env=env, timeout=120)
+        self.assertEqual(out.strip(), "cuda:0")
+
+
+instantiate_parametrized_tests(TestGetBestDevice)
+instantiate_parametrized_tests(TestGetBestDeviceEnvironment)
+
+if __name__ == "__main__":
+    run_tests()

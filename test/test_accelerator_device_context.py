@@ -1,0 +1,436 @@
+# Owner(s): ["module: accelerator"]
+
+import pickle
+import threading
+import unittest
+from unittest import mock
+
+import torch
+import torch._accelerator
+from torch._accelerator import _device_context, DeviceContext
+from torch.testing._internal.common_utils import (
+    instantiate_parametrized_tests,
+    parametrize,
+    run_tests,
+    TEST_CUDA,
+    TestCase,
+)
+
+
+TEST_MULTIGPU = TEST_CUDA and torch.cuda.device_count() >= 2
+
+
+@DeviceContext("meta")
+def module_level_on_meta(n):
+    return torch.empty(n)
+
+
+def _state():
+    """Everything DeviceContext may change, to compare before and after."""
+    return (
+        torch.empty(0).device,
+        torch.is_autocast_enabled("cpu"),
+        torch.get_autocast_dtype("cpu"),
+        DeviceContext.current(),
+    )
+
+
+class FakeCuda:
+    """A 2-GPU CUDA machine as :mod:`torch.accelerator` reports it, recording index changes."""
+
+    def __init__(self, count=2, index=0):
+        self.count = count
+        self.index = index
+        self.set_calls = []
+
+    def _set_device_index(self, index, /):
+        self.set_calls.append(index)
+        self.index = index
+
+    def __enter__(self):
+        module = mock.Mock(is_initialized=lambda: True)
+        self._patches = [
+            mock.patch.object(
+                torch.accelerator, "current_accelerator", lambda check_available=False: torch.device("cuda")
+            ),
+            mock.patch.object(torch.accelerator, "device_count", lambda: self.count),
+            mock.patch.object(torch.accelerator, "current_device_index", lambda: self.index),
+            mock.patch.object(torch.accelerator, "set_device_index", self._set_device_index),
+            mock.patch.object(torch, "get_device_module", lambda device=None: module),
+        ]
+        for p in self._patches:
+            p.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        for p in reversed(self._patches):
+            p.stop()
+
+
+class TestDeviceContext(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.before = _state()
+
+    def tearDown(self):
+        self.assertEqual(_state(), self.before)
+        super().tearDown()
+
+    @parametrize(
+        "device",
+        ["cpu", "meta", torch.device("meta"), "cpu:0"],
+        name_fn=lambda d: f"{type(d).__name__}_{d}".replace(":", "_"),
+    )
+    def test_default_device_of_factories(self, device):
+        with DeviceContext(device) as ctx:
+            self.assertIs(DeviceContext.current(), ctx)
+            self.assertEqual(ctx.device, torch.device(device))
+            for t in (torch.zeros(2), torch.tensor([1.0]), torch.arange(3), torch.empty(1, 2)):
+                self.assertEqual(t.device.type, torch.device(device).type)
+            # An explicit device still wins.
+            self.assertEqual(torch.zeros(1, device="cpu").device.type, "cpu")
+        self.assertEqual(torch.zeros(1).device.type, "cpu")
+
+    def test_no_amp_by_default(self):
+        with DeviceContext("cpu") as ctx:
+            self.assertIsNone(ctx.dtype)
+            self.assertFalse(torch.is_autocast_enabled("cpu"))
+            self.assertEqual((torch.ones(2, 2) @ torch.ones(2, 2)).dtype, torch.float32)
+
+    def test_amp_on_cpu_picks_bfloat16(self):
+        with DeviceContext("cpu", amp=True) as ctx:
+            self.assertEqual(ctx.dtype, torch.bfloat16)
+            self.assertTrue(torch.is_autocast_enabled("cpu"))
+            self.assertEqual((torch.ones(2, 2) @ torch.ones(2, 2)).dtype, torch.bfloat16)
+        self.assertFalse(torch.is_autocast_enabled("cpu"))
+
+    def test_amp_with_dtype(self):
+        with DeviceContext("cpu", amp=torch.float16) as ctx:
+            self.assertEqual(ctx.dtype, torch.float16)
+            self.assertEqual(torch.get_autocast_dtype("cpu"), torch.float16)
+            self.assertEqual((torch.ones(2, 2) @ torch.ones(2, 2)).dtype, torch.float16)
+
+    def test_restores_autocast_set_outside(self):
+        with torch.autocast("cpu", dtype=torch.float16):
+            with DeviceContext("cpu", amp=True):
+                self.assertEqual(torch.get_autocast_dtype("cpu"), torch.bfloat16)
+            self.assertTrue(torch.is_autocast_enabled("cpu"))
+            self.assertEqual(torch.get_autocast_dtype("cpu"), torch.float16)
+
+    def test_nesting(self):
+        with DeviceContext("meta", tensorize=True) as outer:
+            with DeviceContext("cpu", amp=True) as inner:
+                self.assertIs(DeviceContext.current(), inner)
+                self.assertEqual(torch.zeros(1).device.type, "cpu")
+                self.assertTrue(torch.is_autocast_enabled("cpu"))
+                with DeviceContext("meta") as innermost:
+                    self.assertIs(DeviceContext.current(), innermost)
+                    self.assertEqual(torch.zeros(1).device.type, "meta")
+                self.assertIs(DeviceContext.current(), inner)
+            self.assertIs(DeviceContext.current(), outer)
+            self.assertTrue(outer.tensorize)
+            self.assertEqual(torch.zeros(1).device.type, "meta")
+            self.assertFalse(torch.is_autocast_enabled("cpu"))
+
+    def test_same_object_reentered(self):
+        ctx = DeviceContext("meta", amp=False)
+        with ctx:
+            with ctx:
+                self.assertIs(DeviceContext.current(), ctx)
+            self.assertIs(DeviceContext.current(), ctx)
+            self.assertEqual(torch.zeros(1).device.type, "meta")
+
+    def test_restores_after_exception(self):
+        with self.assertRaisesRegex(ValueError, "boom"):
+            with DeviceContext("meta"):
+                with DeviceContext("cpu", amp=True):
+                    raise ValueError("boom")
+        self.assertIsNone(DeviceContext.current())
+
+    def test_exception_is_not_swallowed_by_decorator(self):
+        @DeviceContext("cpu", amp=True)
+        def fails():
+            raise KeyError("k")
+
+        with self.assertRaises(KeyError):
+            fails()
+
+    def test_failed_entry_leaves_nothing_behind(self):
+        ctx = DeviceContext("cpu", amp=True)
+        with mock.patch.object(torch.amp, "autocast", side_effect=RuntimeError("no autocast")):
+            with self.assertRaisesRegex(RuntimeError, "no autocast"):
+                ctx.__enter__()
+
+    def test_out_of_order_exit(self):
+        a, b = DeviceContext("meta"), DeviceContext("cpu")
+        a.__enter__()
+        b.__enter__()
+        with self.assertRaisesRegex(RuntimeError, "exited out of order"):
+            a.__exit__(None, None, None)
+        b.__exit__(None, None, None)
+        a.__exit__(None, None, None)
+
+    def test_decorator(self):
+        calls = []
+
+        @DeviceContext("meta", tensorize=True)
+        def f(n):
+            calls.append(DeviceContext.current())
+            return torch.empty(n)
+
+        self.assertEqual(f(3).device.type, "meta")
+        self.assertEqual(f.__name__, "f")
+        self.assertEqual(len(calls), 1)
+        self.assertTrue(calls[0].tensorize)
+        self.assertIsNone(DeviceContext.current())
+
+    def test_decorator_recursion_and_generators(self):
+        @DeviceContext("meta")
+        def depth(n):
+            return [torch.empty(0).device.type] + (depth(n - 1) if n else [])
+
+        self.assertEqual(depth(2), ["meta"] * 3)
+
+        @DeviceContext("meta")
+        def gen():
+            yield torch.empty(1).device.type
+            yield torch.empty(1).device.type
+
+        it = gen()
+        self.assertEqual(next(it), "meta")
+        # Between steps the caller's settings are back in place.
+        self.assertEqual(torch.empty(1).device.type, "cpu")
+        self.assertEqual(next(it), "meta")
+
+    def test_decorated_module_level_function_pickles(self):
+        fn = pickle.loads(pickle.dumps(module_level_on_meta))
+        self.assertIs(fn, module_level_on_meta)
+        self.assertEqual(fn(2).device.type, "meta")
+
+    @parametrize("device, amp", [("meta", False), ("cpu", True)], name_fn=lambda d, a: f"{d}_amp_{a}")
+    def test_thread_local(self, device, amp):
+        entered, done = threading.Event(), threading.Event()
+        seen = {}
+
+        def other():
+            entered.wait(10)
+            seen["outside"] = _state()
+            with DeviceContext("cpu", amp=torch.float16):
+                seen["inside"] = (DeviceContext.current().dtype, torch.get_autocast_dtype("cpu"))
+            done.set()
+
+        t = threading.Thread(target=other)
+        t.start()
+        with DeviceContext(device, amp=amp) as ctx:
+            inside = _state()
+            entered.set()
+            self.assertTrue(done.wait(10))
+            # The other thread's context did not leak into this one.
+            self.assertEqual(_state(), inside)
+            self.assertIs(DeviceContext.current(), ctx)
+        t.join(10)
+        self.assertFalse(t.is_alive())
+        self.assertEqual(seen["outside"], (torch.device("cpu"), False, torch.bfloat16, None))
+        self.assertEqual(seen["inside"], (torch.float16, torch.float16))
+
+    def test_one_object_in_many_threads(self):
+        ctx = DeviceContext("meta")
+        barrier = threading.Barrier(4)
+        results = []
+
+        def worker():
+            with ctx:
+                barrier.wait(10)
+                results.append((DeviceContext.current() is ctx, torch.empty(1).device.type))
+                barrier.wait(10)
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        self.assertEqual(results, [(True, "meta")] * 4)
+
+    def test_default_device_is_best_device(self):
+        with mock.patch.object(
+            torch._accelerator, "get_best_device", return_value=torch.device("meta")
+        ) as get_best_device:
+            ctx = DeviceContext(tensorize=True)
+            with ctx:
+                self.assertEqual(torch.zeros(1).device.type, "meta")
+            with ctx:
+                pass
+        # Chosen once, when the object is created.
+        get_best_device.assert_called_once_with()
+
+    def test_repr(self):
+        self.assertExpectedInline(
+            repr(DeviceContext("cpu", amp=torch.bfloat16, tensorize=True)),
+            """DeviceContext(device='cpu', amp=torch.bfloat16, tensorize=True)""",
+        )
+
+
+class TestDeviceContextErrors(TestCase):
+    @parametrize(
+        "kwargs, error, pattern",
+        [
+            ({"device": 1.0}, TypeError, "got 1.0 of type float"),
+            ({"device": True}, TypeError, "got True of type bool"),
+            ({"device": "gpu"}, ValueError, "'gpu' is not a device"),
+            ({"device": "cpu", "amp": "bf16"}, TypeError, "amp must be a bool or a torch.dtype"),
+            ({"device": "cpu", "amp": torch.int8}, ValueError, "not a floating-point dtype"),
+            ({"device": "cpu", "tensorize": 1}, TypeError, "tensorize must be a bool"),
+            ({"device": "meta", "amp": True}, ValueError, "autocast is not available for device type 'meta'"),
+        ],
+        name_fn=lambda kwargs, error, pattern: "_".join(f"{k}_{v}" for k, v in kwargs.items())
+        .replace(".", "_")
+        .replace(":", "_"),
+    )
+    def test_bad_arguments(self, kwargs, error, pattern):
+        with self.assertRaisesRegex(error, pattern):
+            DeviceContext(**kwargs)
+
+    @unittest.skipIf(torch.accelerator.is_available(), "needs a machine without an accelerator")
+    def test_index_without_accelerator(self):
+        with self.assertRaisesRegex(RuntimeError, "cannot use device index 0: no accelerator is available"):
+            DeviceContext(0)
+        with self.assertRaisesRegex(ValueError, "neither 'cpu', 'meta' nor a device of the available accelerator"):
+            DeviceContext("cuda:0")
+
+
+class TestDeviceContextFakeAccelerator(TestCase):
+    @parametrize("device", [1, "cuda:1", torch.device("cuda", 1)], name_fn=lambda d: type(d).__name__)
+    def test_sets_and_restores_current_index(self, device):
+        with FakeCuda(index=0) as fake:
+            ctx = DeviceContext(device)
+            self.assertEqual(ctx.device, torch.device("cuda", 1))
+            with ctx:
+                self.assertEqual(fake.index, 1)
+            self.assertEqual(fake.set_calls, [1, 0])
+
+    def test_nested_indices_restore_in_order(self):
+        with FakeCuda(count=3, index=2) as fake:
+            with DeviceContext(0):
+                with DeviceContext("cpu"):
+                    self.assertEqual(fake.index, 0)
+                with DeviceContext(1):
+                    self.assertEqual(fake.index, 1)
+                self.assertEqual(fake.index, 0)
+            self.assertEqual(fake.set_calls, [0, 1, 0, 2])
+
+    def test_restores_index_after_exception(self):
+        with FakeCuda(index=1) as fake:
+            with self.assertRaises(ZeroDivisionError):
+                with DeviceContext(0):
+                    1 / 0
+            self.assertEqual(fake.index, 1)
+
+    def test_device_without_index_is_current(self):
+        with FakeCuda(index=1):
+            self.assertEqual(DeviceContext("cuda").device, torch.device("cuda", 1))
+
+    def test_cpu_and_meta_leave_the_index_alone(self):
+        with FakeCuda(index=1) as fake:
+            with DeviceContext("cpu"), DeviceContext("meta"):
+                pass
+            self.assertEqual(fake.set_calls, [])
+
+    @parametrize("device", [2, "cuda:2", -1], name_fn=str)
+    def test_index_out_of_range(self, device):
+        with FakeCuda():
+            with self.assertRaisesRegex(ValueError, "out of range; this machine has 2 cuda devices"):
+                DeviceContext(device)
+
+    def test_wrong_accelerator(self):
+        with FakeCuda():
+            with self.assertRaisesRegex(ValueError, "'xpu:0' is neither 'cpu', 'meta' nor a device of the available accelerator \\(cuda\\)"):
+                DeviceContext("xpu:0")
+
+    @parametrize("bf16, expected", [(True, torch.bfloat16), (False, torch.float16)], name_fn=lambda b, e: str(b))
+    def test_amp_dtype_follows_bf16_support(self, bf16, expected):
+        with FakeCuda(), mock.patch.object(torch.cuda, "is_bf16_supported", return_value=bf16) as is_bf16:
+            ctx = DeviceContext("cuda:1", amp=True)
+            self.assertIsNone(ctx.dtype)  # decided on entry, on the device itself
+            with mock.patch.object(torch.amp, "autocast") as autocast:
+                with ctx:
+                    self.assertEqual(ctx.dtype, expected)
+            autocast.assert_called_once_with("cuda", dtype=expected)
+            is_bf16.assert_called_once_with(including_emulation=False)
+
+    def test_best_dtype_of_other_accelerators(self):
+        for supported, expected in [(True, torch.bfloat16), (False, torch.float16)]:
+            module = mock.Mock(is_bf16_supported=lambda: supported)
+            with mock.patch.object(torch, "get_device_module", return_value=module):
+                self.assertEqual(_device_context._best_autocast_dtype(torch.device("xpu", 0)), expected)
+        with mock.patch.object(torch, "get_device_module", return_value=object()):
+            self.assertEqual(_device_context._best_autocast_dtype(torch.device("mps", 0)), torch.float16)
+
+
+class TestDeviceContextCompile(TestCase):
+    @parametrize("backend", ["eager", "aot_eager"])
+    def test_inside_compiled_function(self, backend):
+        def f(x):
+            with DeviceContext("cpu", amp=True):
+                y = torch.ones(2, 2) @ x
+            return y + 1
+
+        torch._dynamo.reset()
+        x = torch.randn(2, 2)
+        out = torch.compile(f, backend=backend)(x)
+        self.assertEqual(out, f(x))
+        self.assertEqual(out.dtype, torch.bfloat16)
+        self.assertIsNone(DeviceContext.current())
+
+    @parametrize("backend", ["eager", "aot_eager"])
+    def test_compiling_decorated_function(self, backend):
+        @DeviceContext("meta")
+        def f(n):
+            return torch.zeros(n) + 1
+
+        torch._dynamo.reset()
+        out = torch.compile(f, backend=backend)(3)
+        self.assertEqual(out.device.type, "meta")
+        self.assertEqual(out.shape, (3,))
+
+    @parametrize("backend", ["eager", "aot_eager"])
+    def test_fullgraph_is_not_supported(self, backend):
+        # Dynamo does not trace the default-device mode and autocast entered from
+        # a user-defined context manager; the lead tracks teaching it (SPEC §5).
+        ctx = DeviceContext("cpu", amp=True)
+
+        def f(x):
+            with ctx:
+                return x @ x
+
+        torch._dynamo.reset()
+        with self.assertRaisesRegex(torch._dynamo.exc.Unsupported, "DeviceContext"):
+            torch.compile(f, backend=backend, fullgraph=True)(torch.randn(2, 2))
+        self.assertIsNone(DeviceContext.current())
+
+
+class TestDeviceContextCUDA(TestCase):
+    @unittest.skipIf(not TEST_CUDA, "requires CUDA")
+    def test_real_device(self):
+        with DeviceContext(0, amp=True) as ctx:
+            x = torch.ones(4, 4)
+            self.assertEqual(x.device, torch.device("cuda", 0))
+            self.assertEqual((x @ x).dtype, ctx.dtype)
+            self.assertIn(ctx.dtype, (torch.bfloat16, torch.float16))
+        self.assertEqual(torch.ones(1).device.type, "cpu")
+
+    @unittest.skipIf(not TEST_MULTIGPU, "requires 2 GPUs")
+    def test_switches_current_device(self):
+        previous = torch.cuda.current_device()
+        with DeviceContext(1):
+            self.assertEqual(torch.cuda.current_device(), 1)
+            self.assertEqual(torch.empty(1).device, torch.device("cuda", 1))
+        self.assertEqual(torch.cuda.current_device(), previous)
+
+
+instantiate_parametrized_tests(TestDeviceContext)
+instantiate_parametrized_tests(TestDeviceContextErrors)
+instantiate_parametrized_tests(TestDeviceContextFakeAccelerator)
+instantiate_parametrized_tests(TestDeviceContextCompile)
+
+if __name__ == "__main__":
+    run_tests()

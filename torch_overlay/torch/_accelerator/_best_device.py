@@ -1,0 +1,198 @@
+"""The policy of :func:`torch._accelerator.get_best_device`: which device a process should use."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import torch
+from torch._accelerator import _device_probe
+from torch.utils._memory_size import format_memory_size, parse_memory_size
+
+
+__all__ = ["get_best_device"]
+
+_OVERRIDE_ENV = "TORCH_BEST_DEVICE"
+
+
+def _parse_override(value: str, acc: torch.device | None, allow_cpu: bool) -> torch.device:
+    text = value.strip()
+    try:
+        device = torch.device(acc.type if acc is not None else "cpu", int(text)) if text.isdigit() else torch.device(text)
+    except RuntimeError as e:
+        raise ValueError(
+            f"get_best_device(): {_OVERRIDE_ENV}={value!r} is not a device; expected 'cpu', "
+            f"'<accelerator>:<index>' (e.g. 'cuda:1') or an index"
+        ) from e
+    if device.type == "cpu" and not text.isdigit():
+        if not allow_cpu:
+            raise RuntimeError(f"get_best_device(): {_OVERRIDE_ENV}={value!r} asks for the CPU, but allow_cpu=False")
+        return torch.device("cpu")
+    if acc is None or device.type != acc.type:
+        raise ValueError(
+            f"get_best_device(): {_OVERRIDE_ENV}={value!r} does not name a device of the available accelerator "
+            f"({acc.type if acc is not None else 'none'}); expected 'cpu' or '<accelerator>:<index>'"
+        )
+    if device.index is None:
+        raise ValueError(f"get_best_device(): {_OVERRIDE_ENV}={value!r} must name an index, e.g. '{acc.type}:0'")
+    count = torch.accelerator.device_count()
+    if device.index >= count:
+        raise ValueError(
+            f"get_best_device(): {_OVERRIDE_ENV}={value!r} is out of range; "
+            f"this machine has {count} {acc.type} device{'s' if count != 1 else ''}"
+        )
+    return device
+
+
+def _excluded_indices(exclude: Iterable[int | str | torch.device], acc: torch.device | None) -> set[int]:
+    if isinstance(exclude, (int, str, torch.device)):
+        raise TypeError(
+            f"get_best_device(): exclude must be an iterable of devices, e.g. (1,) or ['cuda:1'], "
+            f"but got the single value {exclude!r}"
+        )
+    indices = set()
+    for item in exclude:
+        if isinstance(item, bool) or not isinstance(item, (int, str, torch.device)):
+            raise TypeError(
+                f"get_best_device(): exclude must hold int indices, device strings or torch.devices, "
+                f"but got {item!r} of type {type(item).__name__}"
+            )
+        if isinstance(item, int):
+            if item < 0:
+                raise ValueError(f"get_best_device(): exclude holds the negative index {item}")
+            indices.add(item)
+            continue
+        try:
+            device = torch.device(item)
+        except RuntimeError as e:
+            raise ValueError(f"get_best_device(): exclude holds {item!r}, which is not a device") from e
+        if device.type == "cpu":
+            raise ValueError("get_best_device(): exclude cannot hold the CPU; pass allow_cpu=False instead")
+        if acc is not None and device.type != acc.type:
+            raise ValueError(
+                f"get_best_device(): exclude holds {str(device)!r}, which is not a {acc.type!r} device"
+            )
+        if device.index is None:
+            raise ValueError(f"get_best_device(): exclude holds {str(device)!r}; name an index, e.g. '{device.type}:0'")
+        indices.add(device.index)
+    return indices
+
+
+def _local_rank() -> int | None:
+    value = os.environ.get("LOCAL_RANK")
+    if value is None:
+        return None
+    try:
+        rank = int(value)
+    except ValueError:
+        rank = -1
+    if rank < 0:
+        raise ValueError(f"get_best_device(): LOCAL_RANK={value!r} is not a non-negative integer")
+    return rank
+
+
+def get_best_device(
+    *,
+    min_free_memory: int | float | str | None = None,
+    exclude: Iterable[int | str | torch.device] = (),
+    allow_cpu: bool = True,
+) -> torch.device:
+    r"""Return the accelerator device with the most free memory, or the CPU when none qualifies.
+
+    A device qualifies when it is not in ``exclude`` and has at least
+    ``min_free_memory`` free (memory used by other processes counts as used).
+    Among the qualifying devices the one with the most free memory wins; ties go
+    to the lowest index, so the answer is deterministic.
+
+    Args:
+        min_free_memory (int, str, float, optional): the least free memory a
+            device must have: bytes (``8 << 30``), a size string (``"8GiB"``,
+            ``"512 MB"``) or a fraction of each device's total (``0.5``); the
+            forms of :func:`torch.cuda.assert_free_memory`.  Default: no minimum.
+        exclude (iterable): devices never to pick, as indices (``1``), strings
+            (``"cuda:1"``) or :class:`torch.device`\ s.
+        allow_cpu (bool): return ``torch.device("cpu")`` when no accelerator
+            device qualifies (the default); with ``False``, raise instead.
+
+    Returns:
+        torch.device: an accelerator device with its index, or ``torch.device("cpu")``.
+
+    Raises:
+        TypeError: ``min_free_memory`` or ``exclude`` has the wrong type.
+        ValueError: ``min_free_memory``, an ``exclude`` entry, ``LOCAL_RANK`` or
+            ``TORCH_BEST_DEVICE`` is malformed.
+        RuntimeError: ``allow_cpu=False`` and no device qualifies; the message
+            lists every device with its free and total memory.
+
+    Environment:
+        ``TORCH_BEST_DEVICE``: an explicit choice that wins over everything else
+        (``"cuda:1"``, ``"1"`` or ``"cpu"``), for the operator who knows better.
+
+        ``LOCAL_RANK`` (set by ``torchrun``): each local rank takes a different
+        qualifying device -- rank ``r`` gets the ``r``-th qualifying device in
+        index order (wrapping around when there are more ranks than devices) --
+        instead of every rank picking the same emptiest one.  Every rank reaches
+        the same answer without communicating, as long as they call this before
+        allocating.
+
+    .. note:: On NVIDIA GPUs the free memory is read through NVML (loaded with
+        :mod:`ctypes`), mapped to CUDA ordinals through ``CUDA_DEVICE_ORDER`` and
+        ``CUDA_VISIBLE_DEVICES`` (indices, ``GPU-``/``MIG-`` UUIDs and their
+        prefixes): no CUDA context is created and CUDA is not initialized, so it
+        is safe before ``fork``.  Where NVML is missing, on other accelerators,
+        or when the CUDA order cannot be derived from NVML (different GPU models
+        without ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, GPUs in MIG mode selected by
+        index), it falls back to :func:`torch.accelerator.get_memory_info`, which
+        initializes the backend and creates a context on every device.
+
+    Example::
+
+        >>> torch._accelerator.get_best_device()
+        device(type='cpu')
+        >>> # xdoctest: +SKIP("requires an accelerator")
+        >>> torch._accelerator.get_best_device(min_free_memory="8GiB", exclude=[0])
+        device(type='cuda', index=2)
+        >>> os.environ["TORCH_BEST_DEVICE"] = "cuda:1"
+        >>> torch._accelerator.get_best_device()
+        device(type='cuda', index=1)
+    """
+    if not isinstance(allow_cpu, bool):
+        raise TypeError(f"get_best_device(): allow_cpu must be a bool, but got {allow_cpu!r}")
+    if min_free_memory is not None:
+        # Validates every form up front; fractions are resolved per device below.
+        parse_memory_size(min_free_memory, total=0, name="min_free_memory")
+    acc = torch.accelerator.current_accelerator()
+    excluded = _excluded_indices(exclude, acc)
+    override = os.environ.get(_OVERRIDE_ENV)
+    if override:
+        return _parse_override(override, acc, allow_cpu)
+    local_rank = _local_rank()
+
+    devices = _device_probe.probe_devices()
+    qualifying = []
+    reasons = {}
+    for d in devices:
+        required = 0 if min_free_memory is None else parse_memory_size(min_free_memory, total=d.total, name="min_free_memory")
+        if d.device.index in excluded:
+            reasons[d.device] = "excluded"
+        elif d.free < required:
+            reasons[d.device] = f"below {format_memory_size(required)}"
+        else:
+            qualifying.append(d)
+
+    if qualifying:
+        if local_rank is not None:
+            return qualifying[local_rank % len(qualifying)].device
+        return min(qualifying, key=lambda d: (-d.free, d.device.index)).device
+    if allow_cpu:
+        return torch.device("cpu")
+    if not devices:
+        raise RuntimeError("get_best_device(): no accelerator device is available and allow_cpu=False")
+    listing = "; ".join(
+        f"{d.device}: {format_memory_size(d.free)} free of {format_memory_size(d.total)} ({reasons[d.device]})"
+        for d in devices
+    )
+    raise RuntimeError(
+        f"get_best_device(): no {devices[0].device.type} device qualifies "
+        f"(min_free_memory={min_free_memory!r}, exclude={sorted(excluded)}) and allow_cpu=False; {listing}"
+    )
