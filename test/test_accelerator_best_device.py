@@ -311,7 +311,8 @@ _LOCAL_RANK_WORKER = textwrap.dedent(
     import torch.distributed as dist
     from torch._accelerator import _nvml
     init_file, rank = sys.argv[1], int(os.environ["LOCAL_RANK"])
-    gpus = [_nvml.NvmlDevice(f"GPU-{i}", "H100", (0, i, 0), free << 30, 80 << 30) for i, free in enumerate([10, 70, 30])]
+    gpus = [_nvml.NvmlDevice(f"GPU-{i}", "H100", (0, i, 0), free << 30, 80 << 30)
+            for i, free in enumerate([10, 70, 30])]
     with mock.patch.object(torch.accelerator, "current_accelerator",
                            lambda check_available=False: torch.device("cuda")), \\
          mock.patch.object(_nvml, "query_devices", lambda: gpus):
@@ -376,7 +377,113 @@ class TestGetBestDeviceProcesses(TestCase):
         self.assertEqual(out.strip(), "ok")
 
 
+class FakeNvmlLibrary:
+    """The NVML C functions ``_nvml`` calls, filling the ctypes arguments as libnvidia-ml does.
+
+    ``gpus`` maps a UUID to ``(name, bus, free_gib, total_gib, mig)``, where ``mig``
+    is ``None`` (no MIG support) or a list of slots, each ``None`` (empty) or
+    ``(uuid, free_gib, total_gib)``.
+    """
+
+    def __init__(self, gpus):
+        self.gpus = list(gpus.items())
+        self.handles = {}
+        self.shutdowns = 0
+
+    def _handle(self, out, record):
+        out._obj.value = 0x1000 + len(self.handles)
+        self.handles[out._obj.value] = record
+        return 0
+
+    def nvmlInit_v2(self):
+        return 0
+
+    def nvmlShutdown(self):
+        self.shutdowns += 1
+        return 0
+
+    def nvmlDeviceGetCount_v2(self, count):
+        count._obj.value = len(self.gpus)
+        return 0
+
+    def nvmlDeviceGetHandleByIndex_v2(self, index, handle):
+        uuid, (name, bus, free, total, mig) = self.gpus[index.value]
+        return self._handle(handle, (uuid, name, bus, free, total, mig))
+
+    def nvmlDeviceGetPciInfo_v3(self, handle, pci):
+        pci._obj.domain, pci._obj.bus, pci._obj.device = 0, self.handles[handle.value][2], 0
+        return 0
+
+    def nvmlDeviceGetMemoryInfo(self, handle, memory):
+        record = self.handles[handle.value]
+        memory._obj.free, memory._obj.total = record[3] * GiB, record[4] * GiB
+        memory._obj.used = memory._obj.total - memory._obj.free
+        return 0
+
+    def nvmlDeviceGetUUID(self, handle, buf, size):
+        buf.value = self.handles[handle.value][0].encode()
+        return 0
+
+    def nvmlDeviceGetName(self, handle, buf, size):
+        buf.value = self.handles[handle.value][1].encode()
+        return 0
+
+    def nvmlDeviceGetMigMode(self, handle, current, pending):
+        mig = self.handles[handle.value][5]
+        if mig is None:
+            return 3  # NVML_ERROR_NOT_SUPPORTED
+        current._obj.value = pending._obj.value = 1 if mig else 0
+        return 0
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle, count):
+        count._obj.value = len(self.handles[handle.value][5])
+        return 0
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle, index, mig_handle):
+        gpu = self.handles[handle.value]
+        slot = gpu[5][index.value]
+        if slot is None:
+            return 6  # NVML_ERROR_NOT_FOUND
+        uuid, free, total = slot
+        return self._handle(mig_handle, (uuid, "", gpu[2], free, total, None))
+
+
 class TestNvml(TestCase):
+    def test_reads_devices_through_ctypes(self):
+        lib = FakeNvmlLibrary(
+            {
+                "GPU-b": ("NVIDIA A100", 0x41, 30, 40, None),
+                "GPU-a": ("NVIDIA A100", 0x01, 12, 40, []),  # MIG-capable, MIG off
+                "GPU-c": ("NVIDIA A100", 0x81, 1, 40, [("MIG-c0", 9, 10), None, ("MIG-c2", 4, 20)]),
+            }
+        )
+        with mock.patch.object(ctypes, "CDLL", return_value=lib):
+            devices = _nvml.query_devices()
+        self.assertEqual(lib.shutdowns, 1)
+        self.assertEqual(
+            devices,
+            [
+                NvmlDevice("GPU-b", "NVIDIA A100", (0, 0x41, 0), 30 * GiB, 40 * GiB),
+                NvmlDevice("GPU-a", "NVIDIA A100", (0, 0x01, 0), 12 * GiB, 40 * GiB),
+                NvmlDevice(
+                    "GPU-c",
+                    "NVIDIA A100",
+                    (0, 0x81, 0),
+                    1 * GiB,
+                    40 * GiB,
+                    (
+                        NvmlDevice("MIG-c0", "", (0, 0x81, 0), 9 * GiB, 10 * GiB),
+                        NvmlDevice("MIG-c2", "", (0, 0x81, 0), 4 * GiB, 20 * GiB),
+                    ),
+                ),
+            ],
+        )
+        with FakeNvml(devices, {"CUDA_VISIBLE_DEVICES": "MIG-c2,MIG-c0"}):
+            self.assertEqual(best(), torch.device("cuda", 1))
+        with FakeNvml(devices, {"CUDA_VISIBLE_DEVICES": "1,0"}):
+            # In PCI order GPU-a is 0 and GPU-b is 1.
+            self.assertEqual(best(), torch.device("cuda", 0))
+
     def test_missing_library(self):
         with mock.patch.object(ctypes, "CDLL", side_effect=OSError("libnvidia-ml.so.1: cannot open")):
             self.assertIsNone(_nvml.query_devices())

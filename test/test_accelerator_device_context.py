@@ -343,7 +343,7 @@ class TestDeviceContextFakeAccelerator(TestCase):
 
     def test_wrong_accelerator(self):
         with FakeCuda():
-            with self.assertRaisesRegex(ValueError, "'xpu:0' is neither 'cpu', 'meta' nor a device of the available accelerator \\(cuda\\)"):
+            with self.assertRaisesRegex(ValueError, r"'xpu:0' is neither 'cpu', 'meta' nor a device of .* \(cuda\)"):
                 DeviceContext("xpu:0")
 
     @parametrize("bf16, expected", [(True, torch.bfloat16), (False, torch.float16)], name_fn=lambda b, e: str(b))

@@ -17,14 +17,17 @@ _OVERRIDE_ENV = "TORCH_BEST_DEVICE"
 
 def _parse_override(value: str, acc: torch.device | None, allow_cpu: bool) -> torch.device:
     text = value.strip()
-    try:
-        device = torch.device(acc.type if acc is not None else "cpu", int(text)) if text.isdigit() else torch.device(text)
-    except RuntimeError as e:
-        raise ValueError(
-            f"get_best_device(): {_OVERRIDE_ENV}={value!r} is not a device; expected 'cpu', "
-            f"'<accelerator>:<index>' (e.g. 'cuda:1') or an index"
-        ) from e
-    if device.type == "cpu" and not text.isdigit():
+    if text.isdigit():
+        device = torch.device(acc.type if acc is not None else "cuda", int(text))
+    else:
+        try:
+            device = torch.device(text)
+        except RuntimeError as e:
+            raise ValueError(
+                f"get_best_device(): {_OVERRIDE_ENV}={value!r} is not a device; expected 'cpu', "
+                f"'<accelerator>:<index>' (e.g. 'cuda:1') or an index"
+            ) from e
+    if device.type == "cpu":
         if not allow_cpu:
             raise RuntimeError(f"get_best_device(): {_OVERRIDE_ENV}={value!r} asks for the CPU, but allow_cpu=False")
         return torch.device("cpu")
@@ -172,7 +175,9 @@ def get_best_device(
     qualifying = []
     reasons = {}
     for d in devices:
-        required = 0 if min_free_memory is None else parse_memory_size(min_free_memory, total=d.total, name="min_free_memory")
+        required = 0
+        if min_free_memory is not None:
+            required = parse_memory_size(min_free_memory, total=d.total, name="min_free_memory")
         if d.device.index in excluded:
             reasons[d.device] = "excluded"
         elif d.free < required:

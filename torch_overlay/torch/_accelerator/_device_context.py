@@ -122,9 +122,10 @@ class DeviceContext(_DecoratorContextManager):
             accelerator, or autocast is asked for a device type that has none (``meta``).
         RuntimeError: an accelerator index is given and no accelerator is available.
 
-    .. note:: Under :func:`torch.compile` the context is entered outside the
-        graph: dynamo breaks the graph around the ``with`` block (the block itself
-        is still compiled), as it does for ``with torch.device(...)``.
+    .. note:: :func:`torch.compile` does not trace into ``DeviceContext`` (nor,
+        in 2.13, into ``with torch.device(...)``): a compiled function using it, or
+        a compiled function it decorates, graph-breaks there and gives the eager
+        result; with ``fullgraph=True`` dynamo raises ``Unsupported``.
 
     Example::
 
@@ -209,7 +210,9 @@ class DeviceContext(_DecoratorContextManager):
     ) -> None:
         stack = _stack()
         if not stack or stack[-1][0] is not self:
-            raise RuntimeError("DeviceContext exited out of order: it is not the innermost active context of this thread")
+            raise RuntimeError(
+                "DeviceContext exited out of order: it is not the innermost active context of this thread"
+            )
         _, undo = stack.pop()
         undo.__exit__(exc_type, exc_value, traceback)
 

@@ -97,7 +97,8 @@ def _mig_devices(nvml: ctypes.CDLL, handle: ctypes.c_void_p, pci: tuple[int, int
 
 def _device(nvml: ctypes.CDLL, index: int) -> NvmlDevice:
     handle = ctypes.c_void_p()
-    _check(nvml.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(index), ctypes.byref(handle)), "nvmlDeviceGetHandleByIndex_v2")
+    rc = nvml.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(index), ctypes.byref(handle))
+    _check(rc, "nvmlDeviceGetHandleByIndex_v2")
     pci = _PciInfo()
     _check(nvml.nvmlDeviceGetPciInfo_v3(handle, ctypes.byref(pci)), "nvmlDeviceGetPciInfo_v3")
     bus_id = (pci.domain, pci.bus, pci.device)
