@@ -9,6 +9,8 @@ import textwrap
 import unittest
 from unittest import mock
 
+from hypothesis import given, settings, strategies as st
+
 import torch
 import torch._accelerator
 from torch._accelerator import _device_probe, _nvml
@@ -249,6 +251,34 @@ class TestGetBestDevice(TestCase):
         with FakeNvml([gpu(0, 10)]):
             with self.assertRaisesRegex(error, pattern):
                 best(**kwargs)
+
+
+class TestGetBestDeviceProperties(TestCase):
+    @settings(max_examples=60, deadline=None)
+    @given(
+        st.lists(st.integers(min_value=0, max_value=80), min_size=1, max_size=8).flatmap(
+            lambda free: st.tuples(
+                st.just(free),
+                st.permutations(range(len(free))).flatmap(
+                    lambda perm: st.integers(min_value=1, max_value=len(perm)).map(lambda k: perm[:k])
+                ),
+                st.booleans(),
+                st.sets(st.integers(min_value=0, max_value=7)),
+            )
+        )
+    )
+    def test_matches_a_reference_over_any_layout(self, case):
+        free, visible, as_uuids, exclude = case
+        # NVML lists the GPUs in reverse bus order; CUDA_VISIBLE_DEVICES names a permuted subset.
+        devices = [gpu(n, f) for n, f in reversed(list(enumerate(free)))]
+        value = ",".join(devices[-1 - i].uuid if as_uuids else str(i) for i in visible)
+        with FakeNvml(devices, {"CUDA_VISIBLE_DEVICES": value}):
+            probed = _device_probe.probe_devices()
+            result = best(exclude=exclude)
+        self.assertEqual([d.free for d in probed], [free[i] * GiB for i in visible])
+        candidates = [(-free[p], ordinal) for ordinal, p in enumerate(visible) if ordinal not in exclude]
+        expected = torch.device("cuda", min(candidates)[1]) if candidates else torch.device("cpu")
+        self.assertEqual(result, expected)
 
 
 class TestGetBestDeviceEnvironment(TestCase):
