@@ -349,6 +349,34 @@ class TestGradScalerForAutocast(TestCase):
         self.assertIs(type(scaler), MyScaler)
         self.assertTrue(scaler.is_enabled())
 
+    @unittest.skipIf(not torch.distributed.is_available(), "requires torch.distributed")
+    def test_fsdp_sharded_grad_scaler(self):
+        # ShardedGradScaler keeps GradScaler's constructor, so for_autocast builds it too.
+        import torch.distributed as dist
+        from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+        try:
+            self.assertFalse(ShardedGradScaler.for_autocast("cpu").is_enabled())
+            scaler = ShardedGradScaler.for_autocast("cpu", torch.float16)
+            self.assertIs(type(scaler), ShardedGradScaler)
+            p = torch.nn.Parameter(torch.ones(3))
+            opt = torch.optim.SGD([p], lr=1.0)
+            scaler.scale((p * float("inf")).sum()).backward()
+            scaler.step(opt)
+            scaler.update()
+            self.assertTrue(scaler.last_step_skipped)
+            self.assertEqual(p, torch.ones(3))
+        finally:
+            dist.destroy_process_group()
+
+    def test_deprecated_subclass_without_device_argument(self):
+        # torch.cuda.amp.GradScaler hard-codes its device: a clear TypeError, not a misplaced argument.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            with self.assertRaisesRegex(TypeError, "unexpected keyword argument 'device'"):
+                torch.cpu.amp.GradScaler.for_autocast("cpu", torch.float16)
+
     def test_bad_arguments(self):
         with self.assertRaises(TypeError) as cm:
             torch.amp.GradScaler.for_autocast(torch.device("cpu"))
