@@ -263,6 +263,33 @@ class TestAutocastCompile(TestCase):
         self.assertEqual(out, f(x))
         self.assertEqual(out.dtype, torch.bfloat16)
 
+    @parametrize("backend", ["eager", "aot_eager"])
+    def test_graph_break_inside_region(self, backend):
+        # The region is re-entered after the break from the recorded defaults.
+        def f(x):
+            with torch.autocast():
+                y = torch.mm(x, x)
+                torch._dynamo.graph_break()
+                return torch.mm(y, y)
+
+        x = torch.randn(4, 4)
+        counter = CompileCounterWithBackend(backend)
+        out = torch.compile(f, backend=counter)(x)
+        self.assertEqual(counter.frame_count, 2)
+        self.assertEqual(out, f(x))
+        self.assertEqual(out.dtype, torch.bfloat16)
+
+    def test_export_no_device_type(self):
+        class M(torch.nn.Module):
+            def forward(self, x):
+                with torch.autocast():
+                    return torch.mm(x, x)
+
+        x = torch.randn(4, 4)
+        ep = torch.export.export(M(), (x,))
+        self.assertEqual(ep.module()(x), M()(x))
+        self.assertEqual(ep.module()(x).dtype, torch.bfloat16)
+
     def test_graph_records_resolved_defaults(self):
         def f(x):
             with torch.autocast():
