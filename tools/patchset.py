@@ -189,7 +189,9 @@ def plan(tree: Tree, *, reverse: bool = False, link: bool = False, source_checko
         else:
             if ours or (have == want and not link):
                 unchanged.append(rel)
-            elif have is None or (link and have == want):
+            elif have is None or link:
+                # develop mode links over any copy of an overlay file (e.g. an older
+                # one from an installed patched wheel): the base never has these paths.
                 changes.append(Change(rel, have, want, link=src if link else None))
             else:
                 raise PatchSetError(

@@ -7,6 +7,7 @@ import threading
 from types import TracebackType
 
 import torch
+from torch.amp._defaults import default_dtype
 from torch.utils._contextlib import _DecoratorContextManager
 from torch.utils._device import DeviceContext as _DefaultDeviceMode
 
@@ -63,19 +64,6 @@ def _checked_index(acc: torch.device, index: int) -> torch.device:
             f"{acc.type} device{'s' if count != 1 else ''} (valid indices 0..{count - 1})"
         )
     return torch.device(acc.type, index)
-
-
-def _best_autocast_dtype(device: torch.device) -> torch.dtype:
-    # The one low-precision dtype that needs no loss scaling wins where the hardware has it.
-    if device.type == "cpu":
-        return torch.bfloat16
-    if device.type == "cuda":
-        # Emulated bf16 (pre-Ampere) is slower than fp16.
-        supported = torch.cuda.is_bf16_supported(including_emulation=False)
-    else:
-        is_bf16_supported = getattr(torch.get_device_module(device.type), "is_bf16_supported", None)
-        supported = is_bf16_supported is not None and is_bf16_supported()
-    return torch.bfloat16 if supported else torch.float16
 
 
 class DeviceContext(_DecoratorContextManager):
@@ -162,7 +150,7 @@ class DeviceContext(_DecoratorContextManager):
         self._amp = amp
         self._dtype: torch.dtype | None = amp if isinstance(amp, torch.dtype) else None
         if amp is True and self.device.type == "cpu":
-            self._dtype = _best_autocast_dtype(self.device)
+            self._dtype = default_dtype(self.device.type)
         self.tensorize = tensorize
 
     @property
@@ -195,7 +183,7 @@ class DeviceContext(_DecoratorContextManager):
                 undo.callback(torch.accelerator.set_device_index, torch.accelerator.current_device_index())
                 torch.accelerator.set_device_index(self.device.index)
                 if self._amp is True and self._dtype is None:
-                    self._dtype = _best_autocast_dtype(self.device)
+                    self._dtype = default_dtype(self.device.type)
             undo.enter_context(_DefaultDeviceMode(self.device))
             if self._dtype is not None:
                 undo.enter_context(torch.amp.autocast(self.device.type, dtype=self._dtype))
