@@ -57,18 +57,6 @@ def fake_cuda(*, free=8 * GiB, total=80 * GiB, reserved=0, allocated=0, count=1,
 
 
 class TestClearCache(TestCase):
-    def test_never_initializes_cuda(self):
-        # A fresh interpreter: nothing else in the test process may have touched CUDA.
-        code = textwrap.dedent(
-            """
-            import torch
-            released = torch.cuda.clear_cache()
-            print(released, torch.cuda.is_initialized())
-            """
-        )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-        self.assertEqual(out.stdout.split(), ["0", "False"])
-
     def test_uninitialized_returns_zero_and_calls_nothing(self):
         with fake_cuda(initialized=False, reserved=GiB) as calls:
             self.assertEqual(torch.cuda.clear_cache(), 0)
@@ -295,18 +283,21 @@ class TestMinFreeVram(TestCase):
 
 
 class TestImport(TestCase):
-    def test_import_torch_does_not_import_helpers_or_initialize_cuda(self):
+    def test_quiet_import_and_no_cuda_initialization(self):
+        # A fresh interpreter: nothing else may have touched CUDA or imported the helpers.
         code = textwrap.dedent(
             """
             import sys, warnings
             warnings.simplefilter("error")
             import torch
-            assert hasattr(torch.cuda, "safe_run") and hasattr(torch.cuda, "clear_cache")
-            print(torch.cuda.is_initialized(), "torch.utils.error_callback" in sys.modules, "torch._dynamo" in sys.modules)
+            assert {"safe_run", "clear_cache", "assert_free_memory", "min_free_vram"} <= set(torch.cuda.__all__)
+            lazy = ("torch.utils.error_callback" in sys.modules, "torch._dynamo" in sys.modules)
+            released = torch.cuda.clear_cache()
+            print(*lazy, released, torch.cuda.is_initialized())
             """
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-        self.assertEqual(out.stdout.split(), ["False", "False", "False"])
+        self.assertEqual(out.stdout.split(), ["False", "False", "0", "False"])
 
 
 @unittest.skipIf(not TEST_CUDA, "requires CUDA")
@@ -318,11 +309,13 @@ class TestCUDA(TestCase):
             torch.cuda.assert_free_memory(total + 1)
 
     def test_clear_cache_releases_cached_blocks(self):
+        torch.cuda.clear_cache()
+        reserved = torch.cuda.memory_reserved()
         x = torch.empty(256 * MiB, dtype=torch.uint8, device="cuda")
-        del x
-        self.assertGreaterEqual(torch.cuda.memory_reserved(), 256 * MiB)
+        del x  # back in the allocator's cache, still reserved
+        self.assertGreaterEqual(torch.cuda.memory_reserved(), reserved + 256 * MiB)
         self.assertGreaterEqual(torch.cuda.clear_cache(), 256 * MiB)
-        self.assertEqual(torch.cuda.memory_reserved(), 0)
+        self.assertEqual(torch.cuda.memory_reserved(), reserved)
 
     def test_reserve_counts_as_free(self):
         torch.cuda.clear_cache()

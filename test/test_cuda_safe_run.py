@@ -2,6 +2,7 @@
 
 import gc
 import pickle
+import sys
 import unittest
 import warnings
 import weakref
@@ -133,11 +134,18 @@ class TestSafeRunValidation(TestCase):
             torch.cuda.safe_run(max_cuda_retries=0)("not callable")
 
 
-class TestSafeRunOOM(TestCase):
+class FastClearCache:
+    """clear_cache() is tested on its own; here a full gc.collect() per retry would only cost time."""
+
     def setUp(self):
         super().setUp()
         warnings.simplefilter("always")
+        patcher = mock.patch("torch.cuda._safe_run.clear_cache", return_value=0)
+        self.clear_cache = patcher.start()
+        self.addCleanup(patcher.stop)
 
+
+class TestSafeRunOOM(FastClearCache, TestCase):
     @parametrize("kind", sorted(OOM_MESSAGES))
     def test_recognized_runtime_errors(self, kind):
         flaky = FlakyOOM(1, error=lambda: RuntimeError(OOM_MESSAGES[kind]))
@@ -227,7 +235,7 @@ class TestSafeRunOOM(TestCase):
         )
         self.assertFalse(flaky.calls[-1]["autocast"])
 
-    def test_give_up_raises_last_error_with_history(self):
+    def test_give_up_raises_last_error(self):
         flaky = FlakyOOM(10)
         fn, seen = collect(flaky, max_cuda_retries=1)
         with self.assertRaises(torch.OutOfMemoryError) as cm, warnings.catch_warnings(record=True) as w:
@@ -238,11 +246,16 @@ class TestSafeRunOOM(TestCase):
             [(info["attempt"], info["device"].type, info["next_action"]) for _, info in seen],
             [(1, "cpu", "retry_autocast"), (2, "cpu", "cpu_fallback"), (3, "cpu", "give_up")],
         )
+        self.assertEqual(len(w), 1)  # the fallback warns even when it fails
+
+    @unittest.skipIf(sys.version_info < (3, 11), "exception notes are new in Python 3.11")
+    def test_give_up_note_lists_attempts(self):
+        with self.assertRaises(torch.OutOfMemoryError) as cm, warnings.catch_warnings(record=True):
+            torch.cuda.safe_run(FlakyOOM(10), max_cuda_retries=1)()
         self.assertExpectedInline(
             cm.exception.__notes__[-1],
             """torch.cuda.safe_run(FlakyOOM): attempt 1 on cpu: OutOfMemoryError, then retry_autocast; attempt 2 on cpu: OutOfMemoryError, then cpu_fallback; attempt 3 on cpu: OutOfMemoryError, then give_up""",
         )
-        self.assertEqual(len(w), 1)  # the fallback warns even when it fails
 
     def test_no_retries_no_fallback(self):
         flaky = FlakyOOM(1)
@@ -275,11 +288,17 @@ class TestSafeRunOOM(TestCase):
         self.assertEqual([info["next_action"] for _, info in seen], ["retry_autocast", "give_up"])
 
     def test_clear_cache_before_each_retry(self):
-        flaky = FlakyOOM(2)
-        with mock.patch("torch.cuda._safe_run.clear_cache", return_value=0) as clear:
-            with self.assertWarns(UserWarning):
-                torch.cuda.safe_run(flaky)()
-        self.assertEqual(clear.call_count, 2)
+        with self.assertWarns(UserWarning):
+            torch.cuda.safe_run(FlakyOOM(2))()
+        self.assertEqual(self.clear_cache.call_count, 2)
+
+    def test_warning_message(self):
+        with warnings.catch_warnings(record=True) as w:
+            torch.cuda.safe_run(FlakyOOM(2), max_cuda_retries=1)(torch.ones(1))
+        self.assertExpectedInline(
+            str(w[0].message),
+            """torch.cuda.safe_run: FlakyOOM ran out of memory on cpu 2 time(s), so it ran on the CPU (0 tensor argument(s) and no module moved to cpu); its outputs are on the CPU""",
+        )
 
     def test_global_and_per_call_callbacks(self):
         order = []
@@ -354,11 +373,7 @@ class TestSafeRunReleasesFailedAttempt(TestCase):
         self.assertTrue(torch.cuda.safe_run(step, error_callback=lambda e, i: None)())
 
 
-class TestSafeRunCPUFallback(TestCase):
-    def setUp(self):
-        super().setUp()
-        warnings.simplefilter("always")
-
+class TestSafeRunCPUFallback(FastClearCache, TestCase):
     def test_nested_tensor_arguments_move_to_cpu(self):
         seen_devices = []
 
@@ -372,7 +387,7 @@ class TestSafeRunCPUFallback(TestCase):
         meta = torch.empty(2, device="meta")  # stands in for a GPU tensor: not on the CPU
         batch = {"pair": Pair(meta, [meta, {"k": meta}]), "n": 3}
         with mock.patch.object(torch.Tensor, "cpu", lambda t: torch.ones(t.shape)):
-            with self.assertWarnsRegex(UserWarning, r"ran on the CPU: 4 tensor argument\(s\) and the modules \[\] were moved"):
+            with self.assertWarnsRegex(UserWarning, r"ran on the CPU \(4 tensor argument\(s\) and no module moved to cpu\); its outputs are on the CPU"):
                 out = torch.cuda.safe_run(fn)(batch, extra=(meta,))
         self.assertEqual(seen_devices, [["meta"], ["meta"], ["cpu"]])
         self.assertEqual(out, torch.full((2,), 2.0))
@@ -420,7 +435,7 @@ class TestSafeRunCPUFallback(TestCase):
         self.assertEqual(out.device.type, "cpu")  # outputs stay where they were computed
         self.assertEqual({t.device.type for t in (*model.parameters(), *model.buffers())}, {"meta"})
         self.assertEqual(len(w), 1)
-        self.assertIn("the modules ['Linear'] were moved to cpu; the modules are back on their devices", str(w[0].message))
+        self.assertIn("(0 tensor argument(s) and the modules Linear moved to cpu, and back to their devices afterwards)", str(w[0].message))
 
     def test_modules_restored_when_cpu_run_fails(self):
         model = self._meta_module()
@@ -444,7 +459,7 @@ class TestSafeRunCPUFallback(TestCase):
             with mock.patch.object(torch.Tensor, "to", to), warnings.catch_warnings(record=True) as w:
                 self.assertEqual(torch.cuda.safe_run(flaky, max_cuda_retries=0)(model), "ok")
         message = str(w[0].message)
-        self.assertIn("could not move them all back: Linear stays on cpu (OutOfMemoryError: CUDA out of memory while moving back)", message)
+        self.assertIn("the modules Linear moved to cpu; could not move them all back: Linear stays on cpu (OutOfMemoryError: CUDA out of memory while moving back)", message)
         self.assertEqual({p.device.type for p in model.parameters()}, {"cpu"})
 
     def test_cpu_module_not_moved(self):
@@ -452,7 +467,7 @@ class TestSafeRunCPUFallback(TestCase):
         flaky = FlakyOOM(1)
         with warnings.catch_warnings(record=True) as w:
             torch.cuda.safe_run(flaky, max_cuda_retries=0)(model, torch.ones(2))
-        self.assertIn("0 tensor argument(s) and the modules [] were moved", str(w[0].message))
+        self.assertIn("(0 tensor argument(s) and no module moved to cpu)", str(w[0].message))
 
     def test_warning_points_at_caller(self):
         with warnings.catch_warnings(record=True) as w:
@@ -527,7 +542,7 @@ class TestSafeRunCUDA(TestCase):
         self.assertEqual(seen, ["retry_autocast", "cpu_fallback"])
         self.assertIs(model.weight, weight)  # moved in place: an optimizer's references stay valid
         self.assertEqual(weight.device.type, "cuda")
-        del model
+        del model, weight
         torch.cuda.clear_cache()
         self.assertEqual(torch.cuda.memory_allocated(), baseline)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import sys
 import traceback
 import warnings
 from collections.abc import Callable
@@ -145,7 +146,8 @@ class _Recovery:
                 next_action=action,
             )
         if action == "give_up":
-            if oom:
+            # BaseException.add_note is new in Python 3.11; on 3.10 the callbacks alone see the history.
+            if oom and sys.version_info >= (3, 11):
                 exc.add_note(f"torch.cuda.safe_run({_name(self.fn)}): " + "; ".join(self.history))
         else:
             _drop_frames(exc)
@@ -191,17 +193,19 @@ class _Recovery:
                     sub._apply(functools.partial(torch.Tensor.to, device=device), recurse=False)
                 except Exception as e:
                     stranded.append(f"{type(sub).__name__} stays on cpu ({type(e).__name__}: {e})")
-            moved_modules = sorted({type(sub).__name__ for sub, _ in placements})
+            names = sorted({type(sub).__name__ for sub, _ in placements})
+            modules = f"the modules {', '.join(names)}" if names else "no module"
+            restored = (
+                "; could not move them all back: " + "; ".join(stranded)
+                if stranded
+                else ", and back to their devices afterwards"
+                if names
+                else ""
+            )
             warnings.warn(
-                f"torch.cuda.safe_run: {_name(self.fn)} ran out of memory on {self.device} "
-                f"{self.attempt} time(s), so it ran on the CPU: {moved_tensors} tensor argument(s) "
-                f"and the modules {moved_modules} were moved to cpu; "
-                + (
-                    "could not move them all back: " + "; ".join(stranded)
-                    if stranded
-                    else "the modules are back on their devices"
-                )
-                + ". Its outputs are on the CPU.",
+                f"torch.cuda.safe_run: {_name(self.fn)} ran out of memory on {self.device} {self.attempt} time(s), "
+                f"so it ran on the CPU ({moved_tensors} tensor argument(s) and {modules} moved to cpu{restored}); "
+                f"its outputs are on the CPU",
                 stacklevel=4,
             )
 
@@ -266,8 +270,8 @@ def safe_run(
             a flag is not a ``bool`` or ``error_callback`` is not callable.
         ValueError: ``max_cuda_retries`` is negative.
 
-    The error of the last attempt is raised when every stage failed, with a note
-    listing each attempt.
+    When every stage fails, the last attempt's error is raised, with a note
+    listing each attempt (Python 3.11+).
 
     .. note:: Results of the CPU fallback stay on the CPU. Tensor arguments are
         copied to the CPU, so in-place changes ``fn`` makes to them are not seen
