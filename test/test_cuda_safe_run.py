@@ -257,6 +257,12 @@ class TestSafeRunOOM(FastClearCache, TestCase):
             """torch.cuda.safe_run(FlakyOOM): attempt 1 on cpu: OutOfMemoryError, then retry_autocast; attempt 2 on cpu: OutOfMemoryError, then cpu_fallback; attempt 3 on cpu: OutOfMemoryError, then give_up""",
         )
 
+    def test_plain_retry_where_autocast_is_unavailable(self):
+        flaky = FlakyOOM(1)
+        fn, seen = collect(flaky)
+        self.assertEqual(fn(torch.empty(2, device="meta")), "ok")
+        self.assertEqual([(info["device"], info["next_action"]) for _, info in seen], [(torch.device("meta"), "retry")])
+
     def test_no_retries_no_fallback(self):
         flaky = FlakyOOM(1)
         fn, seen = collect(flaky, max_cuda_retries=0, fallback_to_cpu=False)
@@ -354,6 +360,22 @@ class TestSafeRunReleasesFailedAttempt(TestCase):
     def test_tensors_collected_even_if_callback_keeps_exception(self):
         self._check(keep_exception=True)
 
+    def test_every_failed_attempt_released(self):
+        refs = []
+        alive = []
+
+        def step():
+            alive.append([r() is not None for r in refs])
+            if len(alive) <= 2:
+                activations = torch.ones(64, 64)
+                refs.append(weakref.ref(activations))
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            return "ok"
+
+        with warnings.catch_warnings(record=True):
+            self.assertEqual(torch.cuda.safe_run(step, max_cuda_retries=1)(), "ok")
+        self.assertEqual(alive, [[], [False], [False, False]])
+
     def test_chained_exception_frames_cleared(self):
         refs = []
 
@@ -436,6 +458,15 @@ class TestSafeRunCPUFallback(FastClearCache, TestCase):
         self.assertEqual({t.device.type for t in (*model.parameters(), *model.buffers())}, {"meta"})
         self.assertEqual(len(w), 1)
         self.assertIn("(0 tensor argument(s) and the modules Linear moved to cpu, and back to their devices afterwards)", str(w[0].message))
+
+    def test_each_submodule_returns_to_its_own_device(self):
+        model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+        model[0].to("meta")  # a model split over two devices: meta and cpu
+        flaky = FlakyOOM(1)
+        with self._patch_module_moves(), warnings.catch_warnings(record=True):
+            self.assertEqual(torch.cuda.safe_run(flaky, max_cuda_retries=0)(model), "ok")
+        self.assertEqual(model[0].weight.device.type, "meta")
+        self.assertEqual(model[1].weight.device.type, "cpu")
 
     def test_modules_restored_when_cpu_run_fails(self):
         model = self._meta_module()
