@@ -44,7 +44,11 @@ def main() -> None:
     args = ap.parse_args()
 
     wrapped = torch.cuda.safe_run(f)
-    candidates = {"bare call f(x)": f, "hand-written try/except retry loop": hand_written, "torch.cuda.safe_run(f)": wrapped}
+    candidates = {
+        "bare call f(x)": f,
+        "hand-written try/except retry loop": hand_written,
+        "torch.cuda.safe_run(f)": wrapped,
+    }
     try:
         import tenacity
     except ImportError:

@@ -131,7 +131,9 @@ class TestAssertFreeMemory(TestCase):
     @parametrize("device", [2, -1, "cuda:5"])
     def test_device_out_of_range(self, device):
         with fake_cuda(count=2):
-            with self.assertRaisesRegex(ValueError, r"out of range; this machine has 2 CUDA devices \(valid indices 0..1\)"):
+            with self.assertRaisesRegex(
+                ValueError, r"out of range; this machine has 2 CUDA devices \(valid indices 0..1\)"
+            ):
                 torch.cuda.assert_free_memory(1, device=device)
 
     @parametrize("device", ["cpu", "meta", torch.device("cpu")])
@@ -148,7 +150,11 @@ class TestAssertFreeMemory(TestCase):
         with self.assertRaisesRegex(TypeError, "device must be None, an int index"):
             torch.cuda.assert_free_memory(1, device=device)
 
-    @parametrize("required", [-1, float("nan"), 0.0, 1.5, "4 XB", "", "-4GB"], name_fn=lambda r: repr(r).replace("'", "").replace(".", "p").replace("-", "neg").replace(" ", "_") or "blank")
+    @parametrize(
+        "required",
+        [-1, float("nan"), 0.0, 1.5, "4 XB", "", "-4GB"],
+        name_fn=lambda r: repr(r).replace("'", "").replace(".", "p").replace("-", "neg").replace(" ", "_") or "blank",
+    )
     def test_bad_required_value(self, required):
         # Rejected before CUDA is looked at, so the same error on every machine.
         with self.assertRaisesRegex(ValueError, r"assert_free_memory\(\): required"):
@@ -184,10 +190,14 @@ class TestAssertFreeMemory(TestCase):
         )
 
     def test_names_the_rank(self):
-        with fake_cuda(free=0), mock.patch.object(torch.distributed, "is_initialized", return_value=True), mock.patch.object(
-            torch.distributed, "get_rank", return_value=3
+        with (
+            fake_cuda(free=0),
+            mock.patch.object(torch.distributed, "is_initialized", return_value=True),
+            mock.patch.object(torch.distributed, "get_rank", return_value=3),
         ):
-            with self.assertRaisesRegex(torch.OutOfMemoryError, r"^assert_free_memory\(\): cuda:0 on rank 3 has 0 B free"):
+            with self.assertRaisesRegex(
+                torch.OutOfMemoryError, r"^assert_free_memory\(\): cuda:0 on rank 3 has 0 B free"
+            ):
                 torch.cuda.assert_free_memory(1)
 
 

@@ -45,7 +45,11 @@ class FlakyOOM:
         self.calls.append(
             {
                 "autocast": torch.is_autocast_enabled("cpu"),
-                "devices": [a.device.type for a in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)],
+                "devices": [
+                    a.device.type
+                    for a in torch.utils._pytree.tree_leaves((args, kwargs))
+                    if isinstance(a, torch.Tensor)
+                ],
             }
         )
         if len(self.calls) <= self.failures:
@@ -310,7 +314,9 @@ class TestSafeRunOOM(FastClearCache, TestCase):
         order = []
         with ec.register(lambda exc, info: order.append(("global", info["attempt"]))):
             with ec.error_callback(lambda exc, info: order.append(("scoped", info["attempt"]))):
-                torch.cuda.safe_run(FlakyOOM(1), error_callback=lambda exc, info: order.append(("call", info["attempt"])))()
+                torch.cuda.safe_run(
+                    FlakyOOM(1), error_callback=lambda exc, info: order.append(("call", info["attempt"]))
+                )()
         self.assertEqual(order, [("global", 1), ("scoped", 1), ("call", 1)])
 
     def test_failing_callback_does_not_mask(self):
@@ -409,7 +415,10 @@ class TestSafeRunCPUFallback(FastClearCache, TestCase):
         meta = torch.empty(2, device="meta")  # stands in for a GPU tensor: not on the CPU
         batch = {"pair": Pair(meta, [meta, {"k": meta}]), "n": 3}
         with mock.patch.object(torch.Tensor, "cpu", lambda t: torch.ones(t.shape)):
-            with self.assertWarnsRegex(UserWarning, r"ran on the CPU \(4 tensor argument\(s\) and no module moved to cpu\); its outputs are on the CPU"):
+            with self.assertWarnsRegex(
+                UserWarning,
+                r"ran on the CPU \(4 tensor argument\(s\) and no module moved to cpu\); its outputs are on the CPU",
+            ):
                 out = torch.cuda.safe_run(fn)(batch, extra=(meta,))
         self.assertEqual(seen_devices, [["meta"], ["meta"], ["cpu"]])
         self.assertEqual(out, torch.full((2,), 2.0))
@@ -429,7 +438,11 @@ class TestSafeRunCPUFallback(FastClearCache, TestCase):
 
         def to(t, *args, **kwargs):
             device = kwargs.get("device", args[0] if args else None)
-            return torch.empty(t.shape, dtype=t.dtype, device="meta") if str(device) == "meta" else real_to(t, *args, **kwargs)
+            return (
+                torch.empty(t.shape, dtype=t.dtype, device="meta")
+                if str(device) == "meta"
+                else real_to(t, *args, **kwargs)
+            )
 
         return mock.patch.multiple(torch.Tensor, cpu=cpu, to=to)
 
@@ -457,7 +470,10 @@ class TestSafeRunCPUFallback(FastClearCache, TestCase):
         self.assertEqual(out.device.type, "cpu")  # outputs stay where they were computed
         self.assertEqual({t.device.type for t in (*model.parameters(), *model.buffers())}, {"meta"})
         self.assertEqual(len(w), 1)
-        self.assertIn("(0 tensor argument(s) and the modules Linear moved to cpu, and back to their devices afterwards)", str(w[0].message))
+        self.assertIn(
+            "(0 tensor argument(s) and the modules Linear moved to cpu, and back to their devices afterwards)",
+            str(w[0].message),
+        )
 
     def test_each_submodule_returns_to_its_own_device(self):
         model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
@@ -490,7 +506,10 @@ class TestSafeRunCPUFallback(FastClearCache, TestCase):
             with mock.patch.object(torch.Tensor, "to", to), warnings.catch_warnings(record=True) as w:
                 self.assertEqual(torch.cuda.safe_run(flaky, max_cuda_retries=0)(model), "ok")
         message = str(w[0].message)
-        self.assertIn("the modules Linear moved to cpu; could not move them all back: Linear stays on cpu (OutOfMemoryError: CUDA out of memory while moving back)", message)
+        self.assertIn(
+            "the modules Linear moved to cpu; could not move them all back: Linear stays on cpu (OutOfMemoryError: CUDA out of memory while moving back)",
+            message,
+        )
         self.assertEqual({p.device.type for p in model.parameters()}, {"cpu"})
 
     def test_cpu_module_not_moved(self):
@@ -531,7 +550,10 @@ class TestSafeRunCompile(TestCase):
 
         x = torch.arange(4.0)
         seen = []
-        compiled = torch.compile(torch.cuda.safe_run(step, error_callback=lambda e, i: seen.append(i["next_action"])), backend=counting_backend)
+        compiled = torch.compile(
+            torch.cuda.safe_run(step, error_callback=lambda e, i: seen.append(i["next_action"])),
+            backend=counting_backend,
+        )
         self.assertEqual(compiled(x), step(x))
         self.assertEqual(seen, ["retry_autocast"])  # the wrapper ran eagerly and recovered
         self.assertGreater(len(graphs), 0)  # the wrapped function itself was compiled

@@ -66,7 +66,7 @@ def clear_cache() -> int:
         return 0
     devices = range(torch.cuda.device_count())
     before = [torch.cuda.memory_reserved(d) for d in devices]
-    for d, reserved in zip(devices, before):
+    for d, reserved in enumerate(before):
         # A device without reserved memory may have no context; synchronizing it would create one.
         if reserved:
             torch.cuda.synchronize(d)
