@@ -382,6 +382,64 @@ class TestSafeRunReleasesFailedAttempt(TestCase):
             self.assertEqual(torch.cuda.safe_run(step, max_cuda_retries=1)(), "ok")
         self.assertEqual(alive, [[], [False], [False, False]])
 
+    def test_oom_in_backward_releases_the_graph(self):
+        # pytorch#82218: after an OOM in backward(), the failed step's graph must not outlive it.
+        class FailingBackward(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x.clone()
+
+            @staticmethod
+            def backward(ctx, grad):
+                raise torch.OutOfMemoryError("CUDA out of memory")
+
+        model = torch.nn.Linear(4, 4)
+        refs = []
+        alive = []
+
+        def train_step(batch):
+            alive.append([r() is not None for r in refs])
+            hidden = model(batch).relu()
+            refs.append(weakref.ref(hidden))
+            out = FailingBackward.apply(hidden) if len(alive) == 1 else hidden
+            out.sum().backward()
+            return model.weight.grad.clone()
+
+        batch = torch.ones(2, 4)
+        grad = torch.cuda.safe_run(train_step, use_autocast_on_oom=False)(batch)
+        self.assertEqual(alive, [[], [False]])
+        model.zero_grad()
+        model(batch).relu().sum().backward()
+        self.assertEqual(grad, model.weight.grad)  # the failure came before any gradient was accumulated
+
+    def test_step_that_zeroes_gradients_retries_cleanly(self):
+        # The OOM comes half-way through backward(), after the second layer's gradients were accumulated.
+        fail = [True]
+
+        class FailingBackward(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x.clone()
+
+            @staticmethod
+            def backward(ctx, grad):
+                if fail:
+                    fail.pop()
+                    raise torch.OutOfMemoryError("CUDA out of memory")
+                return grad
+
+        first, second = torch.nn.Linear(4, 4), torch.nn.Linear(4, 1)
+
+        def train_step(batch):
+            first.zero_grad()
+            second.zero_grad()
+            second(FailingBackward.apply(first(batch))).sum().backward()
+            return first.weight.grad.clone(), second.weight.grad.clone()
+
+        batch = torch.ones(2, 4)
+        grads = torch.cuda.safe_run(train_step, use_autocast_on_oom=False)(batch)
+        self.assertEqual(grads, train_step(batch))
+
     def test_chained_exception_frames_cleared(self):
         refs = []
 

@@ -278,7 +278,9 @@ def safe_run(
         by the caller (modules are moved in place, so their changes are kept);
         optimizer state is not moved. A recovered attempt's traceback keeps its
         lines but not its frames' local variables. Calls that already hold tensors
-        elsewhere (globals, closures) are retried as they are.
+        elsewhere (globals, closures) are retried as they are. A training step that
+        ran out of memory half-way through ``backward()`` may have accumulated part
+        of its gradients: zero them at the start of ``fn`` so a retry starts clean.
 
     .. note:: The wrapper is host-side policy: Dynamo skips it (``torch.cuda`` is
         on its skip list, which acts as ``torch.compiler.disable(recursive=False)``)
