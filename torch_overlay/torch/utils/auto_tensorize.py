@@ -35,6 +35,8 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 DeviceLike = torch.device | str | int | None
 
 _SCALARS = (bool, int, float, complex)
+# Exact types auto_tensorize passes through without further checks (the common options).
+_OPTION_TYPES = frozenset({bool, int, float, complex, str, bytes, type(None), torch.dtype, torch.device})
 
 
 def _numpy() -> Any:
@@ -53,19 +55,20 @@ def _is_array_like(obj: object) -> bool:
 
 
 def _from_numpy(arr: Any, np: Any) -> torch.Tensor:
+    if arr.flags.writeable:
+        try:
+            return torch.from_numpy(arr)
+        except (TypeError, ValueError):
+            # Negative strides, a non-native byte order or an unsupported dtype: handled below.
+            pass
     if arr.dtype.hasobject or arr.dtype.kind not in "biufc":
         raise TypeError(
             f"to_tensor(): cannot convert a NumPy array of dtype {arr.dtype}; "
             "expected a numeric or bool dtype"
         )
-    if (
-        not arr.flags.writeable
-        or not arr.dtype.isnative
-        or any(s < 0 for s in arr.strides)
-    ):
-        # A tensor is always writable and native-endian with non-negative strides:
-        # such arrays cannot be shared, so they are copied (silently, by design).
-        arr = np.array(arr, dtype=arr.dtype.newbyteorder("="), order="C", copy=True)
+    # A tensor is always writable and native-endian with non-negative strides: other arrays
+    # cannot be shared, so they are copied (silently, by design; see to_tensor's note).
+    arr = np.array(arr, dtype=arr.dtype.newbyteorder("="), order="C", copy=True)
     try:
         return torch.from_numpy(arr)
     except TypeError as e:
@@ -235,7 +238,7 @@ def _target_device(device: DeviceLike) -> DeviceLike:
         return device
     # DeviceContext lives in torch._accelerator; it is looked up per call so that
     # decorating a function does not import it, and a missing one means "no context".
-    context_cls = getattr(torch._accelerator, "DeviceContext", None)
+    context_cls = vars(torch._accelerator).get("DeviceContext")
     context = context_cls.current() if context_cls is not None else None
     if context is not None and context.tensorize:
         return context.device
@@ -248,7 +251,12 @@ def _cast(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
 
 
 def _convert_arg(value: Any, device: DeviceLike, dtype: torch.dtype | None) -> Any:
-    if not _is_array_like(value):
+    if type(value) in _OPTION_TYPES:
+        return value
+    if isinstance(value, torch.Tensor):
+        if device is None and dtype is None:
+            return value
+    elif not _is_array_like(value):
         return value
     return _cast(to_tensor(value, device=device), dtype)
 
@@ -362,8 +370,9 @@ def auto_tensorize(
         target = _target_device(device)
         back = _back_converter((*args, *kwargs.values())) if return_type == "input" else None
         if signature is None:
-            args = tuple(_convert(a, target, dtype) for a in args)
-            kwargs = {k: _convert(v, target, dtype) for k, v in kwargs.items()}
+            args = tuple([_convert(a, target, dtype) for a in args])
+            if kwargs:
+                kwargs = {k: _convert(v, target, dtype) for k, v in kwargs.items()}
         else:
             bound = signature.bind(*args, **kwargs)
             for name in names & bound.arguments.keys():
