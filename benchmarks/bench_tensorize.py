@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-call cost of to_tensor, auto_tensorize, array_namespace and patch_numpy, and rehearse's run time.
 
-    python benchmarks/bench_tensorize.py [--repeat N]
+    python benchmarks/bench_tensorize.py [--repeat N] [--number N]
 
 Compares, in one run, each utility with what users would write instead:
 - ``to_tensor(a)`` on a small float32 ndarray against ``torch.as_tensor(a)``
@@ -62,8 +62,8 @@ def rehearse_by_hand(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, int]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--number", type=int, default=20000)
+    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--number", type=int, default=2000)
     args = ap.parse_args()
     n, r = args.number, args.repeat
 
@@ -122,12 +122,15 @@ def main() -> None:
     model, x = mlp(), torch.randn(2048, 1024)
     rehearse(model, x, backward=True)  # warm the imports of both paths
     rehearse_by_hand(model, x)
-    hand = min(timeit.repeat(lambda: rehearse_by_hand(model, x), number=1, repeat=r))
-    ours = min(timeit.repeat(lambda: rehearse(model, x, backward=True), number=1, repeat=r))
+    hand = min(timeit.repeat(lambda: rehearse_by_hand(model, x), number=1, repeat=min(r, 10)))
+    ours = min(timeit.repeat(lambda: rehearse(model, x, backward=True), number=1, repeat=min(r, 10)))
     result = rehearse(model, x, backward=True)
     total, flops = rehearse_by_hand(model, x)
     print("| method | seconds | × by hand | peak MiB | GFLOP |\n|---|---:|---:|---:|---:|")
-    print(f"| FakeTensorMode + MemTracker + FlopCounterMode by hand | {hand:.3f} | 1.00 | {total / 2**20:.1f} | {flops / 1e9:.1f} |")
+    print(
+        f"| FakeTensorMode + MemTracker + FlopCounterMode by hand | {hand:.3f} | 1.00 | "
+        f"{total / 2**20:.1f} | {flops / 1e9:.1f} |"
+    )
     print(
         f"| rehearse(model, x, backward=True) | {ours:.3f} | {ours / hand:.2f} | "
         f"{result.peak_memory / 2**20:.1f} | {result.flops / 1e9:.1f} |"

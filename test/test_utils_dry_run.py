@@ -39,7 +39,10 @@ class TestSwitch(TestCase):
     def test_off_by_default(self):
         self.assertFalse(is_enabled())
 
-    @parametrize("value, expected", [("1", True), ("true", True), ("ON", True), ("0", False), ("", False), ("no", False)])
+    @parametrize(
+        "value, expected",
+        [("1", True), ("true", True), ("ON", True), ("0", False), ("", False), ("no", False)],
+    )
     def test_environment(self, value, expected):
         os.environ["TORCH_DRY_RUN"] = value
         self.assertEqual(is_enabled(), expected)
@@ -113,7 +116,8 @@ class TestSkippable(TestCase):
         self.assertEqual(calls, [])
         self.assertEqual(len(logs.records), 1)
         message = logs.records[0].getMessage()
-        self.assertTrue(message.startswith("dry run: skipped TestSkippable.test_skipped_and_logged_inside.<locals>.write("))
+        prefix = "dry run: skipped TestSkippable.test_skipped_and_logged_inside.<locals>.write("
+        self.assertTrue(message.startswith(prefix), message)
         self.assertIn("[0, 1, 2, 3, ...]", message)
         self.assertLess(len(message), 200)
 

@@ -210,6 +210,8 @@ def to_tensor(
         ValueError: to_tensor(): ragged nested sequence: the element at [1] has length 1, expected 2 like its siblings
     """
     if isinstance(obj, torch.Tensor):
+        if device is None and dtype is None and not copy:
+            return obj
         return obj.to(device=device, dtype=dtype, copy=copy)
     np = _numpy()
     if np is not None and isinstance(obj, np.ndarray):

@@ -20,7 +20,7 @@ import sys
 import threading
 import types
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -55,7 +55,7 @@ def _device_of(obj: object) -> str | None:
     return None
 
 
-def _devices(values: Iterator[Any]) -> dict[str, object]:
+def _devices(values: Iterable[Any]) -> dict[str, object]:
     found: dict[str, object] = {}
     for value in values:
         items = value if isinstance(value, (list, tuple)) else (value,)
@@ -72,7 +72,7 @@ def _namespace_for(found: dict[str, object], caller: str) -> types.ModuleType:
         raise ValueError(f"{caller}: the arrays live on different devices ({described}); move them to one device first")
     device = next(iter(found), "cpu")
     if device == "cpu":
-        return importlib.import_module("numpy")
+        return sys.modules.get("numpy") or importlib.import_module("numpy")
     if not device.startswith("cuda"):
         raise ValueError(f"{caller}: neither NumPy nor CuPy can compute on {device} ({type(found[device]).__name__})")
     cupy = _cupy()
@@ -108,7 +108,7 @@ def array_namespace(*arrays: Any) -> types.ModuleType:
         >>> array_namespace(torch.zeros(3, device="cuda")).__name__
         'cupy'
     """
-    return _namespace_for(_devices(iter(arrays)), "array_namespace()")
+    return _namespace_for(_devices(arrays), "array_namespace()")
 
 
 class _Dispatcher(types.ModuleType):
@@ -150,7 +150,7 @@ class _DispatchingFunction:
         return f"<patch_numpy dispatcher for {self.__qualname__}>"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        found = _devices(iter((*args, *kwargs.values())))
+        found = _devices((*args, *kwargs.values()) if kwargs else args)
         if not found or (len(found) == 1 and "cpu" in found):
             return self._numpy_fn(*args, **kwargs)
         xp: Any = _namespace_for(found, f"{self.__qualname__}()")
