@@ -200,6 +200,24 @@ class TestToTensor(TestCase):
         self.assertEqual(actual.dtype, expected.dtype)
         self.assertEqual(actual, expected)
 
+    def test_default_device(self):
+        # Python data follows the default device; arrays and tensors stay where they are.
+        with torch.device("meta"):
+            self.assertEqual(to_tensor([1.0, 2.0]).device.type, "meta")
+            self.assertEqual(to_tensor(3).device.type, "meta")
+            self.assertEqual(to_tensor(np.ones(2)).device.type, "cpu")
+            self.assertEqual(to_tensor(torch.ones(2, device="cpu")).device.type, "cpu")
+
+    def test_quiet_import(self):
+        code = (
+            "import threading, warnings\n"
+            "warnings.simplefilter('error')\n"
+            "import torch.utils.auto_tensorize\n"
+            "assert threading.active_count() == 1\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+
     def test_works_without_numpy(self):
         # NumPy is optional for torch: blocking its import must not break the module.
         code = (

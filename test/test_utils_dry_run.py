@@ -98,6 +98,16 @@ class TestSwitch(TestCase):
         with self.assertRaisesRegex(TypeError, "enabled must be a bool"):
             dry_run("yes")
 
+    def test_quiet_import(self):
+        code = (
+            "import threading, warnings\n"
+            "warnings.simplefilter('error')\n"
+            "import torch.utils.dry_run\n"
+            "assert threading.active_count() == 1\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+
 
 class TestSkippable(TestCase):
     def test_runs_normally_outside(self):

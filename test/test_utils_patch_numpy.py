@@ -1,6 +1,7 @@
 # Owner(s): ["module: numpy"]
 
 import importlib.util
+import os
 import subprocess
 import sys
 import threading
@@ -188,6 +189,32 @@ class TestPatchNumpy(TestCase):
     def test_bad_target(self):
         with self.assertRaisesRegex(TypeError, "target must be a module or a Python function"):
             patch_numpy(3)
+
+
+class TestProcesses(TestCase):
+    def test_quiet_import(self):
+        code = (
+            "import sys, threading, warnings\n"
+            "warnings.simplefilter('error')\n"
+            "import torch.utils.patch_numpy\n"
+            "assert threading.active_count() == 1 and 'cupy' not in sys.modules\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+
+    @unittest.skipUnless(hasattr(os, "fork"), "requires fork")
+    def test_fork_while_lock_is_held(self):
+        pn._lock.acquire()
+        try:
+            pid = os.fork()
+            if pid == 0:
+                # Child: the inherited lock was held by the parent; patching must not deadlock.
+                acquired = pn._lock.acquire(timeout=5)
+                os._exit(0 if acquired else 1)
+        finally:
+            pn._lock.release()
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
 
 
 class TestWithoutCupy(TestCase):

@@ -312,7 +312,9 @@ def auto_tensorize(
         fn: the function to wrap; omit it to use ``@auto_tensorize(...)`` with options.
         device: where converted arguments go.  Default: the device of the
             innermost active :class:`torch._accelerator.DeviceContext` created
-            with ``tensorize=True``, else the arguments' own device.
+            with ``tensorize=True``, else the arguments' own device.  (The
+            context's autocast dtype is not applied to arguments: autocast
+            already casts where it matters, per op.)
         dtype: if given, floating-point arguments are cast to it; integer and
             bool arrays keep their dtype (they are indices and masks).
         argnames: names of the parameters to convert (see above).

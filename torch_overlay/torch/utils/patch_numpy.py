@@ -16,6 +16,7 @@ NumPy and CuPy are imported lazily and are optional; without CuPy,
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import threading
 import types
@@ -33,6 +34,16 @@ _lock = threading.Lock()
 # id(globals dict) -> [number of active patch_numpy blocks, {name: original module}]
 _patched: dict[int, list[Any]] = {}
 _warned_no_cupy = False
+
+
+def _reset_lock_after_fork() -> None:
+    # Another thread may have held the lock at fork time; it does not exist in the child.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)
 
 
 def _cupy() -> types.ModuleType | None:
