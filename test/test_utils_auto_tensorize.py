@@ -335,6 +335,17 @@ class TestAutoTensorize(TestCase):
         with self.assertRaisesRegex(ValueError, "return_type must be 'tensor' or 'input'"):
             auto_tensorize(return_type="numpy")
 
+    def test_return_type_input_through_array_namespace(self):
+        class Array(DLPackOnly):
+            def __array_namespace__(self):
+                return namespace
+
+        namespace = SimpleNamespace(from_dlpack=lambda t: Array(np.from_dlpack(t)))
+        f = auto_tensorize(return_type="input")(lambda x: x + 1)
+        out = f(Array(np.zeros(2)))
+        self.assertIsInstance(out, Array)
+        self.assertEqual(out.array.tolist(), [1.0, 1.0])
+
     def test_return_type_input_without_namespace(self):
         f = auto_tensorize(return_type="input")(lambda x: x)
         with self.assertRaisesRegex(TypeError, "cannot convert outputs back to DLPackOnly"):
