@@ -222,6 +222,12 @@ class TestRehearse(TestCase):
         with self.assertRaisesRegex(ValueError, "no output of fn requires grad"):
             rehearse(lambda x: x * 2, torch.randn(2), backward=True)
 
+    def test_real_tensor_reached_through_a_closure(self):
+        model = torch.nn.Linear(4, 2)
+        with self.assertRaisesRegex(RuntimeError, r"fn used a real tensor that was not passed to rehearse"):
+            rehearse(lambda x: model(x), torch.randn(3, 4))
+        self.assertEqual(rehearse(lambda m, x: m(x), model, torch.randn(3, 4)).outputs.shape, (3, 2))
+
     def test_close_to_measured_peak_of_a_real_cpu_run(self):
         # Peak resident memory of a real forward+backward, measured in a fresh process
         # through /proc (VmHWM reset via clear_refs), against the rehearsal's activations,

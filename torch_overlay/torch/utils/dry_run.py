@@ -244,6 +244,8 @@ def rehearse(
 
     Raises:
         TypeError: ``fn`` is not callable, or ``optimizer`` is not callable.
+        RuntimeError: ``fn`` reached a real tensor that was not passed as an
+            argument (e.g. a module captured in a closure).
         ValueError: ``optimizer`` without ``backward=True``, or ``backward=True``
             with no output that requires grad.
 
@@ -300,15 +302,25 @@ def rehearse(
     tracker = MemTracker()
     tracker.track_external(*modules, *inputs)
     flop_counter = FlopCounterMode(display=False)
-    with fake_mode, tracker, flop_counter:
-        outputs = fn(*args, **kwargs)
-        if backward:
-            roots = [t for t in pytree.tree_leaves(outputs) if isinstance(t, torch.Tensor) and t.requires_grad]
-            if not roots:
-                raise ValueError("rehearse(backward=True): no output of fn requires grad")
-            sum(t.sum() for t in roots).backward()
-        if optimizer is not None:
-            optimizer([p for m in modules for p in m.parameters()]).step()
+    try:
+        with fake_mode, tracker, flop_counter:
+            outputs = fn(*args, **kwargs)
+            if backward:
+                roots = [t for t in pytree.tree_leaves(outputs) if isinstance(t, torch.Tensor) and t.requires_grad]
+                if not roots:
+                    raise ValueError("rehearse(backward=True): no output of fn requires grad")
+                sum(t.sum() for t in roots).backward()
+            if optimizer is not None:
+                optimizer([p for m in modules for p in m.parameters()]).step()
+    except AssertionError as e:
+        # FakeTensorMode's own check for a real tensor reaching an op.
+        if "convert all Tensors to FakeTensors" not in str(e):
+            raise
+        raise RuntimeError(
+            "rehearse(): fn used a real tensor that was not passed to rehearse (a global, a closure "
+            "variable or an attribute of a non-module object); pass such modules and tensors as "
+            "arguments so that they can be replaced by fake ones"
+        ) from e
 
     by_device = {
         device: {str(getattr(k, "value", k)): v for k, v in snap.items()}
