@@ -320,6 +320,16 @@ class TestAutoTensorize(TestCase):
             finally:
                 FakeDeviceContext.active = None
 
+    @unittest.skipUnless(
+        hasattr(torch._accelerator, "DeviceContext"), "torch._accelerator.DeviceContext is not in this build"
+    )
+    def test_real_device_context(self):
+        f = auto_tensorize(lambda x: x)
+        with torch._accelerator.DeviceContext("meta", tensorize=True):
+            self.assertEqual(f(np.ones(2)).device.type, "meta")
+        with torch._accelerator.DeviceContext("meta"):
+            self.assertEqual(f(np.ones(2)).device.type, "cpu")
+
     def test_return_type_input(self):
         @auto_tensorize(return_type="input")
         def f(x, y):
