@@ -1,0 +1,426 @@
+# Owner(s): ["module: tensor creation"]
+
+import pickle
+import subprocess
+import sys
+import unittest
+import warnings
+from types import SimpleNamespace
+from unittest import mock
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+import torch
+from torch.testing._internal.common_utils import (
+    instantiate_parametrized_tests,
+    parametrize,
+    run_tests,
+    TEST_CUDA,
+    TestCase,
+)
+from torch.utils.auto_tensorize import auto_tensorize, to_tensor
+
+
+class DLPackOnly:
+    """Exposes only the DLPack protocol, like a JAX or CuPy array does."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __dlpack__(self, **kwargs):
+        return self.array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
+
+def _rectangular_shape(data):
+    if not isinstance(data, list):
+        return ()
+    shapes = {_rectangular_shape(item) for item in data}
+    if None in shapes or len(shapes) > 1:
+        return None
+    return (len(data), *(shapes.pop() if shapes else ()))
+
+
+@auto_tensorize
+def module_level_double(x):
+    return x * 2
+
+
+class TestToTensor(TestCase):
+    def test_tensor_is_returned_unchanged(self):
+        t = torch.arange(3)
+        self.assertIs(to_tensor(t), t)
+        self.assertIs(to_tensor(t, device="cpu", dtype=torch.int64), t)
+
+    def test_tensor_conversion_and_copy(self):
+        t = torch.arange(3)
+        self.assertEqual(to_tensor(t, dtype=torch.float32).dtype, torch.float32)
+        c = to_tensor(t, copy=True)
+        self.assertIsNot(c, t)
+        self.assertNotEqual(c.data_ptr(), t.data_ptr())
+        self.assertEqual(c, t)
+
+    @parametrize("dtype", [np.float32, np.float64, np.int64, np.int32, np.uint8, np.bool_, np.complex64])
+    def test_numpy_zero_copy(self, dtype):
+        a = np.zeros((2, 3), dtype=dtype)
+        t = to_tensor(a)
+        self.assertEqual(t.data_ptr(), a.ctypes.data)
+        self.assertEqual(tuple(t.shape), a.shape)
+        self.assertEqual(t.dtype, torch.from_numpy(a).dtype)
+
+    def test_numpy_copy_flag(self):
+        a = np.arange(3.0)
+        t = to_tensor(a, copy=True)
+        t[0] = 5
+        self.assertEqual(a[0], 0.0)
+
+    def test_numpy_dtype(self):
+        t = to_tensor(np.arange(3), dtype=torch.float16)
+        self.assertEqual(t.dtype, torch.float16)
+
+    def test_read_only_array_is_copied_without_warning(self):
+        a = np.arange(4.0)
+        a.flags.writeable = False
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for _ in range(3):
+                t = to_tensor(a)
+        t[0] = 9
+        self.assertEqual(a[0], 0.0)
+        broadcast = np.broadcast_to(np.arange(3.0), (2, 3))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            self.assertEqual(to_tensor(broadcast), torch.arange(3.0, dtype=torch.float64).expand(2, 3))
+
+    def test_negative_strides_and_byte_order(self):
+        self.assertEqual(to_tensor(np.arange(4)[::-1]), torch.tensor([3, 2, 1, 0]))
+        big_endian = np.arange(3, dtype=">i4")
+        self.assertEqual(to_tensor(big_endian), torch.tensor([0, 1, 2], dtype=torch.int32))
+
+    def test_numpy_scalar(self):
+        t = to_tensor(np.float32(1.5))
+        self.assertEqual(t.dtype, torch.float32)
+        self.assertEqual(t.shape, ())
+
+    def test_dlpack_zero_copy(self):
+        a = np.arange(3.0)
+        t = to_tensor(DLPackOnly(a))
+        t[1] = 9
+        self.assertEqual(a[1], 9.0)
+
+    def test_cuda_array_interface_goes_through_as_tensor(self):
+        obj = SimpleNamespace(__cuda_array_interface__={})
+        sentinel = torch.ones(2)
+        with mock.patch.object(torch, "as_tensor", return_value=sentinel) as as_tensor:
+            self.assertIs(to_tensor(obj), sentinel)
+        as_tensor.assert_called_once_with(obj, device=None, dtype=None)
+
+    @parametrize(
+        "value, dtype",
+        [(True, torch.bool), (3, torch.int64), (2.5, torch.float32), (1j, torch.complex64)],
+    )
+    def test_python_scalars(self, value, dtype):
+        t = to_tensor(value)
+        self.assertEqual(t.dtype, dtype)
+        self.assertEqual(t.item(), value)
+
+    def test_nested_sequences(self):
+        self.assertEqual(to_tensor([[1, 2], (3, 4)]), torch.tensor([[1, 2], [3, 4]]))
+        self.assertEqual(to_tensor([]).shape, (0,))
+        self.assertEqual(to_tensor([[], []]).shape, (2, 0))
+
+    def test_sequence_of_arrays_is_stacked(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            t = to_tensor([np.zeros(2), np.ones(2)])
+        self.assertEqual(t, torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.float64))
+        mixed = to_tensor([torch.zeros(2), [1, 1]], dtype=torch.float32)
+        self.assertEqual(mixed, torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
+
+    def test_ragged_messages(self):
+        cases = [
+            ([[1, 2], [3]], "the element at [1] has length 1, expected 2 like its siblings"),
+            ([[[1], [2]], [[3], [4, 5]]], "the element at [1][1] has length 2, expected 1 like its siblings"),
+            ([1, [2]], "the element at [1] is a sequence of length 1, but its siblings are scalars"),
+            ([[1], 2], "the element at [1] is a scalar, expected shape [1] like its siblings"),
+            ([np.zeros(2), np.zeros(3)], "the element at [1] is of shape [3], expected shape [2] like its siblings"),
+        ]
+        for value, message in cases:
+            with self.assertRaises(ValueError) as ctx:
+                to_tensor(value)
+            self.assertEqual(str(ctx.exception), "to_tensor(): ragged nested sequence: " + message)
+
+    def test_non_numeric_messages(self):
+        with self.assertRaises(TypeError) as ctx:
+            to_tensor([[1, 2], [3, "x"]])
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """to_tensor(): the element at [1][1] is 'x' of type str; expected a number, a bool, a tensor, an array or a nested sequence of them""",  # noqa: B950
+        )
+        with self.assertRaises(TypeError) as ctx:
+            to_tensor("abc")
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """to_tensor(): cannot convert 'abc' of type str; expected a tensor, a NumPy array, an object with __dlpack__ or __cuda_array_interface__, a number, or a nested list/tuple of them""",  # noqa: B950
+        )
+        for bad in (None, {1: 2}, object(), [None]):
+            with self.assertRaises(TypeError):
+                to_tensor(bad)
+
+    def test_object_and_string_arrays(self):
+        with self.assertRaisesRegex(TypeError, r"NumPy array of dtype object; expected a numeric or bool dtype"):
+            to_tensor(np.array([1, None], dtype=object))
+        with self.assertRaisesRegex(TypeError, r"the element at \[0\] is a NumPy array of dtype <U1"):
+            to_tensor([np.array(["a"])])
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.recursive(
+            st.one_of(
+                st.integers(-(2**62), 2**62),
+                st.floats(allow_nan=False, width=32),
+                st.booleans(),
+            ),
+            lambda children: st.lists(children, max_size=3),
+            max_leaves=12,
+        )
+    )
+    def test_fuzz_nested_sequences_against_torch_tensor(self, data):
+        if _rectangular_shape(data) is None:
+            # torch.tensor infers the shape from the first element and accepts some ragged
+            # lists ([[], [0]] gives a (2, 0) tensor, dropping the 0); to_tensor rejects them all.
+            with self.assertRaisesRegex((TypeError, ValueError), r"^to_tensor\(\): "):
+                to_tensor(data)
+            return
+        expected = torch.tensor(data)
+        actual = to_tensor(data)
+        self.assertEqual(actual.dtype, expected.dtype)
+        self.assertEqual(actual, expected)
+
+    def test_default_device(self):
+        # Python data follows the default device; arrays and tensors stay where they are.
+        with torch.device("meta"):
+            self.assertEqual(to_tensor([1.0, 2.0]).device.type, "meta")
+            self.assertEqual(to_tensor(3).device.type, "meta")
+            self.assertEqual(to_tensor(np.ones(2)).device.type, "cpu")
+            self.assertEqual(to_tensor(torch.ones(2, device="cpu")).device.type, "cpu")
+
+    def test_quiet_import(self):
+        code = (
+            "import threading, warnings\n"
+            "warnings.simplefilter('error')\n"
+            "import torch.utils.auto_tensorize\n"
+            "assert threading.active_count() == 1\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+
+    def test_works_without_numpy(self):
+        # NumPy is optional for torch: blocking its import must not break the module.
+        code = (
+            "import sys; sys.modules['numpy'] = None\n"
+            "import torch\n"
+            "from torch.utils.auto_tensorize import auto_tensorize, to_tensor\n"
+            "print(to_tensor([[1, 2]]).tolist(), auto_tensorize(lambda x: x)(torch.ones(1)).tolist())\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.strip(), "[[1, 2]] [1.0]")
+
+
+class FakeDeviceContext:
+    """Stands in for torch._accelerator.DeviceContext (developed in parallel)."""
+
+    active = None
+
+    def __init__(self, device, tensorize):
+        self.device = torch.device(device)
+        self.dtype = None
+        self.tensorize = tensorize
+
+    @classmethod
+    def current(cls):
+        return cls.active
+
+
+class TestAutoTensorize(TestCase):
+    def test_converts_arrays_only(self):
+        seen = {}
+
+        @auto_tensorize
+        def f(x, n, name, opts, scale=1.0):
+            seen.update(x=x, n=n, name=name, opts=opts, scale=scale)
+
+        a = np.arange(3.0)
+        f(a, 2, "abc", [3, 3], scale=0.5)
+        self.assertIsInstance(seen["x"], torch.Tensor)
+        self.assertEqual(seen["x"].data_ptr(), a.ctypes.data)
+        self.assertEqual((seen["n"], seen["name"], seen["opts"], seen["scale"]), (2, "abc", [3, 3], 0.5))
+
+    def test_arrays_inside_containers(self):
+        @auto_tensorize
+        def f(batch):
+            return batch
+
+        out = f({"x": np.ones(2), "ids": [np.arange(2), 7]})
+        self.assertIsInstance(out["x"], torch.Tensor)
+        self.assertIsInstance(out["ids"][0], torch.Tensor)
+        self.assertEqual(out["ids"][1], 7)
+
+    def test_argnames(self):
+        @auto_tensorize(argnames=["weights"])
+        def f(x, weights=None):
+            return x, weights
+
+        a = np.ones(2)
+        x, w = f(a, weights=[1, 2])
+        self.assertIs(x, a)
+        self.assertEqual(w, torch.tensor([1, 2]))
+        self.assertIsNone(f(a)[1])
+        with self.assertRaisesRegex(TypeError, r"argnames \['nope'\] are not parameters of"):
+            auto_tensorize(argnames=["nope"])(lambda x: x)
+        with self.assertRaisesRegex(TypeError, "not the string 'x'"):
+            auto_tensorize(argnames="x")
+
+    def test_dtype_applies_to_floating_point_only(self):
+        @auto_tensorize(dtype=torch.float16)
+        def f(x, idx):
+            return x, idx
+
+        x, idx = f(np.ones(2), np.arange(2))
+        self.assertEqual(x.dtype, torch.float16)
+        self.assertEqual(idx.dtype, torch.int64)
+
+    def test_explicit_device(self):
+        @auto_tensorize(device="meta")
+        def f(x):
+            return x
+
+        self.assertEqual(f(np.ones(2)).device, torch.device("meta"))
+
+    def test_device_context(self):
+        @auto_tensorize
+        def f(x):
+            return x
+
+        with mock.patch.object(torch._accelerator, "DeviceContext", FakeDeviceContext, create=True):
+            for tensorize, expected in ((True, "meta"), (False, "cpu")):
+                FakeDeviceContext.active = FakeDeviceContext("meta", tensorize)
+                try:
+                    self.assertEqual(f(np.ones(2)).device.type, expected)
+                finally:
+                    FakeDeviceContext.active = None
+            self.assertEqual(f(np.ones(2)).device.type, "cpu")
+            FakeDeviceContext.active = FakeDeviceContext("meta", True)
+            try:
+                self.assertEqual(auto_tensorize(device="cpu")(lambda x: x)(np.ones(2)).device.type, "cpu")
+            finally:
+                FakeDeviceContext.active = None
+
+    @unittest.skipUnless(
+        hasattr(torch._accelerator, "DeviceContext"), "torch._accelerator.DeviceContext is not in this build"
+    )
+    def test_real_device_context(self):
+        f = auto_tensorize(lambda x: x)
+        with torch._accelerator.DeviceContext("meta", tensorize=True):
+            self.assertEqual(f(np.ones(2)).device.type, "meta")
+        with torch._accelerator.DeviceContext("meta"):
+            self.assertEqual(f(np.ones(2)).device.type, "cpu")
+
+    def test_return_type_input(self):
+        @auto_tensorize(return_type="input")
+        def f(x, y):
+            return x + y, {"n": (x * 2).sum()}, "label"
+
+        out, extra, label = f(np.ones(2), np.ones(2))
+        self.assertIsInstance(out, np.ndarray)
+        self.assertIsInstance(extra["n"], np.ndarray)
+        self.assertEqual(label, "label")
+        self.assertIsInstance(f(torch.ones(2), torch.ones(2))[0], torch.Tensor)
+        grad_out = auto_tensorize(return_type="input")(lambda x: x * torch.ones(2, requires_grad=True))
+        self.assertIsInstance(grad_out(np.ones(2)), np.ndarray)
+        with self.assertRaisesRegex(ValueError, "return_type must be 'tensor' or 'input'"):
+            auto_tensorize(return_type="numpy")
+
+    def test_return_type_input_through_array_namespace(self):
+        class Array(DLPackOnly):
+            def __array_namespace__(self):
+                return namespace
+
+        namespace = SimpleNamespace(from_dlpack=lambda t: Array(np.from_dlpack(t)))
+        f = auto_tensorize(return_type="input")(lambda x: x + 1)
+        out = f(Array(np.zeros(2)))
+        self.assertIsInstance(out, Array)
+        self.assertEqual(out.array.tolist(), [1.0, 1.0])
+
+    def test_return_type_input_without_namespace(self):
+        f = auto_tensorize(return_type="input")(lambda x: x)
+        with self.assertRaisesRegex(TypeError, "cannot convert outputs back to DLPackOnly"):
+            f(DLPackOnly(np.ones(2)))
+
+    def test_bad_options(self):
+        with self.assertRaisesRegex(TypeError, "dtype must be a torch.dtype"):
+            auto_tensorize(dtype="float32")
+        with self.assertRaisesRegex(TypeError, "expected a callable"):
+            auto_tensorize(3)
+
+    def test_wraps_and_pickles(self):
+        self.assertEqual(module_level_double.__name__, "module_level_double")
+        restored = pickle.loads(pickle.dumps(module_level_double))
+        self.assertIs(restored, module_level_double)
+        self.assertEqual(restored(np.ones(2)), torch.full((2,), 2.0, dtype=torch.float64))
+
+
+class TestCompile(TestCase):
+    def setUp(self):
+        super().setUp()
+        torch._dynamo.reset()
+
+    @parametrize("backend", ["eager", "aot_eager"])
+    def test_to_tensor_of_tensor_fullgraph(self, backend):
+        @torch.compile(backend=backend, fullgraph=True)
+        def f(x):
+            return to_tensor(x, dtype=torch.float64) * 2
+
+        x = torch.arange(3.0)
+        self.assertEqual(f(x), x.double() * 2)
+
+    @parametrize("backend", ["eager", "aot_eager"])
+    @parametrize("fullgraph", [False, True])
+    def test_decorated_function_compiles(self, backend, fullgraph):
+        compiled = torch.compile(module_level_double, backend=backend, fullgraph=fullgraph)
+        x = torch.arange(3.0)
+        self.assertEqual(compiled(x), module_level_double(x))
+
+
+class TestAsTensorDoc(TestCase):
+    def test_docstring_documents_device_and_zero_copy(self):
+        doc = " ".join(torch.as_tensor.__doc__.split())
+        self.assertIn("Memory is shared (zero-copy) with a tensor, a NumPy array, an object exposing", doc)
+        self.assertIn("``__dlpack__``", doc)
+        self.assertIn("constructed on the current default device", doc)
+        self.assertIn(":func:`torch.utils.auto_tensorize.to_tensor`", doc)
+
+
+@unittest.skipUnless(TEST_CUDA, "requires CUDA")
+class TestToTensorCUDA(TestCase):
+    def test_numpy_to_cuda(self):
+        t = to_tensor(np.arange(3.0), device="cuda")
+        self.assertEqual(t.device.type, "cuda")
+        self.assertEqual(t.cpu(), torch.arange(3.0, dtype=torch.float64))
+
+    def test_cuda_tensor_dlpack_zero_copy(self):
+        src = torch.arange(3.0, device="cuda")
+        t = to_tensor(DLPackOnly(src))
+        self.assertEqual(t.data_ptr(), src.data_ptr())
+
+
+instantiate_parametrized_tests(TestToTensor)
+instantiate_parametrized_tests(TestCompile)
+
+
+if __name__ == "__main__":
+    run_tests()

@@ -1,0 +1,392 @@
+r"""
+Convert array-likes to tensors: :func:`to_tensor` and the :func:`auto_tensorize` decorator.
+
+:func:`torch.as_tensor` already shares memory with NumPy arrays and with objects
+exposing ``__cuda_array_interface__``, and :func:`torch.from_dlpack` with
+anything exposing ``__dlpack__`` (CuPy, JAX, ...).  :func:`to_tensor` is the
+one entry point over all of them that also handles the cases users trip on:
+read-only NumPy arrays (copied without a warning), arrays with negative strides
+or a non-native byte order (copied), lists of arrays (stacked), and ragged or
+non-numeric nested sequences (an error that says *where*).
+
+:func:`auto_tensorize` applies :func:`to_tensor` to the array arguments of a
+function, so that NumPy-facing code can call a tensor function unchanged.
+
+NumPy is never imported by this module: an object can only be a NumPy array if
+NumPy was already imported by whoever created it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeVar
+
+import torch
+from torch.utils import _pytree as pytree
+
+
+__all__ = ["auto_tensorize", "to_tensor"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+DeviceLike = torch.device | str | int | None
+
+_SCALARS = (bool, int, float, complex)
+# Exact types auto_tensorize passes through without further checks (the common options).
+_OPTION_TYPES = frozenset({bool, int, float, complex, str, bytes, type(None), torch.dtype, torch.device})
+
+
+def _numpy() -> Any:
+    return sys.modules.get("numpy")
+
+
+def _is_array_like(obj: object) -> bool:
+    # Tensors, NumPy arrays and every DLPack / CUDA-array-interface producer (CuPy, JAX, Numba, ...).
+    if isinstance(obj, torch.Tensor):
+        return True
+    np = _numpy()
+    if np is not None and isinstance(obj, np.ndarray):
+        return True
+    cls = type(obj)
+    return hasattr(cls, "__dlpack__") or hasattr(obj, "__cuda_array_interface__")
+
+
+def _from_numpy(arr: Any, np: Any) -> torch.Tensor:
+    if arr.flags.writeable:
+        try:
+            return torch.from_numpy(arr)
+        except (TypeError, ValueError):
+            # Negative strides, a non-native byte order or an unsupported dtype: handled below.
+            pass
+    if arr.dtype.hasobject or arr.dtype.kind not in "biufc":
+        raise TypeError(
+            f"to_tensor(): cannot convert a NumPy array of dtype {arr.dtype}; "
+            "expected a numeric or bool dtype"
+        )
+    # A tensor is always writable and native-endian with non-negative strides: other arrays
+    # cannot be shared, so they are copied (silently, by design; see to_tensor's note).
+    arr = np.array(arr, dtype=arr.dtype.newbyteorder("="), order="C", copy=True)
+    try:
+        return torch.from_numpy(arr)
+    except TypeError as e:
+        raise TypeError(f"to_tensor(): cannot convert a NumPy array of dtype {arr.dtype}: {e}") from None
+
+
+def _describe(obj: object) -> str:
+    text = repr(obj)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _leaf_shape(obj: object, path: str) -> tuple[int, ...] | None:
+    # The shape of a non-sequence element, or None when it is not numeric.
+    if isinstance(obj, _SCALARS):
+        return ()
+    if isinstance(obj, torch.Tensor):
+        return tuple(obj.shape)
+    np = _numpy()
+    if np is not None:
+        if isinstance(obj, (np.number, np.bool_)):
+            return ()
+        if isinstance(obj, np.ndarray):
+            if obj.dtype.hasobject or obj.dtype.kind not in "biufc":
+                raise TypeError(
+                    f"to_tensor(): the element at {path} is a NumPy array of dtype {obj.dtype}; "
+                    "expected a numeric or bool dtype"
+                )
+            return tuple(obj.shape)
+    return None
+
+
+def _shape_of(obj: object, path: str, expected: tuple[int, ...] | None) -> tuple[tuple[int, ...], bool]:
+    # Returns (shape, has_array_leaves); raises at the first element whose shape or type disagrees.
+    if isinstance(obj, (list, tuple)):
+        n = len(obj)
+        if expected is not None:
+            if not expected:
+                raise ValueError(
+                    f"to_tensor(): ragged nested sequence: the element at {path} is a sequence "
+                    f"of length {n}, but its siblings are scalars"
+                )
+            if n != expected[0]:
+                raise ValueError(
+                    f"to_tensor(): ragged nested sequence: the element at {path or 'the top level'} "
+                    f"has length {n}, expected {expected[0]} like its siblings"
+                )
+        inner = None if expected is None else expected[1:]
+        arrays = False
+        for i, item in enumerate(obj):
+            shape, has_arrays = _shape_of(item, f"{path}[{i}]", inner)
+            inner = shape if inner is None else inner
+            arrays = arrays or has_arrays
+        return (n, *(inner or ())), arrays
+    shape = _leaf_shape(obj, path)
+    if shape is None:
+        raise TypeError(
+            f"to_tensor(): the element at {path} is {_describe(obj)} of type {type(obj).__name__}; "
+            "expected a number, a bool, a tensor, an array or a nested sequence of them"
+        )
+    if expected is not None and shape != expected:
+        what = "a scalar" if not shape else f"of shape {list(shape)}"
+        raise ValueError(
+            f"to_tensor(): ragged nested sequence: the element at {path} is {what}, "
+            f"expected shape {list(expected)} like its siblings"
+        )
+    return shape, bool(shape) or not isinstance(obj, _SCALARS)
+
+
+def _stack(obj: object, device: DeviceLike, dtype: torch.dtype | None) -> torch.Tensor:
+    if isinstance(obj, (list, tuple)):
+        parts = [_stack(item, device, None) for item in obj]
+        out = torch.stack(parts) if parts else torch.tensor([], device=device)
+        return out.to(dtype=dtype) if dtype is not None else out
+    return to_tensor(obj, device=device, dtype=dtype)
+
+
+def to_tensor(
+    obj: Any,
+    device: DeviceLike = None,
+    dtype: torch.dtype | None = None,
+    *,
+    copy: bool = False,
+) -> torch.Tensor:
+    r"""Convert a tensor, an array, a scalar or a nested sequence to a tensor, sharing memory where possible.
+
+    Args:
+        obj: a :class:`torch.Tensor`; a NumPy array or scalar; any object
+            exposing ``__dlpack__`` (CuPy, JAX, ...) or
+            ``__cuda_array_interface__`` (Numba, ...); a Python ``bool``,
+            ``int``, ``float`` or ``complex``; or a (nested) ``list``/``tuple``
+            of these.
+        device: where the result lives.  ``None`` keeps tensors and arrays on
+            the device they are on; tensors built from Python data follow
+            :func:`torch.get_default_device`.
+        dtype: the result's dtype; ``None`` keeps the source's dtype (Python data
+            is inferred like :func:`torch.tensor` does).
+        copy: if ``True``, the result never shares memory with ``obj``.
+
+    Returns:
+        torch.Tensor: ``obj`` itself when it is a tensor already on ``device``
+        with ``dtype`` (and ``copy=False``); otherwise a new tensor, which shares
+        memory with ``obj`` when no device or dtype change requires a copy:
+        NumPy arrays on the CPU, DLPack and CUDA-array-interface producers on
+        their own device.
+
+    Raises:
+        TypeError: ``obj`` (or an element of it, named by its index path such as
+            ``[1][2]``) is not numeric: a string, ``None``, an object-dtype array...
+        ValueError: a nested sequence is ragged; the message names the first
+            element, by index path, whose length or shape differs from its siblings'.
+
+    .. note:: A read-only NumPy array (a memory-mapped file, ``np.broadcast_to``),
+        one with negative strides (``a[::-1]``) or a non-native byte order is
+        **copied**: a tensor is always writable, so sharing its memory would let
+        writes through the tensor corrupt data NumPy promised not to change.
+        Unlike :func:`torch.as_tensor`, no ``UserWarning`` is emitted.
+
+    .. note:: Lists that contain tensors or arrays are stacked, so
+        ``to_tensor([a, b])`` works for arrays ``a`` and ``b`` of equal shape
+        (:func:`torch.tensor` rejects tensors with more than one element).  Nested
+        sequences are checked more strictly than by :func:`torch.tensor`, which
+        infers the shape from the first element and turns ``[[], [0]]`` into an
+        empty ``(2, 0)`` tensor.
+
+    Example::
+
+        >>> import numpy as np
+        >>> a = np.arange(3.0)
+        >>> t = torch.utils.auto_tensorize.to_tensor(a)    # shares memory with a
+        >>> t[0] = 7
+        >>> a
+        array([7., 1., 2.])
+        >>> torch.utils.auto_tensorize.to_tensor([[1, 2], [3, 4]], dtype=torch.float32)
+        tensor([[1., 2.],
+                [3., 4.]])
+        >>> torch.utils.auto_tensorize.to_tensor([[1, 2], [3]])
+        Traceback (most recent call last):
+          ...
+        ValueError: to_tensor(): ragged nested sequence: the element at [1] has length 1, expected 2 like its siblings
+    """
+    if isinstance(obj, torch.Tensor):
+        if device is None and dtype is None and not copy:
+            return obj
+        return obj.to(device=device, dtype=dtype, copy=copy)
+    np = _numpy()
+    if np is not None and isinstance(obj, np.ndarray):
+        t = _from_numpy(obj, np)
+        return t if device is None and dtype is None and not copy else t.to(device=device, dtype=dtype, copy=copy)
+    if isinstance(obj, _SCALARS) or (np is not None and isinstance(obj, (np.number, np.bool_))):
+        return torch.tensor(obj, device=device, dtype=dtype)
+    if isinstance(obj, (list, tuple)):
+        _, has_arrays = _shape_of(obj, "", None)
+        if has_arrays:
+            return _stack(obj, device, dtype)
+        return torch.tensor(obj, device=device, dtype=dtype)
+    if hasattr(type(obj), "__dlpack__"):
+        return torch.from_dlpack(obj).to(device=device, dtype=dtype, copy=copy)
+    if hasattr(obj, "__cuda_array_interface__"):
+        return torch.as_tensor(obj, device=device, dtype=dtype).to(copy=copy)
+    raise TypeError(
+        f"to_tensor(): cannot convert {_describe(obj)} of type {type(obj).__name__}; expected a tensor, "
+        "a NumPy array, an object with __dlpack__ or __cuda_array_interface__, a number, or a nested "
+        "list/tuple of them"
+    )
+
+
+def _target_device(device: DeviceLike) -> DeviceLike:
+    if device is not None:
+        return device
+    # DeviceContext lives in torch._accelerator; it is looked up per call so that
+    # decorating a function does not import it, and a missing one means "no context".
+    context_cls = vars(torch._accelerator).get("DeviceContext")
+    context = context_cls.current() if context_cls is not None else None
+    if context is not None and context.tensorize:
+        return context.device
+    return None
+
+
+def _cast(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    # dtype= targets floating-point data only: integer indices and bool masks keep their dtype.
+    return t.to(dtype) if dtype is not None and t.is_floating_point() else t
+
+
+def _convert_arg(value: Any, device: DeviceLike, dtype: torch.dtype | None) -> Any:
+    if type(value) in _OPTION_TYPES:
+        return value
+    if isinstance(value, torch.Tensor):
+        if device is None and dtype is None:
+            return value
+    elif not _is_array_like(value):
+        return value
+    return _cast(to_tensor(value, device=device), dtype)
+
+
+def _convert(value: Any, device: DeviceLike, dtype: torch.dtype | None) -> Any:
+    if isinstance(value, (list, tuple, dict)):
+        return pytree.tree_map(lambda leaf: _convert_arg(leaf, device, dtype), value)
+    return _convert_arg(value, device, dtype)
+
+
+def _back_converter(args: Sequence[Any]) -> Callable[[torch.Tensor], Any] | None:
+    # The first array argument that is not a tensor decides the type of the outputs.
+    for leaf in pytree.tree_leaves(list(args)):
+        if isinstance(leaf, torch.Tensor) or not _is_array_like(leaf):
+            continue
+        np = _numpy()
+        if np is not None and isinstance(leaf, np.ndarray):
+            return lambda t: t.numpy(force=True)
+        namespace = getattr(leaf, "__array_namespace__", None)
+        if namespace is None:
+            raise TypeError(
+                f"auto_tensorize(return_type='input'): cannot convert outputs back to "
+                f"{type(leaf).__name__}: it has no __array_namespace__() with from_dlpack"
+            )
+        xp = namespace()
+        return lambda t: xp.from_dlpack(t.detach())
+    return None
+
+
+def auto_tensorize(
+    fn: _F | None = None,
+    *,
+    device: DeviceLike = None,
+    dtype: torch.dtype | None = None,
+    argnames: Sequence[str] | None = None,
+    return_type: Literal["tensor", "input"] = "tensor",
+) -> Any:
+    r"""Decorate a function so that its array arguments arrive as tensors.
+
+    Which arguments are converted (with :func:`to_tensor`):
+
+    * without ``argnames``: every *array* argument — tensors, NumPy arrays, and
+      objects exposing ``__dlpack__`` or ``__cuda_array_interface__`` — including
+      arrays inside ``list``/``tuple``/``dict`` arguments.  Python numbers,
+      strings, ``None``, plain lists of numbers and everything else are passed
+      unchanged, since they are usually options (``dim=1``, ``kernel_size=[3, 3]``);
+    * with ``argnames``: only the named parameters, and those are converted
+      whatever they hold (a list of numbers becomes a tensor); ``None`` stays ``None``.
+
+    Args:
+        fn: the function to wrap; omit it to use ``@auto_tensorize(...)`` with options.
+        device: where converted arguments go.  Default: the device of the
+            innermost active :class:`torch._accelerator.DeviceContext` created
+            with ``tensorize=True``, else the arguments' own device.  (The
+            context's autocast dtype is not applied to arguments: autocast
+            already casts where it matters, per op.)
+        dtype: if given, floating-point arguments are cast to it; integer and
+            bool arrays keep their dtype (they are indices and masks).
+        argnames: names of the parameters to convert (see above).
+        return_type: ``"tensor"`` (default) returns what ``fn`` returns;
+            ``"input"`` converts every tensor in the result back to the type of
+            the first non-tensor array argument (NumPy arrays via
+            :meth:`torch.Tensor.numpy`, others via their ``__array_namespace__().from_dlpack``),
+            so NumPy in gives NumPy out.
+
+    Returns:
+        The wrapped function (or, without ``fn``, a decorator).
+
+    Raises:
+        TypeError: ``argnames`` names a parameter ``fn`` does not have, an
+            option has the wrong type, or (at call time) an argument cannot be converted.
+
+    .. note:: Arguments are converted on every call; the cost over a bare call is
+        a few microseconds (see ``benchmarks/bench_tensorize.py``).  Compiled with
+        :func:`torch.compile`, the wrapper is traced like any Python code.
+
+    Example::
+
+        >>> import numpy as np
+        >>> @torch.utils.auto_tensorize.auto_tensorize(return_type="input")
+        ... def center(x):
+        ...     return x - x.mean()
+        >>> center(np.array([1.0, 2.0, 3.0]))
+        array([-1.,  0.,  1.])
+    """
+    if return_type not in ("tensor", "input"):
+        raise ValueError(f"auto_tensorize(): return_type must be 'tensor' or 'input', but got {return_type!r}")
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise TypeError(f"auto_tensorize(): dtype must be a torch.dtype or None, but got {dtype!r}")
+    if isinstance(argnames, str):
+        raise TypeError(f"auto_tensorize(): argnames must be a sequence of names, not the string {argnames!r}")
+    if fn is None:
+        return functools.partial(
+            auto_tensorize, device=device, dtype=dtype, argnames=argnames, return_type=return_type
+        )
+    if not callable(fn):
+        raise TypeError(f"auto_tensorize(): expected a callable, but got {fn!r}")
+    if device is not None:
+        device = torch.device(device)
+
+    signature = inspect.signature(fn) if argnames is not None else None
+    names = frozenset(argnames or ())
+    if signature is not None:
+        unknown = sorted(names - signature.parameters.keys())
+        if unknown:
+            raise TypeError(
+                f"auto_tensorize(): argnames {unknown} are not parameters of {fn.__qualname__}"
+                f"{signature}"
+            )
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        target = _target_device(device)
+        back = _back_converter((*args, *kwargs.values())) if return_type == "input" else None
+        if signature is None:
+            args = tuple([_convert(a, target, dtype) for a in args])
+            if kwargs:
+                kwargs = {k: _convert(v, target, dtype) for k, v in kwargs.items()}
+        else:
+            bound = signature.bind(*args, **kwargs)
+            for name in names & bound.arguments.keys():
+                value = bound.arguments[name]
+                if value is not None:
+                    bound.arguments[name] = _cast(to_tensor(value, device=target), dtype)
+            args, kwargs = bound.args, bound.kwargs
+        out = fn(*args, **kwargs)
+        if back is None:
+            return out
+        return pytree.tree_map_only(torch.Tensor, back, out)
+
+    return wrapper
