@@ -80,6 +80,7 @@ function color(name) {
 }
 function ms(v) {
   if (v === null || v === undefined) return "\u2013";
+  if (v === 0) return "0";
   if (v >= 1000) return (v / 1000).toFixed(2) + " s";
   if (v >= 1) return v.toFixed(2) + " ms";
   return (v * 1000).toFixed(1) + " \u00b5s";
