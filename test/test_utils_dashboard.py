@@ -74,6 +74,9 @@ class DashboardTestCase(TestCase):
         super().setUp()
         reset()
         self.addCleanup(reset)
+        patcher = mock.patch.object(tm, "_device_module", False)  # host clock: exact, injectable
+        patcher.start()
+        self.addCleanup(patcher.stop)
 
     def start(self, **kwargs):
         board = live_dashboard(**kwargs)

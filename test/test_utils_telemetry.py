@@ -60,6 +60,11 @@ class TelemetryTestCase(TestCase):
         super().setUp()
         reset()
         self.addCleanup(reset)
+        # Host clock even where an earlier test initialized an accelerator;
+        # the accelerator path has its own classes below.
+        patcher = mock.patch.object(tm, "_device_module", False)
+        patcher.start()
+        self.addCleanup(patcher.stop)
 
 
 class TestForms(TelemetryTestCase):
@@ -266,6 +271,19 @@ class TestCompile(TelemetryTestCase):
         # Host-side timing: every call is counted, compiled or not.
         self.assertEqual(snapshot()["inner"]["count"], 4)
 
+    @parametrize("backend", ["eager", "aot_eager"])
+    def test_block_in_compiled_function(self, backend):
+        torch._dynamo.reset()
+
+        def fn(x):
+            with telemetry("blk"):
+                y = x.cos()
+            return y * 3
+
+        x = torch.randn(8)
+        self.assertEqual(torch.compile(fn, backend=backend)(x), fn(x))
+        self.assertEqual(snapshot()["blk"]["count"], 2)
+
 
 def _fork_child(queue):
     module_level_step(1)
@@ -425,6 +443,12 @@ class TestAcceleratorPath(TelemetryTestCase):
 
 @unittest.skipIf(not TEST_CUDA, "needs CUDA")
 class TestCUDA(TelemetryTestCase):
+    def setUp(self):
+        super().setUp()
+        patcher = mock.patch.object(tm, "_device_module", None)  # detect the real accelerator
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
     def test_cuda_timing_without_synchronize_in_hot_path(self):
         torch.cuda.init()
 

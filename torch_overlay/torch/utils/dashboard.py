@@ -321,12 +321,12 @@ class LiveDashboard:
         self.port: int = server.server_address[1]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}/"
+        self._stopped = False
+        self._stop_lock = threading.Lock()
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"torch.utils.dashboard:{self.port}", daemon=True
         )
         self._thread.start()
-        self._stopped = False
-        self._stop_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LiveDashboard(url={self.url!r}, running={self.running})"
