@@ -14,11 +14,14 @@ import tempfile
 import threading
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from unittest import mock
 
-import torch
+from hypothesis import example, given, settings, strategies as st
+
+import torch.utils.dashboard as dashboard
 import torch.utils.telemetry as tm
 from torch.testing._internal.common_utils import (
     instantiate_parametrized_tests,
@@ -258,6 +261,23 @@ class TestEscaping(DashboardTestCase):
         self.assertEqual(sorted(s.labels["name"] for s in families["torch_telemetry_calls"].samples), sorted(NASTY))
         self.assertIn('name="line\\nbreak"', text)
         self.assertIn('name="quote \\" backslash \\\\ end"', text)
+
+
+class TestEscapingFuzz(TestCase):
+    @settings(max_examples=100, deadline=None)
+    @given(st.text(min_size=1, max_size=24))
+    @example("a\rb\n")
+    @example("line\u2028separator\x85")
+    @example('{name="x"} 1\n# TYPE')
+    def test_any_name_round_trips(self, name):
+        from prometheus_client.parser import text_string_to_metric_families
+
+        stats = {name: tm._Stat("cpu").summary()}
+        families = {f.name: f for f in text_string_to_metric_families(dashboard._prometheus(stats))}
+        self.assertEqual([s.labels["name"] for s in families["torch_telemetry_calls"].samples], [name])
+        self.assertEqual(list(json.loads(dashboard._json(stats))), [name])
+        rows = dashboard._first_paint_rows(stats)
+        self.assertNotIn("<", rows.replace("<tr>", "").replace("</tr>", "").replace("<td>", "").replace("</td>", "").replace('<td class="name">', ""))
 
 
 class TestServerLifecycle(DashboardTestCase):

@@ -339,7 +339,6 @@ def _wrap(fn: _F, name: str) -> _F:
             return out
         return _call(name, fn, args, kwargs)
 
-    timed.__telemetry_name__ = name  # type: ignore[attr-defined]
     return timed  # type: ignore[return-value]
 
 
