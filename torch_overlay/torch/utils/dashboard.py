@@ -220,8 +220,8 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "torch-telemetry"
     sys_version = ""
-    # One request per connection (HTTP/1.0) and a read timeout, so stop() never
-    # waits on an idle keep-alive or a client that connects and sends nothing.
+    # One request per connection (HTTP/1.0) and a read timeout: stop() joins the
+    # handler threads, and a client that connects and sends nothing must not hold it.
     timeout = 5.0
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -339,8 +339,10 @@ class LiveDashboard:
     def stop(self) -> None:
         r"""Stop serving, free the port and join the server thread; idempotent.
 
-        In a forked child (which inherits the socket but not the thread) it
-        only closes the child's copy of the socket.
+        Requests in progress are finished first; a client that connected but
+        sends nothing is dropped after a 5 s read timeout.  In a forked child
+        (which inherits the socket but not the thread) it only closes the
+        child's copy of the socket.
 
         Example::
 
