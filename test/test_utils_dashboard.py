@@ -1,0 +1,435 @@
+# Owner(s): ["module: tests"]
+
+import errno
+import http.client
+import io
+import json
+import multiprocessing
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from unittest import mock
+
+from hypothesis import example, given, settings, strategies as st
+
+import torch.utils.dashboard as dashboard
+import torch.utils.telemetry as tm
+from torch.testing._internal.common_utils import (
+    instantiate_parametrized_tests,
+    IS_WINDOWS,
+    parametrize,
+    run_tests,
+    TestCase,
+)
+from torch.utils.dashboard import live_dashboard, LiveDashboard, show, watch
+from torch.utils.telemetry import reset, telemetry
+
+
+# Names a user could pick that break naive HTML, JSON or Prometheus output.
+NASTY = [
+    '<img src=x onerror="alert(1)">',
+    "</script><script>alert(2)</script>",
+    'quote " backslash \\ end',
+    "line\nbreak",
+    "ünïcødé ✓ & ampersand",
+]
+
+
+def record(name, durations_ns):
+    """Record calls of ``name`` taking exactly ``durations_ns`` (through an injected clock)."""
+    reads = []
+    for d in durations_ns:
+        reads += [0, d]
+    state = {"now": 0}
+
+    def clock():
+        state["now"] += reads.pop(0)
+        return state["now"]
+
+    with mock.patch.object(tm, "_perf_counter_ns", clock):
+        for _ in durations_ns:
+            with telemetry(name):
+                pass
+
+
+def get(url, method="GET"):
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""))
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+class DashboardTestCase(TestCase):
+    def setUp(self):
+        super().setUp()
+        reset()
+        self.addCleanup(reset)
+        patcher = mock.patch.object(tm, "_device_module", False)  # host clock: exact, injectable
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    def start(self, **kwargs):
+        board = live_dashboard(**kwargs)
+        self.addCleanup(board.stop)
+        return board
+
+
+class TestShow(DashboardTestCase):
+    def test_table(self):
+        record("forward", [2_000_000, 4_000_000])
+        record("data.load", [1_500])
+        out = io.StringIO()
+        show(file=out)
+        self.assertExpectedInline(
+            out.getvalue(),
+            """\
+name       device  calls  errors     mean      p50      p95      min      max    total  peak memory
+---------  ------  -----  ------  -------  -------  -------  -------  -------  -------  -----------
+forward    cpu         2       0  3.00 ms  2.00 ms  4.00 ms  2.00 ms  4.00 ms  6.00 ms            -
+data.load  cpu         1       0   1.5 us   1.5 us   1.5 us   1.5 us   1.5 us   1.5 us            -
+""",
+        )
+
+    def test_empty_and_stdout(self):
+        with mock.patch("sys.stdout", new_callable=io.StringIO) as out:
+            show()
+        self.assertIn("no timed calls recorded", out.getvalue())
+
+    def test_control_characters_cannot_move_the_cursor(self):
+        record("evil\x1b[2J\nname", [1000])
+        out = io.StringIO()
+        show(file=out)
+        self.assertNotIn("\x1b", out.getvalue())
+        self.assertIn("evil\\x1b[2J\\nname", out.getvalue())
+
+
+class TestWatch(DashboardTestCase):
+    def test_redraws_finite_iterations(self):
+        record("step", [1000])
+        out = io.StringIO()
+        with mock.patch("time.sleep") as sleep:
+            watch(refresh=0.5, iterations=3, file=out)
+        self.assertEqual(out.getvalue().count("\x1b[H\x1b[2J"), 3)
+        self.assertEqual(out.getvalue().count("step"), 3)
+        self.assertEqual([c.args for c in sleep.call_args_list], [(0.5,), (0.5,)])
+
+    def test_ctrl_c_stops_cleanly(self):
+        out = io.StringIO()
+        with mock.patch("time.sleep", side_effect=KeyboardInterrupt):
+            watch(file=out)
+        self.assertEqual(out.getvalue().count("\x1b[2J"), 1)
+
+    def test_bad_arguments(self):
+        for kwargs in ({"refresh": -1}, {"refresh": float("nan")}, {"refresh": "1"}, {"iterations": 0}, {"iterations": 1.5}):
+            with self.assertRaises(ValueError, msg=kwargs):
+                watch(file=io.StringIO(), **kwargs)
+
+
+class TestEndpoints(DashboardTestCase):
+    def test_url_and_context_manager(self):
+        with live_dashboard() as board:
+            self.assertIsInstance(board, LiveDashboard)
+            self.assertRegex(board.url, r"^http://127\.0\.0\.1:\d+/$")
+            self.assertEqual(board.url, f"http://127.0.0.1:{board.port}/")
+            self.assertTrue(board.running)
+        self.assertFalse(board.running)
+        self.assertFalse(board._thread.is_alive())
+
+    def test_api_stats_is_the_snapshot(self):
+        record("forward", [2_000_000, 4_000_000])
+        board = self.start()
+        status, headers, body = get(board.url + "api/stats")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["Content-Type"], "application/json")
+        self.assertEqual(json.loads(body), tm.snapshot())
+        status, _, body = get(board.url + "api/stats?cache=0")
+        self.assertEqual((status, json.loads(body)["forward"]["count"]), (200, 2))
+
+    def test_page_is_self_contained(self):
+        record("forward", [1000])
+        board = self.start(refresh=0.5)
+        status, headers, body = get(board.url)
+        page = body.decode()
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["Content-Type"], "text/html; charset=utf-8")
+        self.assertIn("default-src 'none'", headers["Content-Security-Policy"])
+        self.assertIn("<td>1</td>", page)
+        self.assertIn('<td class="name">forward</td>', page)
+        self.assertIn("const REFRESH_MS = 500;", page)
+        for external in ("src=", "href=", "@import", "url(", "http://", "https://"):
+            self.assertNotIn(external, page.replace("http://www.w3.org/2000/svg", ""))
+
+    def test_head(self):
+        board = self.start()
+        status, headers, body = get(board.url + "metrics", method="HEAD")
+        self.assertEqual((status, body), (200, b""))
+        self.assertGreater(int(headers["Content-Length"]), 0)
+
+    def test_prometheus_format_parses(self):
+        from prometheus_client.parser import text_string_to_metric_families
+
+        record("forward", [2_000_000, 4_000_000])
+        with self.assertRaises(ZeroDivisionError):
+            with telemetry("forward"):
+                1 / 0  # noqa: B018
+        board = self.start()
+        status, headers, body = get(board.url + "metrics")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["Content-Type"], "text/plain; version=0.0.4; charset=utf-8")
+        families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+        self.assertEqual(
+            sorted(families),
+            [
+                "torch_telemetry_calls",
+                "torch_telemetry_duration_max_seconds",
+                "torch_telemetry_duration_min_seconds",
+                "torch_telemetry_duration_seconds",
+                "torch_telemetry_errors",
+                "torch_telemetry_peak_memory_bytes",
+            ],
+        )
+        self.assertEqual(families["torch_telemetry_calls"].type, "counter")
+        self.assertEqual(families["torch_telemetry_duration_seconds"].type, "summary")
+        samples = {(s.name, s.labels.get("quantile")): s for s in families["torch_telemetry_duration_seconds"].samples}
+        self.assertEqual(samples[("torch_telemetry_duration_seconds_count", None)].value, 3)
+        self.assertEqual(samples[("torch_telemetry_duration_seconds", "0.5")].labels["name"], "forward")
+        self.assertEqual(families["torch_telemetry_errors"].samples[0].value, 1)
+        self.assertEqual(families["torch_telemetry_duration_max_seconds"].samples[0].value, 0.004)
+
+    def test_unknown_paths_and_traversal_404(self):
+        board = self.start()
+        here = os.path.abspath(__file__)
+        for path in ("/nope", "/api", "/api/stats/", "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "//etc/passwd",
+                     "/api/../../etc/passwd", "/" + here, "/index.html", "/favicon.ico", "/metrics/../etc/passwd"):
+            parts = urllib.parse.urlsplit(board.url)
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+            conn.request("GET", path)
+            response = conn.getresponse()
+            body = response.read()
+            conn.close()
+            self.assertEqual(response.status, 404, path)
+            self.assertNotIn(b"root:", body)
+
+    @parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+    def test_read_only(self, method):
+        board = self.start()
+        for path in ("", "api/stats", "metrics", "anything"):
+            status, headers, _ = get(board.url + path, method=method)
+            self.assertEqual(status, 405, (method, path))
+            self.assertEqual(headers["Allow"], "GET, HEAD")
+
+
+class TestEscaping(DashboardTestCase):
+    def setUp(self):
+        super().setUp()
+        for i, name in enumerate(NASTY):
+            record(name, [1000 * (i + 1)])
+        self.board = self.start()
+
+    def test_html_escaped(self):
+        page = get(self.board.url)[2].decode()
+        for name in NASTY:
+            if any(c in name for c in "<>&\""):
+                self.assertNotIn(name, page)
+        self.assertIn("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;", page)
+        self.assertIn("&lt;/script&gt;&lt;script&gt;alert(2)&lt;/script&gt;", page)
+        self.assertEqual(page.count("<script>"), 1)  # only the page's own
+
+    def test_json_escaped(self):
+        body = get(self.board.url + "api/stats")[2]
+        self.assertNotIn(b"<", body)
+        self.assertEqual(sorted(json.loads(body)), sorted(NASTY))
+
+    def test_prometheus_labels_escaped(self):
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = get(self.board.url + "metrics")[2].decode()
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        self.assertEqual(sorted(s.labels["name"] for s in families["torch_telemetry_calls"].samples), sorted(NASTY))
+        self.assertIn('name="line\\nbreak"', text)
+        self.assertIn('name="quote \\" backslash \\\\ end"', text)
+
+
+class TestEscapingFuzz(TestCase):
+    @settings(max_examples=100, deadline=None)
+    @given(st.text(min_size=1, max_size=24))
+    @example("a\rb\n")
+    @example("line\u2028separator\x85")
+    @example('{name="x"} 1\n# TYPE')
+    def test_any_name_round_trips(self, name):
+        from prometheus_client.parser import text_string_to_metric_families
+
+        stats = {name: tm._Stat("cpu").summary()}
+        families = {f.name: f for f in text_string_to_metric_families(dashboard._prometheus(stats))}
+        self.assertEqual([s.labels["name"] for s in families["torch_telemetry_calls"].samples], [name])
+        self.assertEqual(list(json.loads(dashboard._json(stats))), [name])
+        rows = dashboard._first_paint_rows(stats)
+        self.assertNotIn("<", rows.replace("<tr>", "").replace("</tr>", "").replace("<td>", "").replace("</td>", "").replace('<td class="name">', ""))
+
+
+class TestServerLifecycle(DashboardTestCase):
+    def test_stop_frees_port_and_ends_thread(self):
+        board = live_dashboard()
+        port, thread = board.port, board._thread
+        board.stop()
+        board.stop()  # idempotent
+        self.assertFalse(thread.is_alive())
+        with self.assertRaises(urllib.error.URLError):
+            urllib.request.urlopen(board.url, timeout=5)
+        again = self.start(port=port)
+        self.assertEqual(again.port, port)
+        self.assertEqual(get(again.url + "api/stats")[0], 200)
+
+    def test_port_in_use(self):
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+            with self.assertRaises(OSError) as cm:
+                live_dashboard(port=port)
+        self.assertEqual(cm.exception.errno, errno.EADDRINUSE)
+        self.assertIn(f"port {port} on 127.0.0.1 is already in use", str(cm.exception))
+        self.assertIn("port=0", str(cm.exception))
+
+    def test_concurrent_clients(self):
+        record("forward", [1000])
+        board = self.start()
+        results = []
+
+        def client(path):
+            results.append(get(board.url + path)[0])
+
+        threads = [threading.Thread(target=client, args=(p,)) for p in ["", "api/stats", "metrics"] * 8]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        self.assertEqual(results, [200] * 24)
+
+    def test_idle_connection_does_not_block_others_or_stop(self):
+        with mock.patch.object(dashboard._Handler, "timeout", 0.5):
+            board = live_dashboard()
+            with socket.create_connection(("127.0.0.1", board.port)):  # connects, never sends
+                self.assertEqual(get(board.url + "api/stats")[0], 200)
+                board.stop()  # joins the idle handler, which gives up after its read timeout
+        self.assertFalse(board.running)
+
+    def test_loopback_is_quiet_and_other_hosts_warn(self):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.start()
+            self.start(host="localhost")
+        self.assertEqual(caught, [])
+        with self.assertWarnsRegex(UserWarning, "not a loopback address"):
+            board = self.start(host="0.0.0.0")
+        self.assertEqual(board.url, f"http://0.0.0.0:{board.port}/")
+
+    @unittest.skipIf(not socket.has_ipv6, "no IPv6")
+    def test_ipv6_loopback(self):
+        try:
+            board = self.start(host="::1")
+        except OSError as e:
+            self.skipTest(f"IPv6 loopback unavailable: {e}")
+        self.assertEqual(board.url, f"http://[::1]:{board.port}/")
+        self.assertEqual(get(board.url + "api/stats")[0], 200)
+
+    def test_bad_arguments(self):
+        for kwargs, error in (
+            ({"port": -1}, ValueError),
+            ({"port": 70000}, ValueError),
+            ({"port": "80"}, TypeError),
+            ({"port": True}, TypeError),
+            ({"host": None}, TypeError),
+            ({"host": ""}, TypeError),
+            ({"refresh": 0}, ValueError),
+            ({"refresh": float("inf")}, ValueError),
+        ):
+            with self.assertRaises(error, msg=kwargs):
+                live_dashboard(**kwargs)
+        with self.assertRaises(ValueError) as cm:
+            live_dashboard(port=70000)
+        self.assertExpectedInline(str(cm.exception), """live_dashboard(): port must be in 0..65535 (0 picks a free port), but got 70000""")
+
+    def test_import_starts_no_thread_and_opens_no_socket(self):
+        code = (
+            "import os, threading, torch, torch.utils.dashboard, torch.utils.telemetry\n"
+            "fds = []\n"
+            "for fd in os.listdir('/proc/self/fd'):\n"
+            "    try:\n"
+            "        fds.append(os.readlink(f'/proc/self/fd/{fd}'))\n"
+            "    except OSError:\n"
+            "        pass  # the descriptor listdir itself used\n"
+            "print(threading.active_count(), sum(f.startswith('socket:') for f in fds))\n"
+        )
+        if not os.path.isdir("/proc/self/fd"):
+            self.skipTest("needs /proc")
+        out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stderr, "")
+        self.assertEqual(out.stdout.split(), ["1", "0"])
+
+    @unittest.skipIf(IS_WINDOWS, "fork is POSIX-only")
+    def test_fork_child_can_stop_without_deadlock(self):
+        board = self.start()
+        ctx = multiprocessing.get_context("fork")
+        child = ctx.Process(target=board.stop)
+        child.start()
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+            self.fail("stop() in a forked child hung")
+        self.assertEqual(child.exitcode, 0)
+        self.assertTrue(board.running)
+        self.assertEqual(get(board.url + "api/stats")[0], 200)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@unittest.skipIf(CHROMIUM is None, "needs chromium (apt-get install chromium)")
+class TestBrowser(DashboardTestCase):
+    """Renders the page in headless Chromium and checks what a person would see."""
+
+    def render(self, url):
+        with tempfile.TemporaryDirectory() as profile:
+            out = subprocess.run(
+                [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                 "--virtual-time-budget=3000", "--dump-dom", url],
+                capture_output=True, text=True, timeout=120,
+            )
+        self.assertEqual(out.returncode, 0, out.stderr[-2000:])
+        return out.stdout
+
+    def test_rows_charts_and_escaped_names(self):
+        record("forward", [3_000_000, 5_000_000])
+        record('<img src=x onerror="document.title=1">', [1_000_000])
+        board = self.start(refresh=0.2)
+        dom = self.render(board.url)
+        self.assertIn("2 names", dom)  # the script ran and fetched /api/stats
+        self.assertIn('title="forward"', dom)
+        self.assertIn("4.00 ms", dom)  # mean of forward
+        self.assertIn("&lt;img src=x onerror=\"document.title=1\"&gt;", dom)  # shown as text
+        self.assertNotIn("<img", dom)  # never as an element
+        self.assertIn("<title>torch telemetry</title>", dom)
+        self.assertRegex(dom, r'<path d="M[\d. ]+L')  # latency lines drawn
+        self.assertRegex(dom, r"<rect [^>]*fill=\"#ee4c2c\"")  # quantile bars drawn
+        self.assertIn("no device memory recorded", dom)
+
+
+instantiate_parametrized_tests(TestEndpoints)
+
+if __name__ == "__main__":
+    run_tests()

@@ -1,0 +1,464 @@
+r"""
+Views of :mod:`torch.utils.telemetry`: a text table, a live terminal view and a live web page.
+
+* :func:`show` prints the figures of :func:`torch.utils.telemetry.snapshot`
+  as an aligned table.
+* :func:`watch` redraws that table in a terminal every ``refresh`` seconds.
+* :func:`live_dashboard` serves, from a background thread and with the
+  standard library only, a self-contained page with the live table and
+  latency and memory charts (``/``), the snapshot as JSON (``/api/stats``)
+  and the Prometheus text exposition format (``/metrics``).
+
+Nothing runs until one of these is called: importing the module starts no
+thread and opens no socket.
+"""
+
+from __future__ import annotations
+
+import errno
+import html
+import ipaddress
+import json
+import logging
+import math
+import os
+import socket
+import socketserver
+import sys
+import threading
+import time
+import warnings
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+from torch.utils import telemetry as _telemetry
+from torch.utils._dashboard_page import CONTENT_SECURITY_POLICY, PAGE
+from torch.utils._memory_size import format_memory_size
+
+
+__all__ = ["LiveDashboard", "live_dashboard", "show", "watch"]
+
+_log = logging.getLogger(__name__)
+
+_COLUMNS = ("name", "device", "calls", "errors", "mean", "p50", "p95", "min", "max", "total", "peak memory")
+_NUMERIC = frozenset(_COLUMNS[2:])
+
+
+def _duration(ms: float) -> str:
+    if ms >= 1000:
+        return f"{ms / 1000:.2f} s"
+    if ms >= 1:
+        return f"{ms:.2f} ms"
+    return f"{ms * 1000:.1f} us"
+
+
+def _rows(stats: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
+    ordered = sorted(stats.items(), key=lambda item: (-item[1]["total_ms"], item[0]))
+    return [
+        (
+            name,
+            s["device"],
+            str(s["count"]),
+            str(s["errors"]),
+            _duration(s["mean_ms"]),
+            _duration(s["p50_ms"]),
+            _duration(s["p95_ms"]),
+            _duration(s["min_ms"]),
+            _duration(s["max_ms"]),
+            _duration(s["total_ms"]),
+            "-" if s["peak_memory_bytes"] is None else format_memory_size(s["peak_memory_bytes"]),
+        )
+        for name, s in ordered
+    ]
+
+
+def _table(stats: dict[str, dict[str, Any]]) -> str:
+    if not stats:
+        return "no timed calls recorded (decorate a function with @torch.utils.telemetry.telemetry)\n"
+    # Names are user data: show control characters escaped so they cannot move the cursor.
+    rows = [(name.encode("unicode_escape").decode("ascii"), *rest) for name, *rest in _rows(stats)]
+    widths = [max(len(col), *(len(row[i]) for row in rows)) for i, col in enumerate(_COLUMNS)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(
+            cell.rjust(width) if col in _NUMERIC else cell.ljust(width)
+            for cell, width, col in zip(cells, widths, _COLUMNS)
+        ).rstrip()
+
+    out = [line(_COLUMNS), "  ".join("-" * w for w in widths)]
+    out.extend(line(row) for row in rows)
+    return "\n".join(out) + "\n"
+
+
+def show(file: TextIO | None = None) -> None:
+    r"""Print the figures recorded by :mod:`torch.utils.telemetry` as an aligned table.
+
+    One row per name, slowest total first: device, calls, errors, mean, p50,
+    p95, min, max and total duration, and peak device memory (``-`` on CPU).
+
+    Args:
+        file: where to write (default: :data:`sys.stdout`).
+
+    Example::
+
+        >>> from torch.utils.dashboard import show
+        >>> from torch.utils.telemetry import reset, telemetry
+        >>> reset()
+        >>> with telemetry("load"):
+        ...     pass
+        >>> show()  # doctest: +SKIP
+        name  device  calls  errors     mean      p50      p95      min      max    total  peak memory
+        ----  ------  -----  ------  -------  -------  -------  -------  -------  -------  -----------
+        load  cpu         1       0   2.1 us   2.1 us   2.1 us   2.1 us   2.1 us   2.1 us            -
+    """
+    (sys.stdout if file is None else file).write(_table(_telemetry.snapshot()))
+
+
+def _check_refresh(refresh: object, caller: str) -> float:
+    if isinstance(refresh, bool) or not isinstance(refresh, (int, float)) or not math.isfinite(refresh) or refresh < 0:
+        raise ValueError(f"{caller}(): refresh must be a finite number of seconds >= 0, but got {refresh!r}")
+    return float(refresh)
+
+
+def watch(refresh: float = 1.0, *, iterations: int | None = None, file: TextIO | None = None) -> None:
+    r"""Redraw the telemetry table in a terminal every ``refresh`` seconds.
+
+    Clears the screen with ANSI escape codes and draws :func:`show`'s table
+    with a timestamp, until ``iterations`` redraws are done or Ctrl-C.
+
+    Args:
+        refresh: seconds between redraws.
+        iterations: stop after this many redraws (default: until interrupted).
+        file: the terminal to draw on (default: :data:`sys.stdout`).
+
+    Raises:
+        ValueError: ``refresh`` is negative or not finite, or ``iterations``
+            is not a positive int.
+
+    Example::
+
+        >>> import io
+        >>> from torch.utils.dashboard import watch
+        >>> out = io.StringIO()
+        >>> watch(refresh=0, iterations=2, file=out)
+        >>> out.getvalue().count("\x1b[2J")
+        2
+    """
+    refresh = _check_refresh(refresh, "watch")
+    if iterations is not None and (isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1):
+        raise ValueError(f"watch(): iterations must be a positive int or None, but got {iterations!r}")
+    out = sys.stdout if file is None else file
+    drawn = 0
+    try:
+        while iterations is None or drawn < iterations:
+            if drawn:
+                time.sleep(refresh)
+            stamp = time.strftime("%H:%M:%S")
+            out.write(f"\x1b[H\x1b[2Jtorch.utils.telemetry  {stamp}  (Ctrl-C to stop)\n\n{_table(_telemetry.snapshot())}")
+            out.flush()
+            drawn += 1
+    except KeyboardInterrupt:
+        out.write("\n")
+
+
+def _label(value: str) -> str:
+    # Prometheus text format: a label value escapes backslash, double quote and line feed.
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _metric(value: float) -> str:
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def _prometheus(stats: dict[str, dict[str, Any]]) -> str:
+    families: list[tuple[str, str, str, list[tuple[str, str, float]]]] = [
+        ("torch_telemetry_calls_total", "counter", "Timed calls, failed ones included.", []),
+        ("torch_telemetry_errors_total", "counter", "Timed calls that raised.", []),
+        ("torch_telemetry_duration_seconds", "summary", "Duration of timed calls.", []),
+        ("torch_telemetry_duration_min_seconds", "gauge", "Shortest timed call.", []),
+        ("torch_telemetry_duration_max_seconds", "gauge", "Longest timed call.", []),
+        ("torch_telemetry_peak_memory_bytes", "gauge", "Peak device memory allocated when a call ended.", []),
+    ]
+    calls, errors, duration, low, high, peak = (samples for *_, samples in families)
+    for name, s in sorted(stats.items()):
+        labels = f'name="{_label(name)}",device="{_label(s["device"])}"'
+        calls.append(("", labels, s["count"]))
+        errors.append(("", labels, s["errors"]))
+        duration.append(("", labels + ',quantile="0.5"', s["p50_ms"] / 1e3))
+        duration.append(("", labels + ',quantile="0.95"', s["p95_ms"] / 1e3))
+        duration.append(("_sum", labels, s["total_ms"] / 1e3))
+        duration.append(("_count", labels, s["count"]))
+        low.append(("", labels, s["min_ms"] / 1e3))
+        high.append(("", labels, s["max_ms"] / 1e3))
+        if s["peak_memory_bytes"] is not None:
+            peak.append(("", labels, s["peak_memory_bytes"]))
+    lines = []
+    for family, kind, help_text, samples in families:
+        lines.append(f"# HELP {family} {help_text}")
+        lines.append(f"# TYPE {family} {kind}")
+        lines.extend(f"{family}{suffix}{{{labels}}} {_metric(v)}" for suffix, labels, v in samples)
+    return "\n".join(lines) + "\n"
+
+
+def _json(stats: dict[str, dict[str, Any]]) -> str:
+    # Valid JSON either way; escaping <, > and & keeps a name inert even if a
+    # client ignores the Content-Type and sniffs the body as HTML.
+    text = json.dumps(stats, sort_keys=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _first_paint_rows(stats: dict[str, dict[str, Any]]) -> str:
+    return "".join(
+        f'<tr><td class="name">{html.escape(name)}</td>' + "".join(f"<td>{html.escape(cell)}</td>" for cell in rest) + "</tr>"
+        for name, *rest in _rows(stats)
+    )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "torch-telemetry"
+    sys_version = ""
+    # One request per connection (HTTP/1.0) and a read timeout: stop() joins the
+    # handler threads, and a client that connects and sends nothing must not hold it.
+    timeout = 5.0
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _log.debug("%s - " + format, self.address_string(), *args)
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _error(self, status: HTTPStatus, extra: dict[str, str] | None = None) -> None:
+        self._send(status, f"{status.value} {status.phrase}\n".encode(), "text/plain; charset=utf-8", extra)
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        try:
+            if path == "/":
+                refresh = self.server.refresh
+                page = PAGE.substitute(
+                    refresh=f"{refresh:g}",
+                    refresh_ms=str(max(50, int(refresh * 1000))),
+                    rows=_first_paint_rows(_telemetry.snapshot()),
+                )
+                self._send(
+                    HTTPStatus.OK,
+                    page.encode(),
+                    "text/html; charset=utf-8",
+                    {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Frame-Options": "DENY"},
+                )
+            elif path == "/api/stats":
+                self._send(HTTPStatus.OK, _json(_telemetry.snapshot()).encode(), "application/json")
+            elif path == "/metrics":
+                body = _prometheus(_telemetry.snapshot()).encode()
+                self._send(HTTPStatus.OK, body, "text/plain; version=0.0.4; charset=utf-8")
+            else:
+                self._error(HTTPStatus.NOT_FOUND)
+        except Exception:
+            _log.exception("live_dashboard: failed to serve %s", path)
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    do_HEAD = do_GET
+
+    def _read_only(self) -> None:
+        self._error(HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": "GET, HEAD"})
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _read_only
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    refresh: float
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host's FQDN, a DNS query we do not need.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
+class _ServerV6(_Server):
+    address_family = socket.AF_INET6
+
+
+class LiveDashboard:
+    r"""A running :func:`live_dashboard` server: its address, and how to stop it.
+
+    Created by :func:`live_dashboard`, not directly.  ``stop()`` (or leaving
+    the ``with`` block) shuts the server down, closes its socket, so the port
+    can be bound again at once, and joins its thread.
+
+    Attributes:
+        url (str): the page's address, e.g. ``"http://127.0.0.1:8000/"``;
+            ``url + "api/stats"`` and ``url + "metrics"`` are the other endpoints.
+        host (str): the address bound.
+        port (int): the port bound (the one picked by the OS for ``port=0``).
+
+    Example::
+
+        >>> from torch.utils.dashboard import live_dashboard
+        >>> with live_dashboard() as board:
+        ...     board.url.startswith("http://127.0.0.1:")
+        True
+        >>> board.running
+        False
+    """
+
+    def __init__(self, server: _Server, host: str) -> None:
+        self._server = server
+        self._pid = os.getpid()
+        self.host = host
+        self.port: int = server.server_address[1]
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{self.port}/"
+        self._stopped = False
+        self._stop_lock = threading.Lock()
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"torch.utils.dashboard:{self.port}", daemon=True
+        )
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        return f"LiveDashboard(url={self.url!r}, running={self.running})"
+
+    @property
+    def running(self) -> bool:
+        """Whether the server thread is serving requests."""
+        return not self._stopped and os.getpid() == self._pid and self._thread.is_alive()
+
+    def stop(self) -> None:
+        r"""Stop serving, free the port and join the server thread; idempotent.
+
+        Requests in progress are finished first; a client that connected but
+        sends nothing is dropped after a 5 s read timeout.  In a forked child
+        (which inherits the socket but not the thread) it only closes the
+        child's copy of the socket.
+
+        Example::
+
+            >>> from torch.utils.dashboard import live_dashboard
+            >>> board = live_dashboard()
+            >>> board.stop()
+            >>> board.stop()  # a second call does nothing
+        """
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        if os.getpid() == self._pid:
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+        _log.debug("live_dashboard: stopped %s", self.url)
+
+    def __enter__(self) -> LiveDashboard:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def live_dashboard(host: str = "127.0.0.1", port: int = 0, refresh: float = 1.0) -> LiveDashboard:
+    r"""Serve a live web view of :mod:`torch.utils.telemetry` from a background thread.
+
+    Endpoints (all read-only: other methods get ``405``, other paths ``404``,
+    no file is ever served):
+
+    * ``/``: a self-contained page (no external assets) with the live table
+      and charts of latency over time, p50/p95 per name and peak memory,
+      refreshed every ``refresh`` seconds;
+    * ``/api/stats``: :func:`torch.utils.telemetry.snapshot` as JSON;
+    * ``/metrics``: the same figures in the Prometheus text exposition format
+      (``torch_telemetry_calls_total``, ``torch_telemetry_errors_total``,
+      ``torch_telemetry_duration_seconds`` summary with p50/p95,
+      ``torch_telemetry_duration_min_seconds`` / ``_max_seconds``,
+      ``torch_telemetry_peak_memory_bytes``, labelled by ``name`` and ``device``).
+
+    Args:
+        host: the address to bind.  Loopback by default; any other address
+            makes the figures (and your function names) reachable from other
+            machines, so it warns.
+        port: the TCP port; ``0`` lets the OS pick a free one (see ``.url``).
+        refresh: seconds between the page's updates.
+
+    Returns:
+        LiveDashboard: a handle with ``.url`` and ``.stop()``, also a context
+        manager that stops the server on exit.
+
+    Raises:
+        TypeError: ``host`` is not a str or ``port`` not an int.
+        ValueError: ``port`` is outside 0..65535 or ``refresh`` is not a
+            positive number.
+        OSError: the address cannot be bound; ``errno.EADDRINUSE`` when the
+            port is already in use, with a message saying so.
+
+    .. note::
+        Every name is user data and is escaped wherever it is shown: as HTML
+        text in the page (and never inserted as markup by its script), as JSON
+        strings, and as Prometheus label values.  The server exposes figures
+        only, but it has no authentication: keep it on loopback and reach it
+        through an SSH tunnel, or bind elsewhere deliberately.
+
+    Example::
+
+        >>> import json, urllib.request
+        >>> from torch.utils.dashboard import live_dashboard
+        >>> from torch.utils.telemetry import telemetry
+        >>> with telemetry("step"):
+        ...     pass
+        >>> with live_dashboard(port=0) as board:
+        ...     stats = json.load(urllib.request.urlopen(board.url + "api/stats"))
+        >>> stats["step"]["count"] >= 1
+        True
+    """
+    if not isinstance(host, str) or not host:
+        raise TypeError(f"live_dashboard(): host must be a non-empty str, but got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"live_dashboard(): port must be an int, but got {port!r}")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"live_dashboard(): port must be in 0..65535 (0 picks a free port), but got {port}")
+    refresh = _check_refresh(refresh, "live_dashboard")
+    if refresh == 0:
+        raise ValueError("live_dashboard(): refresh must be a finite number of seconds > 0, but got 0")
+    if not _is_loopback(host):
+        warnings.warn(
+            f"live_dashboard(): serving telemetry on {host!r}, which is not a loopback address: "
+            "anyone who can reach this machine can read the figures and function names",
+            UserWarning,
+            stacklevel=2,
+        )
+
+    server_class = _ServerV6 if ":" in host else _Server
+    try:
+        server = server_class((host, port), _Handler)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise OSError(
+                errno.EADDRINUSE,
+                f"live_dashboard(): port {port} on {host} is already in use; stop what holds it, "
+                "or pass port=0 to let the OS pick a free port",
+            ) from e
+        raise OSError(e.errno, f"live_dashboard(): cannot serve on {host}:{port}: {e.strerror or e}") from e
+    server.refresh = refresh
+    board = LiveDashboard(server, host)
+    _log.info("live_dashboard: serving telemetry at %s", board.url)
+    return board
