@@ -9,12 +9,19 @@
 - no overlay file already exists in the base (the overlay only adds files);
 - every overlay module has a docstring, and every public module (and every
   package ``__init__``) defines ``__all__`` naming things it defines or imports;
+- every overlay file, patch, test file and docs page belongs to exactly one PR
+  of the upstream stack (``tools/stack.py``), and each PR's patches apply on
+  top of the PRs before it;
+- every public overlay module has its docs page ``docs/source/<module>.rst``;
 - every ``test/test_*.py`` follows PyTorch's conventions (``# Owner(s):`` header,
   ``run_tests()`` under ``if __name__ == "__main__":``);
 - with ``--installed`` (run by the test environment's Python): the imported
-  torch carries exactly these overlay files, and every public object of every
-  overlay module reports that module as its ``__module__`` and has a docstring
-  with an ``Example::`` block.
+  torch carries exactly these overlay files; every public overlay module passes
+  the rules of PyTorch's ``test/test_public_bindings.py``: every name of
+  ``__all__`` exists and reports the module as its ``__module__`` (with a
+  docstring holding an ``Example::`` block), and no function or class without
+  a leading underscore is left out of ``__all__``; each docs page's
+  autosummary lists exactly its module's ``__all__``.
 """
 
 from __future__ import annotations
@@ -131,22 +138,171 @@ def check_installed() -> list[str]:
     if errors:
         return errors
     for rel, path in patchset.overlay_files().items():
-        if path.suffix != ".py" or (path.name.startswith("_") and path.name != "__init__.py"):
+        if path.suffix != ".py" or not _is_public(path):
             continue
         name = _module_name(path)
-        module = importlib.import_module(name)
-        for attr in getattr(module, "__all__", ()):
-            obj = getattr(module, attr, None)
-            if obj is None:
-                errors.append(f"{name}.__all__ names {attr!r}, which does not exist")
-                continue
-            if not (callable(obj) or isinstance(obj, type)) or isinstance(obj, type(module)):
-                continue
-            if getattr(obj, "__module__", None) != name:
-                errors.append(f"{name}.{attr}.__module__ is {obj.__module__!r}, expected {name!r}")
-            if "Example::" not in (obj.__doc__ or ""):
-                errors.append(f"{name}.{attr} has no docstring with an 'Example::' block")
+        errors += check_public_names(importlib.import_module(name))
     return errors
+
+
+def _is_public(path: Path) -> bool:
+    return path.name == "__init__.py" or not path.name.startswith("_")
+
+
+def _looks_public(obj: object, attr: str, modname: str) -> bool:
+    """PyTorch's test_public_bindings rule: no leading ``_`` and defined in ``modname`` (not in a ``._`` submodule of it)."""
+    elem_module = getattr(obj, "__module__", None)
+    if attr.startswith("_") or not isinstance(elem_module, str):
+        return False
+    if elem_module != modname and not elem_module.startswith(modname + "."):
+        return False
+    return "._" not in elem_module[len(modname) :]
+
+
+def check_public_names(module, only: set[str] | None = None) -> list[str]:
+    """Mirror of ``test_correct_module_names`` in PyTorch's test/test_public_bindings.py for one module.
+
+    Every name in ``__all__`` exists, reports ``module`` as its ``__module__``
+    and has a docstring with an ``Example::`` block; every other function or
+    class defined in the module has a leading underscore (nothing private
+    leaks into the public API).  With ``only``, just those names of
+    ``__all__`` are checked (the names a patch adds to an upstream module).
+    """
+    import inspect
+
+    name = module.__name__
+    public = getattr(module, "__all__", None)
+    if public is None:
+        return [f"{name} has no __all__"]
+    errors = []
+    for attr in public if only is None else sorted(only):
+        obj = getattr(module, attr, None)
+        if obj is None:
+            errors.append(f"{name}.__all__ names {attr!r}, which does not exist")
+            continue
+        if inspect.ismodule(obj) or not (callable(obj) or inspect.isclass(obj)):
+            continue
+        if getattr(obj, "__module__", None) != name:
+            errors.append(
+                f"{name}.{attr}.__module__ is {getattr(obj, '__module__', None)!r}, expected {name!r}: "
+                f"set {attr}.__module__ = {name!r} or define it in {name}"
+            )
+        if "Example::" not in (obj.__doc__ or ""):
+            errors.append(f"{name}.{attr} has no docstring with an 'Example::' block")
+    for attr in sorted(set(dir(module)) - set(public)) if only is None else ():
+        obj = getattr(module, attr)
+        if inspect.ismodule(obj) or not (callable(obj) or inspect.isclass(obj)):
+            continue
+        if _looks_public(obj, attr, name):
+            errors.append(
+                f"{name}.{attr} looks public (no leading underscore, defined in {obj.__module__}) but is not in "
+                f"{name}.__all__: add it to __all__ or rename it to _{attr}"
+            )
+    return errors
+
+
+def check_stack(base_wheel: Path) -> list[str]:
+    """Every file belongs to exactly one PR of tools/stack.py, and each PR's patches apply after the PRs before it."""
+    import export_upstream
+    import stack
+
+    try:
+        stack.assign()
+    except stack.StackError as e:
+        return str(e).splitlines()
+    with rawzip.RawZip(base_wheel) as zf:
+        try:
+            for _ in export_upstream.commits(export_upstream.pristine_files(build_wheel.ZipTree(zf))):
+                pass
+        except patchset.PatchSetError as e:
+            return [str(e)]
+    return []
+
+
+def _literal_all(source: bytes) -> set[str]:
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            try:
+                return set(ast.literal_eval(node.value))
+            except ValueError:
+                return set()
+    return set()
+
+
+def check_patched_public_names(base_wheel: Path) -> list[str]:
+    """Names a patch adds to the ``__all__`` of an existing public module follow the same rules as overlay modules."""
+    errors = []
+    with rawzip.RawZip(base_wheel) as zf:
+        tree = build_wheel.ZipTree(zf)
+        after = {ch.rel: ch.after for ch in patchset.plan(tree).changes}
+        for rel, patched in sorted(after.items()):
+            if not rel.endswith(".py") or rel not in tree.names or patched is None:
+                continue
+            parts = rel[: -len(".py")].split("/")
+            if parts[-1] == "__init__":
+                parts.pop()
+            if any(part.startswith("_") for part in parts):
+                continue
+            added = _literal_all(patched) - _literal_all(tree.read(rel))
+            if not added:
+                continue
+            module = importlib.import_module(".".join(parts))
+            errors += check_public_names(module, only=added)
+    return errors
+
+
+def _docs_pages() -> dict[str, Path]:
+    return {p.stem: p for p in sorted((patchset.DOCS / "source").glob("*.rst"))}
+
+
+def check_docs_pages() -> list[str]:
+    """Every public overlay module has its page ``docs/source/<module>.rst``, and every page documents a module."""
+    errors = []
+    pages = _docs_pages()
+    modules = {_module_name(path) for path in patchset.overlay_files().values() if path.suffix == ".py" and _is_public(path)}
+    for name in sorted(modules - pages.keys()):
+        errors.append(
+            f"public module {name} has no docs page: add docs/source/{name}.rst "
+            "(see docs/source/torch.utils.error_callback.rst and CONTRIBUTING.md)"
+        )
+    for stem, page in pages.items():
+        if f".. automodule:: {stem}\n" not in page.read_text():
+            errors.append(f"docs/source/{page.name} must document its module with '.. automodule:: {stem}'")
+    return errors
+
+
+def check_docs_installed() -> list[str]:
+    """Each page's autosummary lists exactly its module's ``__all__``."""
+    errors = []
+    for stem, page in _docs_pages().items():
+        try:
+            module = importlib.import_module(stem)
+        except ImportError as e:
+            errors.append(f"docs/source/{page.name}: cannot import {stem}: {e}")
+            continue
+        listed = _autosummary_entries(page.read_text())
+        public = list(getattr(module, "__all__", ()))
+        for attr in sorted(set(public) - set(listed)):
+            errors.append(f"docs/source/{page.name}: {stem}.{attr} is in __all__ but not in the page's autosummary")
+        for attr in sorted(set(listed) - set(public)):
+            errors.append(f"docs/source/{page.name}: autosummary lists {attr}, which is not in {stem}.__all__")
+    return errors
+
+
+def _autosummary_entries(text: str) -> list[str]:
+    """The names listed in the ``.. autosummary::`` blocks of an rst page."""
+    names = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() != ".. autosummary::":
+            continue
+        for body in lines[i + 1 :]:
+            if body and not body[0].isspace():
+                break
+            item = body.strip()
+            if item and not item.startswith(":"):
+                names.append(item.rsplit(".", 1)[-1])
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,8 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     errors += check_against_base(base)
     errors += check_overlay_sources()
     errors += check_test_conventions()
+    errors += check_stack(base)
+    errors += check_docs_pages()
     if args.installed:
         errors += check_installed()
+        errors += check_docs_installed()
+        errors += check_patched_public_names(base)
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     if not errors:

@@ -1,0 +1,119 @@
+"""tools/stack.py claims every file exactly once; tools/check.py's public-API rules mirror test_public_bindings."""
+
+import types
+
+import pytest
+
+import check
+import stack
+
+
+def test_every_file_of_the_patch_set_belongs_to_one_pr():
+    groups = stack.assign()
+    owned = [rel for files in groups.values() for rel in files]
+    assert sorted(owned) == sorted(stack.inventory())
+    assert groups["device"], "the first PR of the stack is on main"
+
+
+@pytest.mark.parametrize(
+    ("rel", "pr"),
+    [
+        ("torch_overlay/torch/_accelerator/_best.py", "device"),
+        ("patches/0003-accelerator-x.patch", "device"),
+        ("torch_overlay/torch/cuda/_memory_guard.py", "memory"),
+        ("test/test_cuda_safe_run.py", "memory"),
+        ("patches/0005-amp-defaults.patch", "amp"),
+        ("test/test_amp_defaults.py", "amp"),
+        ("torch_overlay/torch/utils/timeout.py", "timeout-retry"),
+        ("test/test_utils_retry.py", "timeout-retry"),
+        ("torch_overlay/torch/utils/telemetry/__init__.py", "telemetry"),
+        ("docs/source/torch.utils.dashboard.rst", "telemetry"),
+        ("torch_overlay/torch/utils/_patch_numpy.py", "tensorize"),
+        ("patches/0008-as-tensor-doc.patch", "tensorize"),
+    ],
+)
+def test_components_being_built_land_in_their_pr(rel, pr):
+    assert stack.assign([rel]) == {p.name: [rel] if p.name == pr else [] for p in stack.STACK}
+
+
+def test_a_file_outside_every_pr_is_named():
+    with pytest.raises(stack.StackError, match=r"^torch_overlay/torch/utils/misc\.py belongs to no PR of the upstream stack"):
+        stack.assign(["torch_overlay/torch/utils/misc.py"])
+
+
+def test_a_file_claimed_twice_is_named():
+    twice = [stack.PR("a", "A", "", ("test/*",)), stack.PR("b", "B", "", ("test/test_x*",))]
+    with pytest.raises(stack.StackError, match=r"test/test_x\.py is claimed by several PRs \(a, b\)"):
+        stack.assign(["test/test_x.py"], twice)
+
+
+def test_commit_message_is_pytorch_style():
+    msg = stack.STACK[0].message(["test/test_accelerator_device.py"])
+    title, blank, *body = msg.splitlines()
+    assert title.startswith("[accelerator] ") and blank == ""
+    assert "Test Plan:" in body and "    python test/test_accelerator_device.py" in body
+
+
+def _module(name="torch.fake"):
+    mod = types.ModuleType(name)
+
+    def good():
+        """Do it.
+
+        Example::
+
+            >>> good()
+        """
+
+    def leaked():
+        """Example:: nothing"""
+
+    def _private():
+        pass
+
+    for fn in (good, leaked, _private):
+        fn.__module__ = name
+        setattr(mod, fn.__name__, fn)
+    mod.OrderedDict = __import__("collections").OrderedDict  # imported: not this module's
+    mod.types = types  # imported module
+    mod.__all__ = ["good"]
+    return mod
+
+
+def test_public_api_conforming_module_passes():
+    mod = _module()
+    del mod.leaked
+    assert check.check_public_names(mod) == []
+
+
+def test_public_api_leak_is_reported():
+    assert check.check_public_names(_module()) == [
+        "torch.fake.leaked looks public (no leading underscore, defined in torch.fake) but is not in "
+        "torch.fake.__all__: add it to __all__ or rename it to _leaked"
+    ]
+
+
+def test_public_api_wrong_module_and_missing_example_are_reported():
+    mod = _module()
+    del mod.leaked
+    mod.good.__module__ = "torch.fake._impl"
+    mod.good.__doc__ = "Do it."
+    assert check.check_public_names(mod) == [
+        "torch.fake.good.__module__ is 'torch.fake._impl', expected 'torch.fake': "
+        "set good.__module__ = 'torch.fake' or define it in torch.fake",
+        "torch.fake.good has no docstring with an 'Example::' block",
+    ]
+
+
+def test_public_api_missing_all_and_dangling_names():
+    mod = _module()
+    del mod.leaked
+    mod.__all__ = ["good", "gone"]
+    assert check.check_public_names(mod) == ["torch.fake.__all__ names 'gone', which does not exist"]
+    del mod.__all__
+    assert check.check_public_names(mod) == ["torch.fake has no __all__"]
+
+
+def test_only_names_a_patch_adds_are_checked_in_upstream_modules():
+    mod = _module()
+    assert check.check_public_names(mod, only={"good"}) == []
