@@ -117,3 +117,87 @@ def test_public_api_missing_all_and_dangling_names():
 def test_only_names_a_patch_adds_are_checked_in_upstream_modules():
     mod = _module()
     assert check.check_public_names(mod, only={"good"}) == []
+
+
+def _add_to_amp_all(base_wheel, name):
+    """A file patch adding ``name`` to torch.amp.__all__, as a component's patch would."""
+    import difflib
+    import zipfile
+
+    import unidiff
+
+    with zipfile.ZipFile(base_wheel) as zf:
+        before = zf.read("torch/amp/__init__.py").decode()
+    after = before.replace('    "custom_fwd",\n', f'    "custom_fwd",\n    "{name}",\n', 1)
+    diff = "".join(
+        difflib.unified_diff(
+            before.splitlines(True), after.splitlines(True), "a/torch/amp/__init__.py", "b/torch/amp/__init__.py"
+        )
+    )
+    return unidiff.parse(diff.encode())[0]
+
+
+@pytest.mark.parametrize(
+    ("module", "doc", "expected"),
+    [
+        ("torch.amp", "Example::", []),
+        ("torch.amp.autocast_mode", "Example::", []),  # a public submodule, as upstream allows
+        (
+            "torch.amp._defaults",
+            "Example::",
+            [
+                "torch.amp.fake_default.__module__ is 'torch.amp._defaults', expected 'torch.amp': "
+                "set fake_default.__module__ = 'torch.amp' or define it in torch.amp"
+            ],
+        ),
+        ("torch.amp", "No example.", ["torch.amp.fake_default has no docstring with an 'Example::' block"]),
+    ],
+)
+def test_names_a_patch_adds_to_an_upstream_module_are_checked(base_wheel, monkeypatch, module, doc, expected):
+    import patchset
+    import torch.amp
+
+    fp = _add_to_amp_all(base_wheel, "fake_default")
+    monkeypatch.setattr(patchset, "file_patches", lambda: [(patchset.PATCHES / "0005-fake.patch", fp)])
+
+    def fake_default():
+        pass
+
+    fake_default.__module__ = module
+    fake_default.__doc__ = doc
+    monkeypatch.setattr(torch.amp, "fake_default", fake_default, raising=False)
+    monkeypatch.setattr(torch.amp, "__all__", [*torch.amp.__all__, "fake_default"])
+    assert check.check_patched_public_names(base_wheel) == expected
+
+
+def test_a_name_a_patch_adds_must_exist(base_wheel, monkeypatch):
+    import patchset
+
+    fp = _add_to_amp_all(base_wheel, "missing_default")
+    monkeypatch.setattr(patchset, "file_patches", lambda: [(patchset.PATCHES / "0005-fake.patch", fp)])
+    assert check.check_patched_public_names(base_wheel) == ["torch.amp.__all__ names 'missing_default', which does not exist"]
+
+
+def test_a_name_a_patch_adds_must_be_on_a_docs_page(base_wheel, monkeypatch):
+    import patchset
+    import torch.amp
+
+    fp = _add_to_amp_all(base_wheel, "fake_default")
+    monkeypatch.setattr(patchset, "file_patches", lambda: [(patchset.PATCHES / "0005-fake.patch", fp)])
+    monkeypatch.setattr(torch.amp, "__all__", [*torch.amp.__all__, "fake_default"])
+    assert check.check_docs_installed(base_wheel) == [
+        "torch.amp.fake_default (added by a patch) is on no docs page: list it in the autosummary of a page "
+        "docs/source/torch.amp.<feature>.rst with '.. currentmodule:: torch.amp'"
+    ]
+
+
+def test_long_lines_are_reported_as_upstream_flake8_would(monkeypatch, tmp_path):
+    import patchset
+
+    (tmp_path / "test_long.py").write_text("x = 1\n" + "y = '" + "a" * 130 + "'\n" + "z = '" + "a" * 130 + "'  # noqa: B950\n")
+    monkeypatch.setattr(patchset, "TESTS", tmp_path)
+    monkeypatch.setattr(patchset, "ROOT", tmp_path)
+    monkeypatch.setattr(patchset, "overlay_files", dict)
+    assert check.check_line_length() == [
+        "test_long.py:2: B950 line too long (136 > 120 characters); wrap it or add '# noqa: B950'"
+    ]
