@@ -49,14 +49,14 @@ class PR:
 
 
 def _utils(*stems: str) -> tuple[str, ...]:
-    """Globs for ``torch.utils.<stem>`` as a module or package, public or private, and its tests and docs."""
+    """Globs for ``torch.utils.<stem>`` (module or package), its private helpers, tests and docs pages."""
     out: list[str] = []
     for s in stems:
         out += [
             f"torch_overlay/torch/utils/{s}.py",
-            f"torch_overlay/torch/utils/_{s}.py",
             f"torch_overlay/torch/utils/{s}/*",
-            f"torch_overlay/torch/utils/_{s}/*",
+            # private helpers: _dashboard.py, _dashboard_page.py, _dashboard/...
+            f"torch_overlay/torch/utils/_{s}*",
             f"test/test_utils_{s}*.py",
             f"docs/source/torch.utils.{s}.*",
         ]

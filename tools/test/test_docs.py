@@ -61,3 +61,29 @@ def test_page_examples_run(page):
         code = "\n".join(line[4:] for line in block.splitlines())
         r = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
+
+
+def test_generated_page_follows_the_pattern_and_validates():
+    import docs_page
+
+    text = docs_page.page("torch.utils.error_callback")
+    assert text.startswith("torch.utils.error_callback\n==========================\n\n.. automodule:: torch.utils.error_callback\n")
+    assert check._autosummary_entries(text) == ["error_callback", "register", "report"]
+    docutils.core.publish_doctree(text, settings_overrides={"halt_level": 2, "report_level": 2})
+    code = text.split(".. code-block:: python\n\n", 1)[1].split("\n\n", 1)[0]
+    assert ">>>" not in code and "import torch.utils.error_callback" in code
+
+
+def test_example_extraction_stops_at_a_skip_directive():
+    import docs_page
+
+    doc = """Do it.
+
+    Example::
+
+        >>> x = 1
+        >>> # xdoctest: +SKIP("requires CUDA")
+        >>> torch.ones(1, device="cuda")
+        tensor([1.], device='cuda:0')
+    """
+    assert docs_page._example(doc) == ["x = 1"]
