@@ -75,11 +75,16 @@ Device selection that works the same on every accelerator: `set_device` and
 torch.device) and fail with a clear error instead of silently doing nothing;
 `get_best_device` picks the least loaded device without creating a context on
 every GPU; `DeviceContext` scopes device, autocast dtype and tensorization.
-Built on torch.accelerator; `torch._accelerator` is imported lazily, so
-`import torch` is unchanged.
+Memory thresholds ("4GiB", "512 MB", a fraction of the device) are parsed by
+torch.utils._memory_size, the one parser every API taking a size uses.  Built
+on torch.accelerator; `torch._accelerator` is imported lazily, so `import
+torch` is unchanged.
 """,
         (
             "torch_overlay/torch/_accelerator/*",
+            # get_best_device(min_free_memory=...) is the first user of the size parser.
+            "torch_overlay/torch/utils/_memory_size.py",
+            "test/test_utils_memory_size*.py",
             "patches/0001-*",
             "patches/0003-*",
             "test/test_accelerator*.py",
@@ -92,7 +97,7 @@ Built on torch.accelerator; `torch._accelerator` is imported lazily, so
         """
 Out-of-memory handling without copy-pasted retry loops: memory guards that
 check free device memory up front (sizes given as bytes, "4GiB" or a fraction
-of the device, parsed by the one helper torch.utils._memory_size), and
+of the device), and
 `torch.cuda.safe_run`, which frees cached memory and retries a callable on
 OOM.  Every recovering utility reports what it recovered from through
 `torch.utils.error_callback`, a registry of scoped callbacks that never lets a
@@ -101,11 +106,9 @@ failing callback mask the original error.
         (
             "torch_overlay/torch/cuda/*",
             "torch_overlay/torch/utils/error_callback.py",
-            "torch_overlay/torch/utils/_memory_size.py",
             "patches/0004-*",
             "test/test_cuda*.py",
             "test/test_utils_error_callback*.py",
-            "test/test_utils_memory_size*.py",
             "docs/source/torch.cuda.*",
             "docs/source/torch.utils.error_callback.*",
         ),

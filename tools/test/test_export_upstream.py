@@ -1,5 +1,6 @@
 """The exported PR stack applies with ``git am`` onto the base, commit by commit, and each commit's tests pass there."""
 
+import concurrent.futures
 import email
 import importlib.util
 import os
@@ -100,6 +101,29 @@ def _link_farm(site: Path, repo: Path, hidden: set, dst: Path) -> None:
     make("torch")
 
 
+#: Run inside each commit's test process before any test (``-p``): the torch
+#: imported is the farm's, and the overlay modules of later commits are absent.
+PROBE_PLUGIN = """
+import importlib.util
+import os
+
+import torch
+
+
+def pytest_configure(config):
+    farm = os.environ["STACK_FARM"]
+    assert torch.__file__.startswith(farm), f"torch imported from {torch.__file__}, not {farm}"
+    for name in os.environ["STACK_ABSENT"].split():
+        assert importlib.util.find_spec(name) is None, f"{name} is importable before its commit"
+"""
+
+
+def _run_commit_tests(job):
+    cwd, env, tests = job
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "stack_probe", *tests]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
 def test_stack_applies_commit_by_commit_and_its_tests_pass(exported, base_wheel, tmp_path):
     # A repository holding what the base wheel has of the files the stack
     # touches: enough for `git am`, a few MB instead of the whole torch tree.
@@ -112,34 +136,39 @@ def test_stack_applies_commit_by_commit_and_its_tests_pass(exported, base_wheel,
             zf.extract(name, repo)
     git(repo, "add", "-A")
     git(repo, "commit", "--quiet", "-m", "base")
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "stack_probe.py").write_text(PROBE_PLUGIN)
 
     site = _installed_site()
-    hidden = {rel for rel in patchset.overlay_files()} | touched
-    prs = non_empty_prs()
-    for i, (patch, pr) in enumerate(zip(exported, prs)):
+    hidden = set(patchset.overlay_files()) | touched
+    jobs = []
+    for i, (patch, pr) in enumerate(zip(exported, non_empty_prs())):
         # --keep-non-patch: keep the "[component]" prefix of the title, drop "[PATCH n/m]".
         git(repo, "am", "--quiet", "--keep-non-patch", str(patch))
         assert git(repo, "log", "-1", "--format=%s").strip() == pr.title
+        # This commit's tree, kept for its test run (a few MB: the touched files, the new ones, the tests).
+        tree = tmp_path / f"commit-{i}"
+        shutil.copytree(repo, tree, ignore=shutil.ignore_patterns(".git"))
         changed = git(repo, "show", "--name-only", "--format=", "HEAD").split()
-        tests = sorted(repo / rel for rel in changed if rel.startswith("test/test_"))
-
+        tests = sorted(str(tree / rel) for rel in changed if rel.startswith("test/test_"))
         farm = tmp_path / f"site-{i}"
-        _link_farm(site, repo, hidden, farm)
-        env = dict(os.environ, PYTHONPATH=str(farm), PYTHONDONTWRITEBYTECODE="1")
-        # The tree under test is this commit's: its torch is the farm's, and
-        # the overlay files of later commits are absent.
-        later = [m for m in patchset.overlay_files() if not (repo / m).exists() and m.endswith(".py")]
-        probe = (
-            "import importlib.util, sys, torch\n"
-            f"assert torch.__file__.startswith({str(farm)!r}), torch.__file__\n"
-            f"for m in {later!r}:\n"
-            "    name = m[:-3].replace('/', '.').removesuffix('.__init__')\n"
-            "    assert importlib.util.find_spec(name) is None, name\n"
+        _link_farm(site, tree, hidden, farm)
+        absent = [m for m in patchset.overlay_files() if m.endswith(".py") and not (tree / m).exists()]
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join([str(farm), str(tmp_path / "plugins")]),
+            PYTHONDONTWRITEBYTECODE="1",
+            STACK_FARM=str(farm),
+            STACK_ABSENT=" ".join(m[: -len(".py")].replace("/", ".").removesuffix(".__init__") for m in absent),
         )
-        r = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        if not tests:
-            continue
-        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *map(str, tests)]
-        r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, f"{pr.name}: tests failed at its commit:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
+        cwd = tmp_path / f"cwd-{i}"  # each run's own .hypothesis/
+        cwd.mkdir()
+        jobs.append((pr, (cwd, env, tests)))
+
+    # The commits' test runs are independent: run them side by side.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(_run_commit_tests, [job for _, job in jobs]))
+    for (pr, (_, _, tests)), r in zip(jobs, results):
+        # Exit 5: no tests collected (a PR without test files still proves its tree imports).
+        ok = r.returncode == 0 or (r.returncode == 5 and not tests)
+        assert ok, f"{pr.name}: tests failed at its commit:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
