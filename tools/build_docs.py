@@ -3,8 +3,9 @@
 
     python3 tools/build_docs.py [OUTDIR]      # default: build/docs/html
 
-Uses the test environment ``.venv`` (create it with ``python3 tools/run_tests.py``)
-and installs the pinned ``requirements/docs.txt`` into it.  The pages are
+Uses the test environment ``.venv`` (create it with ``python3 tools/run_tests.py``,
+which also runs this build) and installs the pinned ``requirements/docs.txt``
+into it.  The pages are
 built against the installed patched torch, as PyTorch's docs build does; a
 throwaway index lists them (upstream, each page joins the toctree of
 ``docs/source/index.rst``).
@@ -12,6 +13,7 @@ throwaway index lists them (upstream, each page joins the toctree of
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -41,10 +43,12 @@ def main(argv: list[str]) -> int:
     if not PY.exists():
         print("error: no .venv; run python3 tools/run_tests.py first", file=sys.stderr)
         return 1
-    subprocess.run(
-        [PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", ROOT / "requirements" / "docs.txt"],
-        check=True,
-    )
+    requirements = ROOT / "requirements" / "docs.txt"
+    stamp = ROOT / ".venv" / ".docs-requirements.sha256"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    if not stamp.exists() or stamp.read_text() != digest:
+        subprocess.run([PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", requirements], check=True)
+        stamp.write_text(digest)
     pages = sorted((ROOT / "docs" / "source").glob("*.rst"))
     with tempfile.TemporaryDirectory(prefix="torch-tool-docs-") as tmp:
         src = Path(tmp)

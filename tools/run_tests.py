@@ -8,7 +8,8 @@
 2. builds the patched wheel (``python setup.py bdist_wheel``) and installs it
    into ``.venv`` (skipped when the exact same wheel is already installed);
 3. checks the patch set (``tools/check.py``) and lints ``torch_overlay/`` and
-   ``test/`` with PyTorch's ruff rules (``ruff.toml``);
+   ``test/`` with PyTorch's ruff rules (``ruff.toml``), and builds the docs
+   pages with Sphinx (``tools/build_docs.py``, warnings as errors);
 4. runs ``test/`` (the files that would land in pytorch/test) and the tooling
    tests in ``tools/test/`` with ``.venv``'s pytest, from outside the source
    tree, so ``import torch`` can only be the installed wheel.
@@ -104,6 +105,10 @@ def main(argv: list[str]) -> int:
 
     t = step("lint torch_overlay/ and test/ with PyTorch's ruff rules (ruff.toml)")
     sh(PY, "-m", "ruff", "check", "--quiet", "--config", ROOT / "ruff.toml", ROOT / "torch_overlay", ROOT / "test")
+    print(f"    done in {time.perf_counter() - t:.1f} s")
+
+    t = step("build the docs pages with Sphinx, warnings as errors (tools/build_docs.py)")
+    sh(sys.executable, ROOT / "tools" / "build_docs.py", ROOT / "build" / "docs" / "html")
     print(f"    done in {time.perf_counter() - t:.1f} s")
 
     t = step("run the tests")
