@@ -165,12 +165,15 @@ to report shapes and memory before any real allocation.  Also documents how
 
 
 def inventory() -> list[str]:
-    """Every file of the patch set, relative to this repository's root."""
-    root = patchset.ROOT
-    files = [f"torch_overlay/{rel}" for rel in patchset.overlay_files()]
-    files += [p.relative_to(root).as_posix() for p in sorted(patchset.PATCHES.glob("*.patch"))]
-    files += [p.relative_to(root).as_posix() for p in sorted(patchset.TESTS.glob("test_*.py"))]
-    files += [f"docs/source/{rel}" for rel in patchset._files_under(patchset.DOCS / "source")]
+    """Every file of the patch set, relative to this repository's root.
+
+    That is every file a PyTorch source checkout receives (overlay, ``test/``,
+    ``docs/source/``: a stray file there would land upstream too) and every patch.
+    """
+    files = [
+        path.relative_to(patchset.ROOT).as_posix() for path in patchset.overlay_files(source_checkout=True).values()
+    ]
+    files += [p.relative_to(patchset.ROOT).as_posix() for p in sorted(patchset.PATCHES.glob("*.patch"))]
     return files
 
 

@@ -50,6 +50,21 @@ def test_a_file_outside_every_pr_is_named():
         stack.assign(["torch_overlay/torch/utils/misc.py"])
 
 
+def test_a_stray_file_in_test_is_named(monkeypatch, tmp_path):
+    """Everything under test/ lands in a PyTorch checkout, so a leftover file is an error, not ignored."""
+    import patchset
+
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "test_utils_dashboard.py.bak").write_text("")
+    monkeypatch.setattr(patchset, "ROOT", tmp_path)
+    monkeypatch.setattr(patchset, "TESTS", tmp_path / "test")
+    for attr in ("OVERLAY", "DOCS", "PATCHES"):
+        monkeypatch.setattr(patchset, attr, tmp_path / "absent")
+    assert stack.inventory() == ["test/test_utils_dashboard.py.bak"]
+    with pytest.raises(stack.StackError, match=r"^test/test_utils_dashboard\.py\.bak belongs to no PR"):
+        stack.assign()
+
+
 def test_a_file_claimed_twice_is_named():
     twice = [stack.PR("a", "A", "", ("test/*",)), stack.PR("b", "B", "", ("test/test_x*",))]
     with pytest.raises(stack.StackError, match=r"test/test_x\.py is claimed by several PRs \(a, b\)"):
