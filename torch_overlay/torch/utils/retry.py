@@ -243,10 +243,11 @@ def retry(
     The error raised when the policy gives up is the last attempt's, with the
     earlier ones chained as its ``__context__`` and one note per attempt.
 
-    .. note:: The success path costs one ``try`` around the call.  Under
-        :func:`torch.compile` the wrapper runs eagerly (like every function in
-        ``torch.utils``) and the wrapped function is compiled on its own, so
-        ``fullgraph=True`` on the wrapper is not supported.
+    .. note:: The success path costs one ``try`` around the call, and
+        :func:`torch.compile` traces through it: a retried function compiles
+        into one graph, ``fullgraph=True`` included.  A failing attempt breaks
+        the graph (its sleep, callbacks and notes run eagerly) and gives the
+        eager result.
 
     Example::
 

@@ -75,7 +75,7 @@ class _State(enum.Enum):
     EXITED = "finished"
 
 
-# Module constants: the exit path must not run Python-level attribute hooks (see _exit).
+# As module constants: the exit path must not run Python code between two calls (see _exit).
 _CREATED, _ENTERED, _EXPIRING, _EXPIRED, _EXITED = _State
 
 
@@ -143,10 +143,6 @@ class _Watchdog:
         self._counter = itertools.count()
         self._thread: threading.Thread | None = None
         self._stopping = False
-
-    @property
-    def lock(self) -> threading.Lock:
-        return self._lock
 
     def add(self, scope: Timeout, when: float) -> None:
         """Watch ``scope`` until ``when``; called with the lock held."""
@@ -230,9 +226,9 @@ def _fire_in_thread(scopes: _Scopes, now: float) -> None:
     if _in_bookkeeping(frame):
         heapq.heappush(_watchdog._heap, (now + _RETRY_DELAY, next(_watchdog._counter), owner))
         return
-    owner._state = _State.EXPIRING
+    owner._state = _EXPIRING
     if _set_async_exc(scopes.ident, _Interrupt) == 0:
-        owner._state = _State.EXITED  # it exited between the look-up and here: nothing to do
+        owner._state = _EXITED  # it exited between the look-up and here: nothing to do
 
 
 def _owner(stack: list[Timeout], now: float) -> Timeout | None:
@@ -340,7 +336,7 @@ def _schedule(scope: Timeout) -> None:
     if scopes.mode == "signal":
         _arm_timer(scopes)
     else:
-        with _watchdog.lock:
+        with _watchdog._lock:
             _watchdog.add(scope, scope._when)
 
 
@@ -356,8 +352,8 @@ def _pop(stack: list[Timeout], scope: Timeout) -> bool:
     del stack[i:]
     expired = False
     for s in stale:
-        expired = expired or s._state is _State.EXPIRING
-        s._state = _State.EXITED
+        expired = expired or s._state is _EXPIRING
+        s._state = _EXITED
     return expired
 
 
@@ -452,7 +448,7 @@ class Timeout:
     def __init__(self, when: float | None, *, seconds: float | None = None) -> None:
         self._when = when
         self._seconds = seconds
-        self._state = _State.CREATED
+        self._state = _CREATED
         self._scopes: _Scopes
 
     def when(self) -> float | None:
@@ -496,7 +492,7 @@ class Timeout:
             >>> t.expired()
             False
         """
-        return self._state in (_State.EXPIRING, _State.EXPIRED)
+        return self._state in (_EXPIRING, _EXPIRED)
 
     def reschedule(self, when: float | None) -> None:
         r"""Move the deadline to ``when`` (a :func:`time.monotonic` time), or remove it with ``None``.
@@ -518,7 +514,7 @@ class Timeout:
             ...     t.when() is not None
             True
         """
-        if self._state is not _State.ENTERED:
+        if self._state is not _ENTERED:
             raise RuntimeError(f"Cannot reschedule a timeout that is {self._state.value}")
         if when is not None:
             if isinstance(when, bool) or not isinstance(when, (int, float)) or math.isnan(when):
@@ -528,7 +524,7 @@ class Timeout:
             self._when = when
             _arm_timer(self._scopes)
             return
-        with _watchdog.lock:
+        with _watchdog._lock:
             if self._when is not None:
                 _watchdog.discard()
             self._when = when
@@ -538,10 +534,10 @@ class Timeout:
     def _watched(self, at: float) -> bool:
         # A heap entry is live while the block is active and the entry is not from before
         # a reschedule to a later deadline (retries after the deadline are live).
-        return self._state is _State.ENTERED and self._when is not None and at >= self._when
+        return self._state is _ENTERED and self._when is not None and at >= self._when
 
     def __enter__(self) -> Timeout:
-        if self._state is not _State.CREATED:
+        if self._state is not _CREATED:
             raise RuntimeError(f"A timeout can be entered once; this one is {self._state.value}")
         _enter(self)
         return self
@@ -562,7 +558,7 @@ class Timeout:
     def __call__(self, fn: _F) -> _F:
         if not callable(fn):
             raise TypeError(f"{self!r} decorates a callable, but got {fn!r}")
-        if self._state is not _State.CREATED:
+        if self._state is not _CREATED:
             raise RuntimeError(f"Cannot decorate with a timeout that is {self._state.value}")
         seconds, when = self._seconds, self._when
 
