@@ -607,7 +607,10 @@ def timeout(seconds: float | None) -> Timeout:
         Python), or ``time.sleep`` in a thread other than the main one.  Such a
         block raises :class:`TimeoutError` as soon as control returns to Python
         bytecode, after its deadline.  In the main thread ``SIGALRM`` also
-        interrupts ``time.sleep`` and blocking I/O on Unix.
+        interrupts ``time.sleep`` and blocking I/O on Unix.  Like any
+        asynchronous exception, the interrupt can land in any Python code the
+        block runs, library code included: keep cleanup in ``finally`` and
+        ``with`` blocks, which it unwinds through.
 
     .. note:: Under :func:`torch.compile`, the arming and disarming of the
         deadline is excluded from tracing (:func:`torch.compiler.disable`): a
