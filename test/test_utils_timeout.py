@@ -1,5 +1,6 @@
 # Owner(s): ["module: tests"]
 
+import gc
 import math
 import multiprocessing
 import pickle
@@ -143,6 +144,19 @@ class TestTimeout(TestCase):
             except BaseException:  # noqa: B036 - what a careless block might do
                 pass
         self.assertTrue(t.expired())
+
+    def test_interrupt_landing_in_a_finalizer_is_dropped(self):
+        # The documented caveat: the interpreter swallows exceptions raised in __del__.
+        class Slow:
+            def __del__(self):
+                spin(0.2)
+
+        dropped = []
+        with mock.patch.object(sys, "unraisablehook", lambda u: dropped.append(u.exc_type)):
+            with timeout(0.02) as t:
+                Slow()
+        self.assertTrue(t.expired())
+        self.assertEqual(dropped, [timeout_module._Interrupt])
 
     def test_other_exception_after_expiry_propagates(self):
         with self.assertRaises(KeyError):
@@ -503,16 +517,22 @@ class TestSignalHandling(TestCase):
         self.assertGreater(signal.getitimer(signal.ITIMER_REAL)[0], 0.0)
 
 
-def _blocks(n, seed, switch_interval=None):
-    # Blocks whose deadline falls anywhere from their start to just after their end.
-    # Anything raised after a ``with`` statement is a late exception.
+def _blocks(n, seed):
+    # Nested blocks whose deadlines fall anywhere from their start to just after their
+    # end.  Anything raised after a ``with`` statement is a late exception.
     rng = random.Random(seed)
     fired = late = 0
     for _ in range(n):
-        deadline = time.monotonic() + rng.uniform(0, 5e-4)
+        now = time.monotonic()
+        outer, inner = now + rng.uniform(0, 6e-4), now + rng.uniform(0, 6e-4)
         try:
-            with timeout_at(deadline):
-                busy(rng.randrange(0, 6000))
+            with timeout_at(outer):
+                try:
+                    with timeout_at(inner):
+                        busy(rng.randrange(0, 6000))
+                except TimeoutError:
+                    fired += 1
+                busy(rng.randrange(0, 3000))
         except TimeoutError:
             fired += 1
         try:
@@ -524,8 +544,16 @@ def _blocks(n, seed, switch_interval=None):
 
 
 class TestNoLateException(TestCase):
+    def setUp(self):
+        # An interrupt that lands in a gc callback is swallowed by the interpreter (the
+        # documented caveat); other test modules (hypothesis) install one.  Not the
+        # subject here: run without them.
+        saved = gc.callbacks[:]
+        gc.callbacks.clear()
+        self.addCleanup(gc.callbacks.extend, saved)
+
     def test_main_thread_near_deadline_blocks(self):
-        fired, late = _blocks(1500, seed=0)
+        fired, late = _blocks(3000, seed=0)
         self.assertEqual(late, 0)
         self.assertGreater(fired, 0)
 
@@ -536,10 +564,10 @@ class TestNoLateException(TestCase):
         sys.setswitchinterval(1e-5)
         self.addCleanup(sys.setswitchinterval, old)
         results = []
-        threads = [threading.Thread(target=lambda s=s: results.append(_blocks(400, seed=s))) for s in range(3)]
+        threads = [threading.Thread(target=lambda s=s: results.append(_blocks(1000, seed=s))) for s in range(3)]
         for t in threads:
             t.start()
-        results.append(_blocks(400, seed=10))
+        results.append(_blocks(1000, seed=10))
         for t in threads:
             t.join(LONG)
         self.assertEqual(len(results), 4)

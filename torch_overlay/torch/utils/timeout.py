@@ -610,7 +610,10 @@ def timeout(seconds: float | None) -> Timeout:
         interrupts ``time.sleep`` and blocking I/O on Unix.  Like any
         asynchronous exception, the interrupt can land in any Python code the
         block runs, library code included: keep cleanup in ``finally`` and
-        ``with`` blocks, which it unwinds through.
+        ``with`` blocks, which it unwinds through.  If it lands in a ``__del__``
+        finalizer or a garbage-collector callback, the interpreter reports it
+        as "Exception ignored" and drops it: the block then runs to its end and
+        :meth:`Timeout.expired` is ``True``.
 
     .. note:: Under :func:`torch.compile`, the arming and disarming of the
         deadline is excluded from tracing (:func:`torch.compiler.disable`): a
