@@ -435,6 +435,16 @@ class TestThreads(TestCase):
             with timeout(0.02):
                 time.sleep(LONG)
 
+    def test_main_thread_without_interval_timers_uses_the_watchdog(self):
+        # What every OS without setitimer (Windows) does.
+        with mock.patch.object(timeout_module, "_HAS_ITIMER", False):
+            with self.assertRaises(TimeoutError):
+                with timeout(0.02) as t:
+                    if HAS_ITIMER:
+                        self.assertIs(signal.getsignal(signal.SIGALRM), signal.SIG_DFL)
+                    spin()
+        self.assertTrue(t.expired())
+
     def test_target_thread_gone(self):
         # PyThreadState_SetAsyncExc returns 0 for a thread that has exited meanwhile.
         def body():

@@ -685,9 +685,10 @@ def _after_fork_in_child() -> None:
         _arm_timer(scopes)
 
 
-os.register_at_fork(
-    before=_watchdog.before_fork,
-    after_in_parent=_watchdog.after_fork_in_parent,
-    after_in_child=_after_fork_in_child,
-)
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(
+        before=_watchdog.before_fork,
+        after_in_parent=_watchdog.after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 atexit.register(_watchdog.stop)
