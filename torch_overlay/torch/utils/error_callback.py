@@ -43,8 +43,9 @@ _scoped: contextvars.ContextVar[tuple[tuple[ErrorCallback, tuple[type[BaseExcept
 _reporting = threading.local()
 
 
-def _exception_types(exceptions: object, caller: str) -> tuple[type[BaseException], ...]:
-    # Shared with torch.utils.retry: every ``exceptions=`` filter accepts the same forms.
+def _validate(callback: object, exceptions: object, caller: str) -> tuple[type[BaseException], ...]:
+    if not callable(callback):
+        raise TypeError(f"{caller}(): callback must be callable, but got {callback!r}")
     types = exceptions if isinstance(exceptions, tuple) else (exceptions,)
     if not types or not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
         raise TypeError(
@@ -52,12 +53,6 @@ def _exception_types(exceptions: object, caller: str) -> tuple[type[BaseExceptio
             f"but got {exceptions!r}"
         )
     return types
-
-
-def _validate(callback: object, exceptions: object, caller: str) -> tuple[type[BaseException], ...]:
-    if not callable(callback):
-        raise TypeError(f"{caller}(): callback must be callable, but got {callback!r}")
-    return _exception_types(exceptions, caller)
 
 
 def register(

@@ -71,7 +71,12 @@ class _Policy:
     ) -> None:
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             raise ValueError(f"{caller}(): attempts must be an int >= 1, but got {attempts!r}")
-        types = error_callback._exception_types(exceptions, caller)
+        types = exceptions if isinstance(exceptions, tuple) else (exceptions,)
+        if not types or not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
+            raise TypeError(
+                f"{caller}(): exceptions must be an exception class or a non-empty tuple of them, "
+                f"but got {exceptions!r}"
+            )
         for name, value, optional in (
             ("delay", delay, False),
             ("max_delay", max_delay, True),
