@@ -71,6 +71,9 @@ class _Policy:
     ) -> None:
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             raise ValueError(f"{caller}(): attempts must be an int >= 1, but got {attempts!r}")
+        # Same rule and message as torch.utils.error_callback's filter, kept local:
+        # Dynamo inlines this module (retry's success path compiles in one graph)
+        # but would graph-break on a call into error_callback.
         types = exceptions if isinstance(exceptions, tuple) else (exceptions,)
         if not types or not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
             raise TypeError(
