@@ -28,6 +28,32 @@ def _mlp():
     return torch.nn.Sequential(torch.nn.Linear(1024, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 16))
 
 
+# Code defining ``model``, ``x`` and optionally ``optimizer`` (a class), run both in the
+# measuring subprocess and in the test.
+_MEASURED_MODELS = {
+    "mlp": """
+model = torch.nn.Sequential(torch.nn.Linear(1024, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 16))
+x = torch.randn(2048, 1024)
+""",
+    "convnet": """
+model = torch.nn.Sequential(
+    torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.BatchNorm2d(32), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+    torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.BatchNorm2d(64), torch.nn.ReLU(),
+    torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 10))
+x = torch.randn(64, 3, 64, 64)
+""",
+    "transformer": """
+model = torch.nn.TransformerEncoderLayer(256, 8, dim_feedforward=1024, batch_first=True)
+x = torch.randn(32, 128, 256)
+""",
+    "mlp_adamw": """
+model = torch.nn.Sequential(torch.nn.Linear(2048, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 2048))
+x = torch.randn(64, 2048)
+optimizer = torch.optim.AdamW
+""",
+}
+
+
 class TestSwitch(TestCase):
     def setUp(self):
         super().setUp()
@@ -228,41 +254,56 @@ class TestRehearse(TestCase):
             rehearse(lambda x: model(x), torch.randn(3, 4))
         self.assertEqual(rehearse(lambda m, x: m(x), model, torch.randn(3, 4)).outputs.shape, (3, 2))
 
-    def test_close_to_measured_peak_of_a_real_cpu_run(self):
-        # Peak resident memory of a real forward+backward, measured in a fresh process
+    @parametrize("name", list(_MEASURED_MODELS))
+    def test_close_to_measured_peak_of_a_real_cpu_run(self, name):
+        # Peak resident memory of a real forward+backward (+ optimizer step), measured in a fresh process
         # through /proc (VmHWM reset via clear_refs), against the rehearsal's activations,
-        # gradients and temporaries (parameters and inputs exist before both measurements).
+        # gradients, temporaries and optimizer state (parameters, buffers and inputs exist before both
+        # measurements). glibc's mmap threshold is pinned: by default it grows after
+        # large frees and later tensors come from a heap that keeps freed blocks
+        # resident, which MemTracker cannot see (+21 % on the conv net, +36 % on the
+        # transformer layer; documented in rehearse's note).
         script = textwrap.dedent(
             """
-            import torch
+            import sys, torch
             torch.set_num_threads(1)
             def rss(field):
                 with open("/proc/self/status") as f:
                     return next(int(l.split()[1]) * 1024 for l in f if l.startswith(field))
-            model = torch.nn.Sequential(torch.nn.Linear(1024, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 16))
-            x = torch.randn(2048, 1024)
+            optimizer = None
+            exec(sys.argv[1])
             model(x[:2]).sum().backward()
             model.zero_grad(set_to_none=True)
+            step = optimizer and optimizer(model.parameters())
             base = rss("VmRSS")
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
             model(x).sum().backward()
+            if step:
+                step.step()
             print(rss("VmHWM") - base)
             """
         )
         if not sys.platform.startswith("linux"):
             self.skipTest("measures resident memory through /proc")
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
+        code = _MEASURED_MODELS[name]
+        out = subprocess.run([sys.executable, "-c", script, code], capture_output=True, text=True, env=env, timeout=120)
         if out.returncode != 0:
             self.skipTest(f"cannot measure the peak here: {out.stderr.strip().splitlines()[-1:]}")
         measured = int(out.stdout)
-        model, x = _mlp(), torch.randn(2048, 1024)
-        cpu = rehearse(model, x, backward=True).memory_by_device[torch.device("cpu")]
-        estimated = cpu["Total"] - cpu["Parameter"] - cpu["Other"]
-        # Measured on this project's machines: 99.6 MiB measured vs 96.4 MiB estimated (+3.4%).
-        self.assertLess(abs(measured - estimated) / estimated, 0.15, f"measured {measured}, estimated {estimated}")
+        built = {"torch": torch, "optimizer": None}
+        exec(code, built)
+        r = rehearse(built["model"], built["x"], backward=True, optimizer=built["optimizer"])
+        cpu = r.memory_by_device[torch.device("cpu")]
+        estimated = cpu["Total"] - cpu["Parameter"] - cpu["Buffer"] - cpu["Other"]
+        # Measured on this project's machines (MiB, measured vs estimated): mlp 99.6 vs 96.4
+        # (+3.4 %), convnet 152.1 vs 152.0 (+0.0 %), transformer 162.5 vs 165.0 (-1.5 %),
+        # mlp_adamw 133.1 vs 128.6 (+3.5 %).
+        self.assertLess(abs(measured - estimated) / estimated, 0.15, f"{name}: measured {measured}, estimated {estimated}")
 
 
+instantiate_parametrized_tests(TestRehearse)
 instantiate_parametrized_tests(TestSwitch)
 instantiate_parametrized_tests(TestSkippable)
 
