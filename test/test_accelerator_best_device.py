@@ -211,7 +211,7 @@ class TestGetBestDevice(TestCase):
                 best(min_free_memory="8GiB", exclude=[1], allow_cpu=False)
         self.assertExpectedInline(
             str(cm.exception),
-            """get_best_device(): no cuda device qualifies (min_free_memory='8GiB', exclude=[1]) and allow_cpu=False; cuda:0: 1.50 GiB free of 80.00 GiB (below 8.00 GiB); cuda:1: 70.00 GiB free of 80.00 GiB (excluded); cuda:2: 4.00 GiB free of 80.00 GiB (below 8.00 GiB)""",
+            """get_best_device(): no cuda device qualifies (min_free_memory='8GiB', exclude=[1]) and allow_cpu=False; cuda:0: 1.50 GiB free of 80.00 GiB (below 8.00 GiB); cuda:1: 70.00 GiB free of 80.00 GiB (excluded); cuda:2: 4.00 GiB free of 80.00 GiB (below 8.00 GiB)""",  # noqa: B950
         )
 
     def test_no_accelerator_and_no_cpu(self):

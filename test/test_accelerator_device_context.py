@@ -8,7 +8,7 @@ from unittest import mock
 
 import torch
 import torch._accelerator
-from torch._accelerator import _device_context, DeviceContext
+from torch._accelerator import DeviceContext
 from torch.testing._internal.common_utils import (
     instantiate_parametrized_tests,
     parametrize,

@@ -113,7 +113,7 @@ class TestAssertFreeMemory(TestCase):
                 torch.cuda.assert_free_memory("4GiB")
         self.assertExpectedInline(
             str(cm.exception),
-            """assert_free_memory(): cuda:0 has 1.50 GiB free (1.00 GiB free on the device + 512.00 MiB cached by PyTorch's allocator) of 80.00 GiB total, but 4.00 GiB is required (required='4GiB')""",
+            """assert_free_memory(): cuda:0 has 1.50 GiB free (1.00 GiB free on the device + 512.00 MiB cached by PyTorch's allocator) of 80.00 GiB total, but 4.00 GiB is required (required='4GiB')""",  # noqa: B950
         )
 
     def test_fraction_of_total(self):
@@ -186,7 +186,7 @@ class TestAssertFreeMemory(TestCase):
         self.assertNotIsInstance(cm.exception, torch.OutOfMemoryError)
         self.assertExpectedInline(
             str(cm.exception),
-            """assert_free_memory(): CUDA is not available on this machine (torch.cuda.is_available() is False), so free GPU memory cannot be checked""",
+            """assert_free_memory(): CUDA is not available on this machine (torch.cuda.is_available() is False), so free GPU memory cannot be checked""",  # noqa: B950
         )
 
     def test_names_the_rank(self):

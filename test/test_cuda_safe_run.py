@@ -27,9 +27,9 @@ OOM_MESSAGES = {
     "cuda_error": "CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported",
     "cublas": "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
     "cudnn_alloc": "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
-    "cudnn_not_supported": "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a non-contiguous input.",
+    "cudnn_not_supported": "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a non-contiguous input.",  # noqa: B950
     "cufft": "cuFFT error: CUFFT_ALLOC_FAILED",
-    "cpu": "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to allocate 1152921504606846976 bytes.",
+    "cpu": "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to allocate 1152921504606846976 bytes.",  # noqa: B950
 }
 
 
@@ -258,7 +258,7 @@ class TestSafeRunOOM(FastClearCache, TestCase):
             torch.cuda.safe_run(FlakyOOM(10), max_cuda_retries=1)()
         self.assertExpectedInline(
             cm.exception.__notes__[-1],
-            """torch.cuda.safe_run(FlakyOOM): attempt 1 on cpu: OutOfMemoryError, then retry_autocast; attempt 2 on cpu: OutOfMemoryError, then cpu_fallback; attempt 3 on cpu: OutOfMemoryError, then give_up""",
+            """torch.cuda.safe_run(FlakyOOM): attempt 1 on cpu: OutOfMemoryError, then retry_autocast; attempt 2 on cpu: OutOfMemoryError, then cpu_fallback; attempt 3 on cpu: OutOfMemoryError, then give_up""",  # noqa: B950
         )
 
     def test_plain_retry_where_autocast_is_unavailable(self):
@@ -307,7 +307,7 @@ class TestSafeRunOOM(FastClearCache, TestCase):
             torch.cuda.safe_run(FlakyOOM(2), max_cuda_retries=1)(torch.ones(1))
         self.assertExpectedInline(
             str(w[0].message),
-            """torch.cuda.safe_run: FlakyOOM ran out of memory on cpu 2 time(s), so it ran on the CPU (0 tensor argument(s) and no module moved to cpu); its outputs are on the CPU""",
+            """torch.cuda.safe_run: FlakyOOM ran out of memory on cpu 2 time(s), so it ran on the CPU (0 tensor argument(s) and no module moved to cpu); its outputs are on the CPU""",  # noqa: B950
         )
 
     def test_global_and_per_call_callbacks(self):
@@ -565,7 +565,7 @@ class TestSafeRunCPUFallback(FastClearCache, TestCase):
                 self.assertEqual(torch.cuda.safe_run(flaky, max_cuda_retries=0)(model), "ok")
         message = str(w[0].message)
         self.assertIn(
-            "the modules Linear moved to cpu; could not move them all back: Linear stays on cpu (OutOfMemoryError: CUDA out of memory while moving back)",
+            "the modules Linear moved to cpu; could not move them all back: Linear stays on cpu (OutOfMemoryError: CUDA out of memory while moving back)",  # noqa: B950
             message,
         )
         self.assertEqual({p.device.type for p in model.parameters()}, {"cpu"})

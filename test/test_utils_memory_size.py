@@ -78,7 +78,7 @@ class TestParseMemorySize(TestCase):
             parse_memory_size("4 XB", name="required")
         self.assertExpectedInline(
             str(cm.exception),
-            """required: unknown unit 'XB' in '4 XB'; expected one of B, KB, MB, GB, TB, PB (powers of 1000), KiB, MiB, GiB, TiB, PiB or K, M, G, T, P (powers of 1024)""",
+            """required: unknown unit 'XB' in '4 XB'; expected one of B, KB, MB, GB, TB, PB (powers of 1000), KiB, MiB, GiB, TiB, PiB or K, M, G, T, P (powers of 1024)""",  # noqa: B950
         )
 
     @given(st.integers(min_value=0, max_value=1 << 60))
@@ -87,7 +87,17 @@ class TestParseMemorySize(TestCase):
         self.assertEqual(parse_memory_size(str(n)), n)
         self.assertEqual(parse_memory_size(f"{n} B"), n)
 
-    UNITS = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "kB": 1000, "MB": 10**6, "GB": 10**9}
+    UNITS = {
+        "KiB": 1 << 10,
+        "MiB": 1 << 20,
+        "GiB": 1 << 30,
+        "K": 1 << 10,
+        "M": 1 << 20,
+        "G": 1 << 30,
+        "kB": 1000,
+        "MB": 10**6,
+        "GB": 10**9,
+    }
 
     @given(st.integers(min_value=0, max_value=1 << 20), st.sampled_from(sorted(UNITS)))
     def test_integral_with_unit_is_exact(self, n, unit):

@@ -9,12 +9,25 @@
 - no overlay file already exists in the base (the overlay only adds files);
 - every overlay module has a docstring, and every public module (and every
   package ``__init__``) defines ``__all__`` naming things it defines or imports;
+- every overlay file, patch, test file and docs page belongs to exactly one PR
+  of the upstream stack (``tools/stack.py``), and each PR's patches apply on
+  top of the PRs before it;
+- every public overlay module has its docs page ``docs/source/<module>.rst``,
+  and every page names its module (``.. currentmodule::``);
+- no line of ``torch_overlay/`` or ``test/`` is too long for upstream's flake8
+  (B950, ``max-line-length = 120``; the rest of its rules are ruff's, run by
+  ``tools/run_tests.py`` with ``ruff.toml``);
 - every ``test/test_*.py`` follows PyTorch's conventions (``# Owner(s):`` header,
   ``run_tests()`` under ``if __name__ == "__main__":``);
 - with ``--installed`` (run by the test environment's Python): the imported
-  torch carries exactly these overlay files, and every public object of every
-  overlay module reports that module as its ``__module__`` and has a docstring
-  with an ``Example::`` block.
+  torch carries exactly these overlay files; every public overlay module passes
+  the rules of PyTorch's ``test/test_public_bindings.py``: every name of
+  ``__all__`` exists and reports the module as its ``__module__`` (with a
+  docstring holding an ``Example::`` block), and no function or class without
+  a leading underscore is left out of ``__all__``; names that patches add to
+  the ``__all__`` of an existing public module (``torch.cuda``, ``torch.amp``)
+  follow the same rules; a module's page lists exactly its ``__all__`` in an
+  autosummary, and every name a patch adds is listed on some page.
 """
 
 from __future__ import annotations
@@ -22,6 +35,9 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import io
+import re
+import tokenize
 import sys
 from pathlib import Path
 
@@ -118,6 +134,39 @@ def check_test_conventions() -> list[str]:
     return errors
 
 
+#: Upstream's .flake8: max-line-length = 120, enforced by flake8-bugbear's
+#: B950, which fires only past 10% more (ruff has no B950; E501 is ignored).
+MAX_LINE_LENGTH = 120
+
+
+def _noqa_b950_lines(text: str) -> set[int]:
+    """Lines where B950 is silenced, with flake8's rule for multi-line strings:
+    a ``# noqa`` after the closing quotes covers every line of the string."""
+    exempt = {n for n, line in enumerate(text.splitlines(), 1) if re.search(r"# noqa(?!:)|# noqa:.*B950", line)}
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type == tokenize.STRING and tok.end[0] > tok.start[0] and tok.end[0] in exempt:
+            exempt.update(range(tok.start[0], tok.end[0] + 1))
+    return exempt
+
+
+def check_line_length() -> list[str]:
+    """flake8's B950 as PyTorch runs it, on the files that land upstream."""
+    errors = []
+    limit = MAX_LINE_LENGTH + MAX_LINE_LENGTH // 10
+    files = [p for p in patchset.overlay_files().values() if p.suffix == ".py"]
+    files += sorted(patchset.TESTS.glob("*.py"))
+    for path in files:
+        text = path.read_text()
+        exempt = _noqa_b950_lines(text)
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if len(line) > limit and lineno not in exempt:
+                errors.append(
+                    f"{path.relative_to(patchset.ROOT)}:{lineno}: B950 line too long "
+                    f"({len(line)} > {MAX_LINE_LENGTH} characters); wrap it or add '# noqa: B950'"
+                )
+    return errors
+
+
 def check_installed() -> list[str]:
     """Run inside the environment under test: is its torch this patch set?"""
     import torch
@@ -131,22 +180,201 @@ def check_installed() -> list[str]:
     if errors:
         return errors
     for rel, path in patchset.overlay_files().items():
-        if path.suffix != ".py" or (path.name.startswith("_") and path.name != "__init__.py"):
+        if path.suffix != ".py" or not _is_public(path):
             continue
         name = _module_name(path)
-        module = importlib.import_module(name)
-        for attr in getattr(module, "__all__", ()):
-            obj = getattr(module, attr, None)
-            if obj is None:
-                errors.append(f"{name}.__all__ names {attr!r}, which does not exist")
-                continue
-            if not (callable(obj) or isinstance(obj, type)) or isinstance(obj, type(module)):
-                continue
-            if getattr(obj, "__module__", None) != name:
-                errors.append(f"{name}.{attr}.__module__ is {obj.__module__!r}, expected {name!r}")
-            if "Example::" not in (obj.__doc__ or ""):
-                errors.append(f"{name}.{attr} has no docstring with an 'Example::' block")
+        errors += check_public_names(importlib.import_module(name))
     return errors
+
+
+def _is_public(path: Path) -> bool:
+    return path.name == "__init__.py" or not path.name.startswith("_")
+
+
+def _looks_public(obj: object, attr: str, modname: str) -> bool:
+    """PyTorch's test_public_bindings rule: no leading ``_`` and defined in ``modname`` (not in a ``._`` submodule of it)."""
+    elem_module = getattr(obj, "__module__", None)
+    if attr.startswith("_") or not isinstance(elem_module, str):
+        return False
+    if elem_module != modname and not elem_module.startswith(modname + "."):
+        return False
+    return "._" not in elem_module[len(modname) :]
+
+
+def check_public_names(module, only: set[str] | None = None, *, exact: bool = True) -> list[str]:
+    """Mirror of ``test_correct_module_names`` in PyTorch's test/test_public_bindings.py for one module.
+
+    Every name in ``__all__`` exists, reports ``module`` as its ``__module__``
+    and has a docstring with an ``Example::`` block; every other function or
+    class defined in the module has a leading underscore (nothing private
+    leaks into the public API).  With ``only``, just those names of
+    ``__all__`` are checked (the names a patch adds to an upstream module);
+    with ``exact=False``, ``__module__`` may also be a public submodule
+    (``torch.amp.autocast_mode`` for ``torch.amp``), as upstream allows, but
+    not a private one (``torch.cuda._safe_run`` for ``torch.cuda``).
+    """
+    import inspect
+
+    name = module.__name__
+    public = getattr(module, "__all__", None)
+    if public is None:
+        return [f"{name} has no __all__"]
+    errors = []
+    for attr in public if only is None else sorted(only):
+        obj = getattr(module, attr, None)
+        if obj is None:
+            errors.append(f"{name}.__all__ names {attr!r}, which does not exist")
+            continue
+        if inspect.ismodule(obj) or not (callable(obj) or inspect.isclass(obj)):
+            continue
+        if getattr(obj, "__module__", None) != name and (exact or not _looks_public(obj, attr, name)):
+            errors.append(
+                f"{name}.{attr}.__module__ is {getattr(obj, '__module__', None)!r}, expected {name!r}: "
+                f"set {attr}.__module__ = {name!r} or define it in {name}"
+            )
+        if "Example::" not in (obj.__doc__ or ""):
+            errors.append(f"{name}.{attr} has no docstring with an 'Example::' block")
+    for attr in sorted(set(dir(module)) - set(public)) if only is None else ():
+        obj = getattr(module, attr)
+        if inspect.ismodule(obj) or not (callable(obj) or inspect.isclass(obj)):
+            continue
+        if _looks_public(obj, attr, name):
+            errors.append(
+                f"{name}.{attr} looks public (no leading underscore, defined in {obj.__module__}) but is not in "
+                f"{name}.__all__: add it to __all__ or rename it to _{attr}"
+            )
+    return errors
+
+
+def check_stack(base_wheel: Path) -> list[str]:
+    """Every file belongs to exactly one PR of tools/stack.py, and each PR's patches apply after the PRs before it."""
+    import export_upstream
+    import stack
+
+    try:
+        stack.assign()
+    except stack.StackError as e:
+        return str(e).splitlines()
+    with rawzip.RawZip(base_wheel) as zf:
+        try:
+            for _ in export_upstream.commits(export_upstream.pristine_files(build_wheel.ZipTree(zf))):
+                pass
+        except patchset.PatchSetError as e:
+            return [str(e)]
+    return []
+
+
+def _literal_all(source: bytes) -> set[str]:
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            try:
+                return set(ast.literal_eval(node.value))
+            except ValueError:
+                return set()
+    return set()
+
+
+def names_added_by_patches(base_wheel: Path) -> dict[str, set[str]]:
+    """Public upstream module -> the names the patches add to its ``__all__`` (e.g. ``torch.cuda``: ``safe_run``)."""
+    out: dict[str, set[str]] = {}
+    with rawzip.RawZip(base_wheel) as zf:
+        tree = build_wheel.ZipTree(zf)
+        for ch in patchset.plan(tree).changes:
+            if not ch.rel.endswith(".py") or ch.rel not in tree.names or ch.after is None:
+                continue
+            parts = ch.rel[: -len(".py")].split("/")
+            if parts[-1] == "__init__":
+                parts.pop()
+            if any(part.startswith("_") for part in parts):
+                continue
+            added = _literal_all(ch.after) - _literal_all(tree.read(ch.rel))
+            if added:
+                out[".".join(parts)] = added
+    return out
+
+
+def check_patched_public_names(base_wheel: Path) -> list[str]:
+    """Names a patch adds to the ``__all__`` of an existing public module follow the same rules as overlay modules."""
+    errors = []
+    for name, added in sorted(names_added_by_patches(base_wheel).items()):
+        errors += check_public_names(importlib.import_module(name), only=added, exact=False)
+    return errors
+
+
+def _docs_pages() -> dict[str, Path]:
+    return {p.stem: p for p in sorted((patchset.DOCS / "source").glob("*.rst"))}
+
+
+def _current_module(text: str) -> str | None:
+    m = re.search(r"^\.\. currentmodule:: (\S+)$", text, re.M)
+    return m.group(1) if m else None
+
+
+def check_docs_pages() -> list[str]:
+    """Every public overlay module has its page ``docs/source/<module>.rst``; every page names its module."""
+    errors = []
+    pages = _docs_pages()
+    modules = {_module_name(path) for path in patchset.overlay_files().values() if path.suffix == ".py" and _is_public(path)}
+    for name in sorted(modules - pages.keys()):
+        errors.append(
+            f"public module {name} has no docs page: add docs/source/{name}.rst "
+            "(see docs/source/torch.utils.error_callback.rst and CONTRIBUTING.md)"
+        )
+    for stem, page in pages.items():
+        text = page.read_text()
+        if _current_module(text) is None:
+            errors.append(f"docs/source/{page.name} must name its module with '.. currentmodule:: <module>'")
+        if stem in modules and f".. automodule:: {stem}\n" not in text:
+            errors.append(f"docs/source/{page.name} must document its module with '.. automodule:: {stem}'")
+    return errors
+
+
+def check_docs_installed(base_wheel: Path) -> list[str]:
+    """Each page's autosummary lists names of its module's ``__all__``: all of them on a module's own page,
+    and every name a patch adds to an upstream module on some page."""
+    errors = []
+    documented: dict[str, set[str]] = {}
+    for stem, page in _docs_pages().items():
+        text = page.read_text()
+        name = _current_module(text)
+        if name is None:
+            continue
+        try:
+            module = importlib.import_module(name)
+        except ImportError as e:
+            errors.append(f"docs/source/{page.name}: cannot import {name}: {e}")
+            continue
+        listed = _autosummary_entries(text)
+        documented.setdefault(name, set()).update(listed)
+        public = list(getattr(module, "__all__", ()))
+        if stem == name:
+            for attr in sorted(set(public) - set(listed)):
+                errors.append(f"docs/source/{page.name}: {name}.{attr} is in __all__ but not in the page's autosummary")
+        for attr in sorted(set(listed) - set(public)):
+            errors.append(f"docs/source/{page.name}: autosummary lists {attr}, which is not in {name}.__all__")
+    for name, added in sorted(names_added_by_patches(base_wheel).items()):
+        for attr in sorted(added - documented.get(name, set())):
+            errors.append(
+                f"{name}.{attr} (added by a patch) is on no docs page: list it in the autosummary of a page "
+                f"docs/source/{name}.<feature>.rst with '.. currentmodule:: {name}'"
+            )
+    return errors
+
+
+def _autosummary_entries(text: str) -> list[str]:
+    """The names listed in the ``.. autosummary::`` blocks of an rst page."""
+    names = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() != ".. autosummary::":
+            continue
+        for body in lines[i + 1 :]:
+            if body and not body[0].isspace():
+                break
+            item = body.strip()
+            if item and not item.startswith(":"):
+                names.append(item.rsplit(".", 1)[-1])
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,8 +388,13 @@ def main(argv: list[str] | None = None) -> int:
     errors += check_against_base(base)
     errors += check_overlay_sources()
     errors += check_test_conventions()
+    errors += check_line_length()
+    errors += check_stack(base)
+    errors += check_docs_pages()
     if args.installed:
         errors += check_installed()
+        errors += check_docs_installed(base)
+        errors += check_patched_public_names(base)
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     if not errors:

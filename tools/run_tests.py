@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
 """Run the whole test suite against the *installed* patched wheel.
 
-    python tools/run_tests.py [PYTEST ARGS...]
+    python tools/run_tests.py [--base-wheel PATH] [PYTEST ARGS...]
 
 1. creates ``.venv`` (once) and installs the pinned test dependencies from
    ``requirements/test.txt``;
 2. builds the patched wheel (``python setup.py bdist_wheel``) and installs it
    into ``.venv`` (skipped when the exact same wheel is already installed);
-3. checks the patch set (``tools/check.py``);
+3. checks the patch set (``tools/check.py``) and lints ``torch_overlay/`` and
+   ``test/`` with PyTorch's ruff rules (``ruff.toml``), and builds the docs
+   pages with Sphinx (``tools/build_docs.py``, warnings as errors);
 4. runs ``test/`` (the files that would land in pytorch/test) and the tooling
    tests in ``tools/test/`` with ``.venv``'s pytest, from outside the source
    tree, so ``import torch`` can only be the installed wheel.
 
-Extra arguments go to pytest (e.g. ``-k set_device``).  ``.ci/run`` calls
+``--base-wheel`` patches another build of 2.13.0 (e.g. the CUDA wheel on a GPU
+runner) instead of the one pip resolves into ``build/base``.  Extra arguments
+go to pytest (e.g. ``-k set_device``).  ``.ci/run`` calls
 exactly this command.
 """
 
@@ -53,7 +57,12 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def main(pytest_args: list[str]) -> int:
+def main(argv: list[str]) -> int:
+    base_args: list[str] = []
+    if argv[:1] == ["--base-wheel"] and len(argv) >= 2:
+        base_args = ["--base-wheel", str(Path(argv[1]).resolve())]
+        argv = argv[2:]
+    pytest_args = argv
     t = step(f"test environment {VENV.relative_to(ROOT)} (requirements/test.txt)")
     requirements = ROOT / "requirements" / "test.txt"
     stamp = VENV / ".requirements.sha256"
@@ -66,7 +75,7 @@ def main(pytest_args: list[str]) -> int:
 
     t = step("build the patched wheel (python setup.py bdist_wheel)")
     out = subprocess.run(
-        [sys.executable, str(ROOT / "setup.py"), "bdist_wheel"], check=True, stdout=subprocess.PIPE, text=True
+        [sys.executable, str(ROOT / "setup.py"), "bdist_wheel", *base_args], check=True, stdout=subprocess.PIPE, text=True
     )
     wheel = Path(out.stdout.strip().splitlines()[-1])
     print(f"    {wheel.name} in {time.perf_counter() - t:.1f} s")
@@ -91,13 +100,23 @@ def main(pytest_args: list[str]) -> int:
     print(f"    done in {time.perf_counter() - t:.1f} s")
 
     t = step("check the patch set (tools/check.py)")
-    sh(PY, ROOT / "tools" / "check.py", "--installed")
+    sh(PY, ROOT / "tools" / "check.py", "--installed", *base_args)
+    print(f"    done in {time.perf_counter() - t:.1f} s")
+
+    t = step("lint torch_overlay/ and test/ with PyTorch's ruff rules (ruff.toml)")
+    sh(PY, "-m", "ruff", "check", "--quiet", "--config", ROOT / "ruff.toml", ROOT / "torch_overlay", ROOT / "test")
+    print(f"    done in {time.perf_counter() - t:.1f} s")
+
+    t = step("build the docs pages with Sphinx, warnings as errors (tools/build_docs.py)")
+    sh(sys.executable, ROOT / "tools" / "build_docs.py", ROOT / "build" / "docs" / "html")
     print(f"    done in {time.perf_counter() - t:.1f} s")
 
     t = step("run the tests")
     # From a folder outside the checkout: nothing of the source tree shadows the wheel.
     cmd = [PY, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", ROOT, ROOT / "test", ROOT / "tools" / "test", *pytest_args]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    if base_args:
+        env["TORCH_TOOL_BASE_WHEEL"] = base_args[1]
     rc = subprocess.run([str(c) for c in cmd], cwd=VENV, env=env).returncode
     print(f"    tests finished in {time.perf_counter() - t:.1f} s (exit {rc})")
     return rc

@@ -1,5 +1,6 @@
 """Tooling tests: make tools/ importable and share a small torch tree taken from the base wheel."""
 
+import os
 import shutil
 import sys
 import zipfile
@@ -16,7 +17,9 @@ import patchset  # noqa: E402
 
 @pytest.fixture(scope="session")
 def base_wheel() -> Path:
-    return build_wheel.fetch_base_wheel(patchset.ROOT / "build" / "base")
+    # tools/run_tests.py --base-wheel PATH (e.g. the CUDA build on a GPU runner).
+    given = os.environ.get("TORCH_TOOL_BASE_WHEEL")
+    return Path(given) if given else build_wheel.fetch_base_wheel(patchset.ROOT / "build" / "base")
 
 
 @pytest.fixture(scope="session")

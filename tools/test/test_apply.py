@@ -122,13 +122,16 @@ def test_reverse_removes_bytecode_and_created_folders(torch_tree):
     assert snapshot(torch_tree) == before
 
 
-def test_source_checkout_also_gets_tests(torch_tree):
+def test_source_checkout_also_gets_tests_and_docs(torch_tree):
     (torch_tree / "setup.py").write_text("# pytorch\n")
     (torch_tree / "test").mkdir()
+    (torch_tree / "docs" / "source").mkdir(parents=True)  # as in every PyTorch checkout
     before = snapshot(torch_tree)
     apply.run(torch_tree, quiet=True)
     for path in patchset.TESTS.glob("test_*.py"):
         assert (torch_tree / "test" / path.name).read_bytes() == path.read_bytes()
+    for path in (patchset.DOCS / "source").glob("*.rst"):
+        assert (torch_tree / "docs" / "source" / path.name).read_bytes() == path.read_bytes()
     apply.run(torch_tree, reverse=True, quiet=True)
     assert snapshot(torch_tree) == before
 

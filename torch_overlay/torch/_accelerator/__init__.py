@@ -146,7 +146,8 @@ def set_device(device: torch.device | str | int) -> torch.device:
         index = device.index if device.index is not None else current_device().index
     else:
         index = device
-    assert index is not None
+    if index is None:
+        raise AssertionError("set_device(): the current accelerator device has no index")
     count = torch.accelerator.device_count()
     if index < 0 or index >= count:
         raise ValueError(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
 from torch._accelerator import _device_probe
 from torch.utils._memory_size import format_memory_size, parse_memory_size
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 __all__ = ["get_best_device"]

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from types import TracebackType
+from typing import TYPE_CHECKING
+from typing_extensions import Self
 
 import torch
 from torch.amp._defaults import default_dtype
 from torch.utils._contextlib import _DecoratorContextManager
 from torch.utils._device import DeviceContext as _DefaultDeviceMode
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 
 __all__ = ["DeviceContext"]
@@ -177,7 +181,7 @@ class DeviceContext(_DecoratorContextManager):
         # the decorator can reuse this very object for every call.
         return self
 
-    def __enter__(self) -> DeviceContext:
+    def __enter__(self) -> Self:
         with contextlib.ExitStack() as undo:
             if self.device.type not in ("cpu", "meta"):
                 undo.callback(torch.accelerator.set_device_index, torch.accelerator.current_device_index())

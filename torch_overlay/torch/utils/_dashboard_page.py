@@ -200,5 +200,5 @@ setInterval(refresh, REFRESH_MS);
 </script>
 </body>
 </html>
-"""
+"""  # noqa: B950
 )

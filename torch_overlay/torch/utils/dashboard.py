@@ -32,6 +32,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 from urllib.parse import urlsplit
+from typing_extensions import Self
 
 from torch.utils import telemetry as _telemetry
 from torch.utils._dashboard_page import CONTENT_SECURITY_POLICY, PAGE
@@ -361,7 +362,7 @@ class LiveDashboard:
         self._server.server_close()
         _log.debug("live_dashboard: stopped %s", self.url)
 
-    def __enter__(self) -> LiveDashboard:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

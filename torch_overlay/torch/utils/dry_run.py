@@ -228,8 +228,9 @@ def rehearse(
 
     Args:
         fn: a function or an :class:`torch.nn.Module`.
-        *args, **kwargs: passed to ``fn``; tensors are only read for their
-            metadata (shape, dtype, strides, device).
+        *args: passed to ``fn``; tensors are only read for their metadata
+            (shape, dtype, strides, device).
+        **kwargs: passed to ``fn``, like ``args``.
         backward: also run ``backward()`` on the sum of the floating-point
             outputs that require grad, as a training step would.
         optimizer: an optimizer class or factory (``torch.optim.AdamW`` or

@@ -21,11 +21,13 @@ import sys
 import threading
 import types
 import warnings
-from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import torch
 from torch.utils._contextlib import _DecoratorContextManager
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 
 __all__ = ["array_namespace", "patch_numpy"]

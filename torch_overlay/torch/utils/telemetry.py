@@ -53,6 +53,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from typing_extensions import Self
 
 import torch
 import torch.autograd.profiler as _autograd_profiler
@@ -361,7 +362,7 @@ class _Block:
             raise TypeError(f"telemetry({self.name!r}) decorates a callable, but got {fn!r}")
         return _wrap(fn, self.name)
 
-    def __enter__(self) -> _Block:
+    def __enter__(self) -> Self:
         if self._start is not None or self._events is not None:
             raise RuntimeError(
                 f"telemetry({self.name!r}) is already timing a block; use one telemetry(...) object per block"
@@ -518,7 +519,7 @@ def snapshot(*, all_ranks: bool = False, group: Any = None) -> dict[Any, Any]:
         group: the process group for ``all_ranks`` (default: the world).
 
     Returns:
-        ``{name: {"count", "errors", "total_ms", "mean_ms", "min_ms",
+        dict: ``{name: {"count", "errors", "total_ms", "mean_ms", "min_ms",
         "max_ms", "p50_ms", "p95_ms", "device", "peak_memory_bytes"}}`` with
         ints for the counts, floats in milliseconds, the device as a string
         (``"cpu"``, ``"cuda:0"``) and the peak in bytes (``None`` on CPU).

@@ -1,0 +1,695 @@
+r"""
+Bound the run time of a block or a call: ``with timeout(5.0): ...``.
+
+:func:`timeout` (a duration) and :func:`timeout_at` (an absolute
+:func:`time.monotonic` deadline) return a :class:`Timeout`, usable as a
+context manager or as a decorator.  When the deadline passes while the block
+runs, the block is interrupted and the ``with`` statement raises the builtin
+:class:`TimeoutError`.  The semantics follow :func:`asyncio.timeout` and trio's
+cancel scopes:
+
+* deadlines are absolute; nested blocks each keep their own, the earliest one
+  fires, and the block that owns it is the one that raises
+  :class:`TimeoutError` and reports ``expired()``; an inner block whose timeout
+  was caught never disturbs the outer one;
+* the interrupt is only ever delivered while the block's body runs: once the
+  ``with`` statement has finished, nothing can arrive late;
+* a block that reaches its end is never turned into a failure: if the deadline
+  passes while it is already leaving, it exits normally and ``expired()`` is
+  ``True``.
+
+How a block is interrupted:
+
+* in the main thread on Unix, by a ``SIGALRM`` interval timer
+  (:func:`signal.setitimer`).  The handler and timer that were installed before
+  are restored when the outermost block exits, and a user's own ``SIGALRM``
+  handler still runs when its own timer fires during a block;
+* in any other thread (and on every other OS), by one shared watchdog thread
+  that keeps all deadlines in a heap and raises the interrupt in the owning
+  thread with ``PyThreadState_SetAsyncExc``.  The watchdog starts on first use
+  (never at import), is a daemon stopped at interpreter exit, and is reset in a
+  child process after :func:`os.fork`.
+
+Failures are reported to :func:`torch.utils.error_callback.report` with
+``source="torch.utils.timeout"``.
+"""
+
+from __future__ import annotations
+
+import _signal
+import atexit
+import ctypes
+import enum
+import functools
+import heapq
+import itertools
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from typing_extensions import Self
+
+import torch
+from torch.utils import error_callback
+
+
+__all__ = ["Timeout", "timeout", "timeout_at"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_HAS_ITIMER = hasattr(signal, "setitimer") and hasattr(signal, "SIGALRM")
+# The smallest interval setitimer takes; used to fire "now" for a deadline already passed.
+_MIN_DELAY = 1e-6
+# When the interrupt falls inside this module's own bookkeeping, try again this much later.
+_RETRY_DELAY = 1e-4
+
+
+class _State(enum.Enum):
+    CREATED = "created"
+    ENTERED = "active"
+    EXPIRING = "expiring"
+    EXPIRED = "expired"
+    EXITED = "finished"
+
+
+# As module constants: the exit path must not run Python code between two calls (see _exit).
+_CREATED, _ENTERED, _EXPIRING, _EXPIRED, _EXITED = _State
+
+
+class _Interrupt(BaseException):
+    # Raised inside the body at the deadline.  A BaseException, like trio's Cancelled,
+    # so that ``except Exception:`` inside the block does not swallow it; the owning
+    # block turns it into TimeoutError.
+    pass
+
+
+# Our own prototypes of the C API function: setting argtypes on the shared
+# ctypes.pythonapi attribute would change it for every other library in the process.
+_set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+)
+_clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+)
+
+
+def _in_bookkeeping(frame: Any) -> bool:
+    # Entering and leaving a block runs code of this module; an interrupt raised there
+    # would escape the ``with`` statement instead of unwinding the body.
+    return frame is not None and frame.f_code.co_filename == __file__
+
+
+class _Scopes:
+    """The active deadlines of one thread, outermost first."""
+
+    __slots__ = ("stack", "ident", "mode", "prev_handler", "prev_expiry", "prev_interval")
+
+    def __init__(self) -> None:
+        self.stack: list[Timeout] = []
+        self.ident = threading.get_ident()
+        # "signal" or "watchdog", chosen when the outermost block of this thread enters.
+        self.mode = ""
+        # Main-thread signal mode: what was installed before the outermost block.
+        self.prev_handler: Any = None
+        self.prev_expiry: float | None = None
+        self.prev_interval = 0.0
+
+
+_local = threading.local()
+
+
+def _thread_scopes() -> _Scopes:
+    try:
+        return _local.scopes
+    except AttributeError:
+        _local.scopes = _Scopes()
+        return _local.scopes
+
+
+_main_ident = threading.main_thread().ident
+
+
+class _Watchdog:
+    """One daemon thread raising the interrupt in threads whose deadline passed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._heap: list[tuple[float, int, Timeout]] = []
+        self._stale = 0
+        self._counter = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def add(self, scope: Timeout, when: float) -> None:
+        """Watch ``scope`` until ``when``; called with the lock held."""
+        earliest = self._heap[0][0] if self._heap else math.inf
+        heapq.heappush(self._heap, (when, next(self._counter), scope))
+        if self._thread is None:
+            self._start()
+        elif when < earliest:
+            self._wakeup.notify()
+
+    def discard(self) -> None:
+        """Note that one entry went stale; compact when most of the heap is stale."""
+        self._stale += 1
+        if self._stale > 64 and 2 * self._stale > len(self._heap):
+            self._heap = [e for e in self._heap if e[2]._watched(e[0])]
+            heapq.heapify(self._heap)
+            self._stale = 0
+
+    def _start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="torch.utils.timeout watchdog", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self._lock:
+            while not self._stopping:
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    when, _, scope = heapq.heappop(self._heap)
+                    if scope._watched(when):
+                        _fire_in_thread(scope._scopes, now)
+                    else:
+                        self._stale = max(0, self._stale - 1)
+                self._wakeup.wait(self._heap[0][0] - now if self._heap else None)
+
+    def stop(self) -> None:
+        """Stop the thread (at interpreter exit); it restarts on the next use."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stopping = True
+            self._wakeup.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=1.0)
+
+    def before_fork(self) -> None:
+        self._lock.acquire()
+
+    def after_fork_in_parent(self) -> None:
+        self._lock.release()
+
+    def after_fork_in_child(self) -> None:
+        # The watchdog thread does not exist in the child and the lock was held by the
+        # forking thread: start afresh, keeping only the deadlines of the thread that forked.
+        ident = threading.get_ident()
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._thread = None
+        self._stopping = False
+        self._heap = [e for e in self._heap if e[2]._scopes.ident == ident and e[2]._watched(e[0])]
+        heapq.heapify(self._heap)
+        self._stale = 0
+        if self._heap:
+            self._start()
+
+
+_watchdog = _Watchdog()
+
+
+def _fire_in_thread(scopes: _Scopes, now: float) -> None:
+    # Watchdog side, lock held.  The outermost expired block owns the deadline (the
+    # interrupt unwinds through every block inside it).
+    owner = _owner(scopes.stack, now)
+    if owner is None:
+        return
+    # While this thread holds the GIL the target is parked between two bytecodes (or in
+    # C code) and, on CPython, raises a pending exception exactly there when it resumes:
+    # inject only if that spot is in the body, otherwise come back a little later.
+    frame = sys._current_frames().get(scopes.ident)
+    if frame is None:
+        return  # the thread is gone
+    if _in_bookkeeping(frame):
+        heapq.heappush(_watchdog._heap, (now + _RETRY_DELAY, next(_watchdog._counter), owner))
+        return
+    owner._state = _EXPIRING
+    if _set_async_exc(scopes.ident, _Interrupt) == 0:
+        owner._state = _EXITED  # it exited between the look-up and here: nothing to do
+
+
+def _owner(stack: list[Timeout], now: float) -> Timeout | None:
+    # The outermost expired block: the interrupt unwinds through every block inside it.
+    for scope in stack:
+        if scope._state is _EXPIRING:
+            return None
+        if scope._state is _ENTERED and scope._when is not None and scope._when <= now:
+            return scope
+    return None
+
+
+def _earliest(stack: list[Timeout]) -> float | None:
+    # Blocks inside an expiring one are being unwound: only those outside it can fire.
+    earliest = None
+    for scope in stack:
+        if scope._state is _EXPIRING:
+            break
+        when = scope._when
+        if scope._state is _ENTERED and when is not None and (earliest is None or when < earliest):
+            earliest = when
+    return earliest
+
+
+def _arm_timer(scopes: _Scopes) -> None:
+    # Main thread, signal mode: the timer fires at the earliest of our deadlines and of
+    # the timer that was there before us.
+    candidates = [w for w in (_earliest(scopes.stack), scopes.prev_expiry) if w is not None and w < math.inf]
+    if candidates:
+        signal.setitimer(signal.ITIMER_REAL, max(min(candidates) - time.monotonic(), _MIN_DELAY))
+    else:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _on_sigalrm(signum: int, frame: Any) -> None:
+    scopes = _thread_scopes()
+    now = time.monotonic()
+    prev_due = scopes.prev_expiry is not None and scopes.prev_expiry <= now
+    owner = _owner(scopes.stack, now)
+    if owner is None and not prev_due:
+        _arm_timer(scopes)  # fired for a block that has exited since: aim at the next deadline
+        return
+    if _in_bookkeeping(frame):
+        signal.setitimer(signal.ITIMER_REAL, _RETRY_DELAY)
+        return
+    if prev_due:
+        # The timer that was armed before us is due: run its handler, as it would have run.
+        scopes.prev_expiry = now + scopes.prev_interval if scopes.prev_interval else None
+        try:
+            scopes.prev_handler(signum, frame)
+        finally:
+            _arm_timer(scopes)
+    if owner is not None and owner._state is _ENTERED:
+        owner._state = _EXPIRING
+        _arm_timer(scopes)  # for the deadline of an enclosing block, if any
+        raise _Interrupt
+
+
+def _enter(scope: Timeout) -> None:
+    scopes = _thread_scopes()
+    stack = scopes.stack
+    scope._scopes = scopes
+    when = scope._when
+    finite = when is not None and when < math.inf
+    # On the stack before any timer is armed: a deadline already passed fires at once.
+    stack.append(scope)
+    scope._state = _ENTERED
+    if len(stack) == 1:
+        scopes.mode = "watchdog"
+        if _HAS_ITIMER and threading.get_ident() == _main_ident and _install_signal_mode(scopes, when if finite else None):
+            return
+    if finite:
+        _schedule(scope)
+
+
+def _install_signal_mode(scopes: _Scopes, when: float | None) -> bool:
+    # The outermost block of the main thread takes SIGALRM and arms the timer for its
+    # own deadline in the same call that tells what was armed before.  ``_signal`` is
+    # the C module behind ``signal``, whose Python wrappers convert to enums on every call.
+    try:
+        prev_handler = _signal.signal(signal.SIGALRM, _on_sigalrm)
+    except ValueError:
+        return False  # not the main interpreter: signals are not ours to take
+    now = time.monotonic()
+    delay = max(when - now, _MIN_DELAY) if when is not None else 0
+    remaining, interval = _signal.setitimer(signal.ITIMER_REAL, delay)
+    if remaining and not callable(prev_handler):
+        # A timer is armed whose expiry runs a C-level action (default: terminate) that
+        # a Python handler cannot chain to: leave signals alone, use the watchdog.
+        _signal.setitimer(signal.ITIMER_REAL, remaining, interval)
+        _signal.signal(signal.SIGALRM, prev_handler)
+        return False
+    scopes.mode = "signal"
+    scopes.prev_handler = prev_handler
+    scopes.prev_interval = interval
+    if remaining:
+        scopes.prev_expiry = now + remaining
+        if when is None or scopes.prev_expiry < when:
+            _signal.setitimer(signal.ITIMER_REAL, remaining)
+    return True
+
+
+def _schedule(scope: Timeout) -> None:
+    scopes = scope._scopes
+    if scopes.mode == "signal":
+        _arm_timer(scopes)
+    else:
+        with _watchdog._lock:
+            _watchdog.add(scope, scope._when)
+
+
+def _pop(stack: list[Timeout], scope: Timeout) -> bool:
+    # Blocks nest, so the exiting one is normally on top.  Anything above it is a block
+    # whose exit never ran (left by a generator that was not resumed, say); drop those
+    # too and say whether one of them had expired, so that its interrupt is not lost.
+    if stack[-1] is scope:
+        stack.pop()
+        return False
+    i = len(stack) - 1 - stack[::-1].index(scope)
+    stale = stack[i + 1 :]
+    del stack[i:]
+    expired = False
+    for s in stale:
+        expired = expired or s._state is _EXPIRING
+        s._state = _EXITED
+    return expired
+
+
+def _exit(scope: Timeout, exc: BaseException | None) -> bool:
+    scopes = scope._scopes
+    stack = scopes.stack
+    if scopes.mode == "signal":
+        # The handler runs in this thread and never raises inside this module: nothing
+        # can be delivered here.
+        state = scope._state
+        scope._state = _EXITED
+        inner_expired = _pop(stack, scope)
+        if not stack:
+            _uninstall_signal_mode(scopes)
+        # Otherwise the timer may still be armed for this block's deadline: it fires
+        # early, finds nothing due and aims at the next one.
+    else:
+        with _watchdog._lock:
+            # The watchdog decides under this lock, so from here on it cannot interrupt
+            # this block.  If it already did and the interrupt is still pending (the
+            # body ended after the decision), drop it before anything can deliver it:
+            # the next bytecode boundary after a call would.
+            state = scope._state
+            if state is _EXPIRING:
+                _clear_async_exc(scopes.ident, None)
+            scope._state = _EXITED
+            inner_expired = _pop(stack, scope)
+            if scope._when is not None and scope._when < math.inf:
+                _watchdog.discard()
+            if state is _EXPIRING and any(s._state is _EXPIRING for s in stack):
+                # An outer block expired meanwhile: its interrupt was the one dropped.
+                _set_async_exc(scopes.ident, _Interrupt)
+        if not stack:
+            scopes.mode = ""
+    if state is _EXPIRING or (inner_expired and isinstance(exc, _Interrupt)):
+        scope._state = _EXPIRED if state is _EXPIRING else _EXITED
+        if isinstance(exc, _Interrupt):
+            err = TimeoutError(f"the block exceeded {scope._describe()} and was interrupted")
+            error_callback.report(err, source="torch.utils.timeout", timeout=scope)
+            raise err.with_traceback(exc.__traceback__) from None
+    return False
+
+
+def _uninstall_signal_mode(scopes: _Scopes) -> None:
+    # Disarm first, so that our timer cannot fire once the previous handler (maybe
+    # SIG_DFL, which terminates) is back; then restore the previous handler and timer.
+    _signal.setitimer(signal.ITIMER_REAL, 0)
+    _signal.signal(signal.SIGALRM, scopes.prev_handler)
+    if scopes.prev_expiry is not None:
+        _signal.setitimer(
+            signal.ITIMER_REAL, max(scopes.prev_expiry - time.monotonic(), _MIN_DELAY), scopes.prev_interval
+        )
+        scopes.prev_expiry = None
+    scopes.prev_handler = None
+    scopes.mode = ""
+
+
+def _check_seconds(value: object, name: str, caller: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{caller}(): {name} must be a number of seconds or None, but got {value!r}")
+    value = float(value)
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{caller}(): {name} must be a non-negative number of seconds or None, but got {value!r}")
+    return value
+
+
+class Timeout:
+    r"""A deadline for a block of code; create it with :func:`timeout` or :func:`timeout_at`.
+
+    Used as a context manager, a :class:`Timeout` bounds one ``with`` block and
+    can be entered once.  Used as a decorator, it bounds every call of the
+    function, each call getting a fresh deadline (``seconds`` after the call
+    starts for :func:`timeout`; the same absolute deadline for :func:`timeout_at`).
+
+    Its state moves ``created -> active -> (expiring ->) expired | finished``;
+    calling a method in a state where it means nothing raises
+    :class:`RuntimeError` naming the state.
+
+    Example::
+
+        >>> from torch.utils.timeout import timeout
+        >>> with timeout(10.0) as t:
+        ...     total = sum(range(1000))
+        >>> t.expired()
+        False
+    """
+
+    __slots__ = ("_when", "_seconds", "_state", "_scopes", "__weakref__")
+
+    def __init__(self, when: float | None, *, seconds: float | None = None) -> None:
+        self._when = when
+        self._seconds = seconds
+        self._state = _CREATED
+        self._scopes: _Scopes
+
+    def when(self) -> float | None:
+        r"""Return the deadline as a :func:`time.monotonic` time, or ``None`` for no limit.
+
+        Example::
+
+            >>> import time
+            >>> from torch.utils.timeout import timeout_at
+            >>> timeout_at(time.monotonic() + 5).when() is not None
+            True
+        """
+        return self._when
+
+    def remaining(self) -> float | None:
+        r"""Return the seconds left before the deadline (``0.0`` once passed), or ``None`` for no limit.
+
+        Example::
+
+            >>> from torch.utils.timeout import timeout
+            >>> with timeout(60.0) as t:
+            ...     0 < t.remaining() <= 60.0
+            True
+        """
+        if self._when is None:
+            return None
+        return max(0.0, self._when - time.monotonic())
+
+    def expired(self) -> bool:
+        r"""Return whether the deadline passed while the block was running.
+
+        ``True`` for the block that owned the deadline that fired, including a
+        block that had reached its end when the deadline passed (it exits
+        normally); ``False`` for blocks nested in it, whose own deadline did not fire.
+
+        Example::
+
+            >>> from torch.utils.timeout import timeout
+            >>> with timeout(None) as t:
+            ...     pass
+            >>> t.expired()
+            False
+        """
+        return self._state in (_EXPIRING, _EXPIRED)
+
+    def reschedule(self, when: float | None) -> None:
+        r"""Move the deadline to ``when`` (a :func:`time.monotonic` time), or remove it with ``None``.
+
+        Args:
+            when: the new absolute deadline, or ``None`` for no limit.
+
+        Raises:
+            RuntimeError: the block is not active (not entered yet, or already
+                finished or expiring).
+            ValueError: ``when`` is NaN.
+
+        Example::
+
+            >>> import time
+            >>> from torch.utils.timeout import timeout
+            >>> with timeout(None) as t:
+            ...     t.reschedule(time.monotonic() + 30)
+            ...     t.when() is not None
+            True
+        """
+        if self._state is not _ENTERED:
+            raise RuntimeError(f"Cannot reschedule a timeout that is {self._state.value}")
+        if when is not None:
+            if isinstance(when, bool) or not isinstance(when, (int, float)) or math.isnan(when):
+                raise ValueError(f"reschedule(): when must be a monotonic time or None, but got {when!r}")
+            when = float(when)
+        if self._scopes.mode == "signal":
+            self._when = when
+            _arm_timer(self._scopes)
+            return
+        with _watchdog._lock:
+            if self._when is not None:
+                _watchdog.discard()
+            self._when = when
+            if when is not None and when < math.inf:
+                _watchdog.add(self, when)
+
+    def _watched(self, at: float) -> bool:
+        # A heap entry is live while the block is active and the entry is not from before
+        # a reschedule to a later deadline (retries after the deadline are live).
+        return self._state is _ENTERED and self._when is not None and at >= self._when
+
+    def __enter__(self) -> Self:
+        if self._state is not _CREATED:
+            raise RuntimeError(f"A timeout can be entered once; this one is {self._state.value}")
+        _enter(self)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            return _exit(self, exc)
+        except _Interrupt as interrupt:
+            # Delivered on the way out, before _exit took the watchdog's lock (the watchdog
+            # decided while the body was still running).  The body has ended: finish
+            # leaving normally, unless the interrupt belongs to an enclosing block.
+            if self._state is _ENTERED or self._state is _EXPIRING:
+                _exit(self, None)
+            if any(s._state is _EXPIRING for s in self._scopes.stack):
+                raise interrupt from None
+            return False
+
+    def __call__(self, fn: _F) -> _F:
+        if not callable(fn):
+            raise TypeError(f"{self!r} decorates a callable, but got {fn!r}")
+        if self._state is not _CREATED:
+            raise RuntimeError(f"Cannot decorate with a timeout that is {self._state.value}")
+        seconds, when = self._seconds, self._when
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            deadline = when if seconds is None else time.monotonic() + seconds
+            with Timeout(deadline, seconds=seconds):
+                return fn(*args, **kwargs)
+
+        # Signals and the watchdog thread cannot be traced: torch.compile runs this frame
+        # eagerly and still compiles ``fn`` itself.
+        return torch.compiler.disable(wrapper, recursive=False)  # type: ignore[return-value]
+
+    def _describe(self) -> str:
+        if self._seconds is not None:
+            return f"its time limit of {self._seconds:g} s"
+        if self._when is not None:
+            return f"its deadline (time.monotonic() = {self._when:.3f})"
+        return "no limit"
+
+    def __repr__(self) -> str:
+        return f"<Timeout [{self._state.value}] {self._describe()}>"
+
+
+def timeout(seconds: float | None) -> Timeout:
+    r"""Bound a block or each call of a function to ``seconds``; raise :class:`TimeoutError` past it.
+
+    Args:
+        seconds: the time limit in seconds, counted from entering the block (or
+            from each call, as a decorator); ``None`` means no limit.
+
+    Returns:
+        Timeout: the handle, with :meth:`~Timeout.expired`,
+        :meth:`~Timeout.remaining`, :meth:`~Timeout.when` and
+        :meth:`~Timeout.reschedule`.
+
+    Raises:
+        TypeError: ``seconds`` is not a number or ``None``.
+        ValueError: ``seconds`` is negative or NaN.
+
+    .. note:: The interrupt is a Python exception, raised between two bytecodes
+        of the block.  Code that does not run Python bytecode cannot be
+        interrupted: a blocking C call (a lock wait, a socket read without its
+        own timeout, a long ``torch`` operator), a running GPU kernel (the
+        block is interrupted at the next synchronization point returning to
+        Python), or ``time.sleep`` in a thread other than the main one.  Such a
+        block raises :class:`TimeoutError` as soon as control returns to Python
+        bytecode, after its deadline.  In the main thread ``SIGALRM`` also
+        interrupts ``time.sleep`` and blocking I/O on Unix.  Like any
+        asynchronous exception, the interrupt can land in any Python code the
+        block runs, library code included: keep cleanup in ``finally`` and
+        ``with`` blocks, which it unwinds through.  If it lands in a ``__del__``
+        finalizer or a garbage-collector callback, the interpreter reports it
+        as "Exception ignored" and drops it: the block then runs to its end and
+        :meth:`Timeout.expired` is ``True``.
+
+    .. note:: Under :func:`torch.compile`, the arming and disarming of the
+        deadline is excluded from tracing (:func:`torch.compiler.disable`): a
+        compiled function called inside the block is interrupted between graphs.
+
+    Example::
+
+        >>> from torch.utils.timeout import timeout
+        >>> try:
+        ...     with timeout(0.05) as t:
+        ...         while True:
+        ...             pass
+        ... except TimeoutError:
+        ...     print("expired:", t.expired())
+        expired: True
+        >>> @timeout(5.0)
+        ... def step(x):
+        ...     return x + 1
+        >>> step(1)
+        2
+    """
+    seconds = _check_seconds(seconds, "seconds", "timeout")
+    if seconds is None:
+        return Timeout(None)
+    return Timeout(time.monotonic() + seconds, seconds=seconds)
+
+
+def timeout_at(deadline: float | None) -> Timeout:
+    r"""Bound a block to an absolute :func:`time.monotonic` ``deadline``; raise :class:`TimeoutError` past it.
+
+    Args:
+        deadline: the :func:`time.monotonic` time at which the block is
+            interrupted; ``None`` means no limit.  A deadline already passed
+            interrupts the block at once.
+
+    Returns:
+        Timeout: the handle (see :func:`timeout`).
+
+    Raises:
+        TypeError: ``deadline`` is not a number or ``None``.
+        ValueError: ``deadline`` is NaN.
+
+    Example::
+
+        >>> import time
+        >>> from torch.utils.timeout import timeout_at
+        >>> deadline = time.monotonic() + 10.0   # one budget shared by several steps
+        >>> with timeout_at(deadline):
+        ...     a = sum(range(100))
+        >>> with timeout_at(deadline):
+        ...     b = sum(range(100))
+    """
+    if deadline is not None:
+        if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
+            raise TypeError(f"timeout_at(): deadline must be a monotonic time or None, but got {deadline!r}")
+        if math.isnan(deadline):
+            raise ValueError(f"timeout_at(): deadline must be a monotonic time or None, but got {deadline!r}")
+        deadline = float(deadline)
+    return Timeout(deadline)
+
+
+def _after_fork_in_child() -> None:
+    global _main_ident
+    _main_ident = threading.main_thread().ident
+    _watchdog.after_fork_in_child()
+    scopes = _thread_scopes()
+    if scopes.mode == "signal":
+        # Interval timers are not inherited by a child: arm ours again.
+        _arm_timer(scopes)
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(
+        before=_watchdog.before_fork,
+        after_in_parent=_watchdog.after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
+atexit.register(_watchdog.stop)
