@@ -163,6 +163,19 @@ to report shapes and memory before any real allocation.  Also documents how
 """,
         ("patches/0008-*", *_utils("auto_tensorize", "tensorize", "patch_numpy", "dry_run")),
     ),
+    PR(
+        "composability",
+        "[test] Test the new utilities under compile, fork, spawn and distributed",
+        """
+One test file over every component above: torch.compile (eager and
+aot_eager; fullgraph where tracing is natural) with the eager result, a child
+forked after the parent used them (also DataLoader workers), decorated
+functions pickled and run under spawn, two gloo ranks where one runs out of
+memory under safe_run and the other times out, and a quiet `import torch`.
+Last in the stack: it needs every component.
+""",
+        ("test/test_utils_composability.py",),
+    ),
 ]
 
 
