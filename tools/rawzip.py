@@ -75,7 +75,9 @@ class RawZip:
             if sig != _CDH_SIG:
                 raise ValueError(f"{self.path}: corrupt central directory at byte {cd_offset + pos}")
             end = pos + _CDH.size + nlen + elen + clen
-            name = cd[pos + _CDH.size : pos + _CDH.size + nlen].decode("utf-8" if flags & _UTF8 else "cp437")
+            raw = cd[pos + _CDH.size : pos + _CDH.size + nlen]
+            # ASCII reads the same in both encodings, and the utf-8 codec is the fast one.
+            name = raw.decode("utf-8" if flags & _UTF8 or raw.isascii() else "cp437")
             entries.append(Entry(name, offset, csize, usize, crc, method, cd[pos:end]))
             pos = end
         self.entries = entries
