@@ -8,6 +8,7 @@ from unittest import mock
 
 import torch
 import torch._accelerator
+import torch._dynamo.testing
 from torch._accelerator import DeviceContext
 from torch.testing._internal.common_utils import (
     instantiate_parametrized_tests,
@@ -367,19 +368,70 @@ class TestDeviceContextFakeAccelerator(TestCase):
 
 
 class TestDeviceContextCompile(TestCase):
+    """Dynamo traces DeviceContext (patches/0003): one graph, also with ``fullgraph=True``."""
+
+    def setUp(self):
+        super().setUp()
+        torch._dynamo.reset()
+
+    def tearDown(self):
+        torch._dynamo.reset()
+        super().tearDown()
+
+    def compile_one_graph(self, fn, backend):
+        counter = torch._dynamo.testing.CompileCounterWithBackend(backend)
+        return torch.compile(fn, backend=counter, fullgraph=True), counter
+
     @parametrize("backend", ["eager", "aot_eager"])
-    def test_inside_compiled_function(self, backend):
+    def test_created_inside_compiled_function(self, backend):
         def f(x):
             with DeviceContext("cpu", amp=True):
                 y = torch.ones(2, 2) @ x
             return y + 1
 
-        torch._dynamo.reset()
         x = torch.randn(2, 2)
-        out = torch.compile(f, backend=backend)(x)
-        self.assertEqual(out, f(x))
+        compiled, counter = self.compile_one_graph(f, backend)
+        out = compiled(x)
+        self.assertEqual(out, f(x), exact_dtype=True)
         self.assertEqual(out.dtype, torch.bfloat16)
+        self.assertEqual(counter.frame_count, 1)
         self.assertIsNone(DeviceContext.current())
+
+    @parametrize("backend", ["eager", "aot_eager"])
+    def test_created_outside_compiled_function(self, backend):
+        # The usual pattern: the context is made once and entered in the step.
+        on_meta = DeviceContext("meta")
+        half = DeviceContext("cpu", amp=torch.float16)
+
+        def f(x):
+            with on_meta as entered:
+                seen = DeviceContext.current() is entered
+                y = torch.zeros(3) + x.sum()
+            with half:
+                z = x.cpu() @ torch.ones(2, 2)
+            return y, z, seen
+
+        compiled, counter = self.compile_one_graph(f, backend)
+        y, z, seen = compiled(torch.ones(2, 2))
+        self.assertTrue(seen)
+        self.assertEqual(y.device.type, "meta")
+        self.assertEqual(y.shape, (3,))
+        self.assertEqual(z, f(torch.ones(2, 2))[1], exact_dtype=True)
+        self.assertEqual(z.dtype, torch.float16)
+        self.assertEqual(counter.frame_count, 1)
+        self.assertIsNone(DeviceContext.current())
+        self.assertEqual(torch.zeros(1).device.type, "cpu")
+
+    @parametrize("backend", ["eager", "aot_eager"])
+    def test_context_passed_as_argument_recompiles_per_device(self, backend):
+        def f(ctx, n):
+            with ctx:
+                return torch.zeros(n) + 1
+
+        compiled, counter = self.compile_one_graph(f, backend)
+        self.assertEqual(compiled(DeviceContext("meta"), 3).device.type, "meta")
+        self.assertEqual(compiled(DeviceContext("cpu"), 3), torch.ones(3))
+        self.assertEqual(counter.frame_count, 2)  # guarded on the device, never a stale graph
 
     @parametrize("backend", ["eager", "aot_eager"])
     def test_compiling_decorated_function(self, backend):
@@ -387,24 +439,42 @@ class TestDeviceContextCompile(TestCase):
         def f(n):
             return torch.zeros(n) + 1
 
-        torch._dynamo.reset()
-        out = torch.compile(f, backend=backend)(3)
+        compiled, counter = self.compile_one_graph(f, backend)
+        out = compiled(3)
         self.assertEqual(out.device.type, "meta")
         self.assertEqual(out.shape, (3,))
+        self.assertEqual(counter.frame_count, 1)
 
     @parametrize("backend", ["eager", "aot_eager"])
-    def test_fullgraph_is_not_supported(self, backend):
-        # Dynamo does not trace the default-device mode and autocast entered from
-        # a user-defined context manager; the lead tracks teaching it (SPEC §5).
-        ctx = DeviceContext("cpu", amp=True)
-
+    def test_exception_inside_restores_everything(self, backend):
         def f(x):
-            with ctx:
-                return x @ x
+            try:
+                with DeviceContext("cpu", amp=True), DeviceContext("meta"):
+                    raise ValueError("boom")
+            except ValueError:
+                pass
+            return torch.zeros(1) + x
 
+        before = _state()
+        compiled, _ = self.compile_one_graph(f, backend)
+        self.assertEqual(compiled(torch.ones(1)), torch.ones(1))
+        self.assertEqual(_state(), before)
+
+    @parametrize("backend", ["eager", "aot_eager"])
+    def test_graph_break_inside_runs_block_eagerly(self, backend):
+        def f(x):
+            with DeviceContext("meta"):
+                y = torch.zeros(2)
+                torch._dynamo.graph_break()
+                z = torch.zeros(2)
+            return y.device, z.device, (torch.zeros(1) + x).device
+
+        meta = torch.device("meta")
+        self.assertEqual(torch.compile(f, backend=backend)(torch.ones(1)), (meta, meta, torch.device("cpu")))
+        self.assertIsNone(DeviceContext.current())
         torch._dynamo.reset()
-        with self.assertRaisesRegex(torch._dynamo.exc.Unsupported, "DeviceContext"):
-            torch.compile(f, backend=backend, fullgraph=True)(torch.randn(2, 2))
+        with self.assertRaisesRegex(torch._dynamo.exc.Unsupported, "graph_break"):
+            torch.compile(f, backend=backend, fullgraph=True)(torch.ones(1))
         self.assertIsNone(DeviceContext.current())
 
 

@@ -260,7 +260,7 @@ class TestCompileTraced(CompileCase):
 
 @instantiate_parametrized_tests
 class TestCompileDeviceContext(CompileCase):
-    """``DeviceContext``: graph-breaks (dynamo does not trace ``torch.device`` modes), eager result."""
+    """``DeviceContext``: its default device and autocast trace (patches/0003), ``fullgraph=True`` holds."""
 
     @parametrize("backend", ["eager", "aot_eager"])
     def test_context_manager_inside(self, backend):
@@ -268,25 +268,27 @@ class TestCompileDeviceContext(CompileCase):
             with torch._accelerator.DeviceContext("cpu", amp=True):
                 return x @ torch.ones(4, 4)
 
-        out = self.check_compiled(fn, torch.randn(4, 4), backend=backend)
+        out = self.check_compiled(fn, torch.randn(4, 4), backend=backend, fullgraph=True)
         self.assertEqual(out.dtype, torch.bfloat16)
-        _count_breaks("DeviceContext (with)", fn, torch.randn(4, 4))
+        self.assertEqual(_count_breaks("DeviceContext (with)", fn, torch.randn(4, 4)), 0)
+
+    @parametrize("backend", ["eager", "aot_eager"])
+    def test_context_made_outside(self, backend):
+        ctx = torch._accelerator.DeviceContext("meta")
+
+        def fn(n):
+            with ctx:
+                return torch.ones(n) * 2
+
+        out = torch.compile(fn, backend=backend, fullgraph=True)(3)
+        self.assertEqual((out.device.type, out.shape), ("meta", (3,)))
+        self.assertEqual(_count_breaks("DeviceContext (made outside)", fn, 3), 0)
 
     @parametrize("backend", ["eager", "aot_eager"])
     def test_decorated_function(self, backend):
-        out = self.check_compiled(on_cpu_ones, 3, backend=backend)
+        out = self.check_compiled(on_cpu_ones, 3, backend=backend, fullgraph=True)
         self.assertEqual(out.device, torch.device("cpu"))
-        _count_breaks("DeviceContext (decorator)", on_cpu_ones, 3)
-
-    def test_fullgraph_raises_unsupported(self):
-        # Documented limitation (RFC.md, compatibility): the default-device mode
-        # that DeviceContext enters is a TorchFunctionMode dynamo does not trace.
-        def fn(x):
-            with torch._accelerator.DeviceContext("cpu", amp=True):
-                return x @ torch.ones(4, 4)
-
-        with self.assertRaises(torch._dynamo.exc.Unsupported):
-            torch.compile(fn, backend="eager", fullgraph=True)(torch.randn(4, 4))
+        self.assertEqual(_count_breaks("DeviceContext (decorator)", on_cpu_ones, 3), 0)
 
 
 @instantiate_parametrized_tests

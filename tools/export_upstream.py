@@ -85,8 +85,10 @@ def commits(pristine: dict[str, bytes]) -> Iterator[tuple[stack.PR, dict[str, by
             continue
         landed.update(files)
         written = {target_path(rel): (patchset.ROOT / rel).read_bytes() for rel in files if target_path(rel)}
+        # Series order; a patch touching several files keeps its own file order (stable sort).
         mine = sorted(
-            (order[pf.name], pf, fp) for pf, fp in file_patches if f"patches/{pf.name}" in landed
+            ((order[pf.name], pf, fp) for pf, fp in file_patches if f"patches/{pf.name}" in landed),
+            key=lambda entry: entry[0],
         )
         touched = {fp.path for pf, fp in file_patches if f"patches/{pf.name}" in files}
         for path in sorted(touched):

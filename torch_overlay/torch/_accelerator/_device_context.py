@@ -13,21 +13,47 @@ from torch.utils._contextlib import _DecoratorContextManager
 from torch.utils._device import DeviceContext as _DefaultDeviceMode
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from types import TracebackType
 
 
 __all__ = ["DeviceContext"]
 
-# Per thread: the active DeviceContexts, innermost last, each with what undoes it.
+# Per thread: the active DeviceContexts, innermost last, each with the settings it entered.
 _active = threading.local()
 
 
-def _stack() -> list[tuple[DeviceContext, contextlib.ExitStack]]:
+def _stack() -> list[tuple[DeviceContext, contextlib.AbstractContextManager[None]]]:
     try:
         return _active.stack
     except AttributeError:
         _active.stack = []
         return _active.stack
+
+
+@contextlib.contextmanager
+def _device_settings(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """Make ``device`` the current device and the factories' default, with autocast to ``dtype``.
+
+    Written with ``with`` blocks and no object state so that dynamo traces it:
+    the current device index is only set when it differs, and both reads of it
+    are constant-folded while compiling.
+    """
+    previous = None
+    if device.type not in ("cpu", "meta"):
+        previous = torch.accelerator.current_device_index()
+        if previous != device.index:
+            torch.accelerator.set_device_index(device.index)
+    try:
+        with _DefaultDeviceMode(device):
+            if dtype is None:
+                yield
+            else:
+                with torch.amp.autocast(device.type, dtype=dtype):
+                    yield
+    finally:
+        if previous is not None and torch.accelerator.current_device_index() != previous:
+            torch.accelerator.set_device_index(previous)
 
 
 def _resolve_device(device: torch.device | str | int | None) -> torch.device:
@@ -114,10 +140,12 @@ class DeviceContext(_DecoratorContextManager):
             accelerator, or autocast is asked for a device type that has none (``meta``).
         RuntimeError: an accelerator index is given and no accelerator is available.
 
-    .. note:: :func:`torch.compile` does not trace into ``DeviceContext`` (nor,
-        in 2.13, into ``with torch.device(...)``): a compiled function using it, or
-        a compiled function it decorates, graph-breaks there and gives the eager
-        result; with ``fullgraph=True`` dynamo raises ``Unsupported``.
+    .. note:: :func:`torch.compile` traces ``DeviceContext``, also with
+        ``fullgraph=True``: used inside a compiled function (created there or
+        outside it) or decorating one, its default device and autocast are part
+        of the graph.  Create ``DeviceContext()`` without a device outside the
+        compiled function: choosing the best device queries the driver.  A graph
+        break inside the block runs the whole block eagerly.
 
     Example::
 
@@ -182,16 +210,11 @@ class DeviceContext(_DecoratorContextManager):
         return self
 
     def __enter__(self) -> Self:
-        with contextlib.ExitStack() as undo:
-            if self.device.type not in ("cpu", "meta"):
-                undo.callback(torch.accelerator.set_device_index, torch.accelerator.current_device_index())
-                torch.accelerator.set_device_index(self.device.index)
-                if self._amp is True and self._dtype is None:
-                    self._dtype = default_dtype(self.device.type)
-            undo.enter_context(_DefaultDeviceMode(self.device))
-            if self._dtype is not None:
-                undo.enter_context(torch.amp.autocast(self.device.type, dtype=self._dtype))
-            _stack().append((self, undo.pop_all()))
+        if self._amp is True and self._dtype is None:
+            self._dtype = default_dtype(self.device.type)
+        settings = _device_settings(self.device, self._dtype)
+        settings.__enter__()
+        _stack().append((self, settings))
         return self
 
     def __exit__(
@@ -205,8 +228,8 @@ class DeviceContext(_DecoratorContextManager):
             raise RuntimeError(
                 "DeviceContext exited out of order: it is not the innermost active context of this thread"
             )
-        _, undo = stack.pop()
-        undo.__exit__(exc_type, exc_value, traceback)
+        _, settings = stack.pop()
+        settings.__exit__(exc_type, exc_value, traceback)
 
     def __repr__(self) -> str:
         return f"DeviceContext(device={str(self.device)!r}, amp={self._amp!r}, tensorize={self.tensorize!r})"
