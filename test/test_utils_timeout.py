@@ -1,13 +1,16 @@
 # Owner(s): ["module: tests"]
 
 import gc
+import importlib
 import math
 import multiprocessing
+import os
 import pickle
 import random
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -157,6 +160,104 @@ class TestTimeout(TestCase):
                 Slow()
         self.assertTrue(t.expired())
         self.assertEqual(dropped, [timeout_module._Interrupt])
+
+    @parametrize("where", ["main", "worker"])
+    def test_swallowed_interrupt_is_raised_again(self, where):
+        # Like a trio cancel scope: the deadline holds until the block is left.
+        def body():
+            swallowed = []
+            with self.assertRaises(TimeoutError):
+                with timeout(0.02) as t:
+                    try:
+                        spin()
+                    except BaseException as e:  # noqa: B036 - what a careless block might do
+                        swallowed.append(type(e))
+                    spin()  # goes on working past its deadline: interrupted again
+            return swallowed, t.expired()
+
+        self.assertEqual(run_in(where, body), ([timeout_module._Interrupt], True))
+
+    @parametrize("where", ["main", "worker"])
+    def test_interrupt_dropped_in_a_finalizer_is_raised_again_in_the_body(self, where):
+        # The interpreter drops the interrupt raised in __del__; the block still times out.
+        class Slow:
+            def __del__(self):
+                spin(0.2)
+
+        dropped = []
+
+        def body():
+            with self.assertRaises(TimeoutError):
+                with timeout(0.02) as t:
+                    Slow()
+                    spin()
+            return t.expired()
+
+        with mock.patch.object(sys, "unraisablehook", lambda u: dropped.append(u.exc_type)):
+            self.assertTrue(run_in(where, body))
+        self.assertIn(timeout_module._Interrupt, dropped)
+
+    def test_cleanup_after_the_interrupt_is_not_interrupted_again(self):
+        cleaned = []
+        with self.assertRaises(TimeoutError):
+            with timeout(0.02):
+                try:
+                    spin()
+                finally:
+                    spin(0.2)  # many redelivery checks pass while the interrupt is on its way out
+                    cleaned.append(True)
+        self.assertEqual(cleaned, [True])
+
+    @parametrize("where", ["main", "worker"])
+    def test_import_inside_the_block_is_never_cut_short(self, where):
+        # A half-run import leaves a broken module behind; the interrupt waits for its end.
+        name = f"_timeout_slow_import_{where}"
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, f"{name}.py"), "w") as f:
+                f.write("import time\nend = time.monotonic() + 0.2\nwhile time.monotonic() < end:\n    pass\nDONE = True\n")
+
+            def body():
+                with self.assertRaises(TimeoutError):
+                    with timeout(0.02):
+                        importlib.import_module(name)
+                        spin()
+                return sys.modules[name].DONE
+
+            sys.path.insert(0, tmp)
+            try:
+                self.assertTrue(run_in(where, body))
+            finally:
+                sys.path.remove(tmp)
+                sys.modules.pop(name, None)
+
+    def test_block_run_by_an_import_is_interrupted(self):
+        # Only imports started inside the block wait: a module whose top level runs a block is not one.
+        name = "_timeout_block_at_import"
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, f"{name}.py"), "w") as f:
+                f.write(
+                    textwrap.dedent(
+                        """
+                        import time
+                        from torch.utils.timeout import timeout
+
+                        try:
+                            with timeout(0.02):
+                                end = time.monotonic() + 30
+                                while time.monotonic() < end:
+                                    pass
+                            RESULT = "not interrupted"
+                        except TimeoutError:
+                            RESULT = "interrupted"
+                        """
+                    )
+                )
+            sys.path.insert(0, tmp)
+            try:
+                self.assertEqual(importlib.import_module(name).RESULT, "interrupted")
+            finally:
+                sys.path.remove(tmp)
+                sys.modules.pop(name, None)
 
     def test_other_exception_after_expiry_propagates(self):
         with self.assertRaises(KeyError):

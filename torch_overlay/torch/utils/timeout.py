@@ -16,7 +16,13 @@ cancel scopes:
   ``with`` statement has finished, nothing can arrive late;
 * a block that reaches its end is never turned into a failure: if the deadline
   passes while it is already leaving, it exits normally and ``expired()`` is
-  ``True``.
+  ``True``;
+* like a trio cancel scope, the deadline holds until the block is left: an
+  expired block that keeps running without the interrupt on its way out (the
+  body caught it, or the interpreter dropped it in a finalizer) is interrupted
+  again, 1 ms later and then at doubling intervals up to 0.1 s;
+* a module import started inside the block is never cut short (that would
+  leave a half-initialized module behind): the interrupt waits for its end.
 
 How a block is interrupted:
 
@@ -66,6 +72,11 @@ _HAS_ITIMER = hasattr(signal, "setitimer") and hasattr(signal, "SIGALRM")
 _MIN_DELAY = 1e-6
 # When the interrupt falls inside this module's own bookkeeping, try again this much later.
 _RETRY_DELAY = 1e-4
+# An expired block still running without the interrupt on its way out (the interpreter
+# dropped it in a finalizer or a callback, or C code or the body swallowed it) is
+# interrupted again after this delay, doubling up to the cap.
+_REDELIVER_FIRST = 1e-3
+_REDELIVER_MAX = 0.1
 
 
 class _State(enum.Enum):
@@ -101,6 +112,78 @@ def _in_bookkeeping(frame: Any) -> bool:
     # Entering and leaving a block runs code of this module; an interrupt raised there
     # would escape the ``with`` statement instead of unwinding the body.
     return frame is not None and frame.f_code.co_filename == __file__
+
+
+def _must_wait(frame: Any, owner: Timeout | None) -> bool:
+    # Not now: in our own bookkeeping (see above), while the block imports a module, or
+    # while a Python ``sys.unraisablehook`` (pytest's, say) reports a dropped interrupt.
+    # An import cut short leaves a half-initialized module behind: its next import runs
+    # the module again over registries it already filled (torch._functorch's fails).
+    # Only imports started inside the block count, not one that runs the block itself.
+    if _in_bookkeeping(frame):
+        return True
+    if owner is None:
+        return False  # only a timer armed before ours is due: its handler runs now
+    hook = sys.unraisablehook
+    while isinstance(hook, functools.partial):
+        hook = hook.func
+    hook_code = getattr(hook, "__code__", None)
+    while frame is not None and frame is not owner._frame:
+        code = frame.f_code
+        if code is hook_code or code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _in_flight(exc: BaseException | None) -> bool:
+    # Whether an interrupt is being handled (an ``except``/``finally``/``__exit__`` on its
+    # way out runs with it as the handled exception), also as the context of another error.
+    seen = 0
+    while exc is not None and seen < 100:
+        if isinstance(exc, _Interrupt):
+            return True
+        exc = exc.__context__
+        seen += 1
+    return False
+
+
+def _lost(stack: list[Timeout], now: float, handled: BaseException | None) -> Timeout | None:
+    # The outermost expiring block, if its redelivery is due and no interrupt is on its way out.
+    for scope in stack:
+        if scope._state is _EXPIRING:
+            if scope._redeliver_at <= now and not _in_flight(handled):
+                return scope
+            return None
+    return None
+
+
+def _check_later(stack: list[Timeout], now: float) -> Timeout | None:
+    # The expiring block whose check is due but whose interrupt is on its way out: move
+    # the check on (doubling the interval) and return it, so the caller can re-arm.
+    for scope in stack:
+        if scope._state is _EXPIRING:
+            if scope._redeliver_at <= now:
+                _expire(scope, now)
+                return scope
+            return None
+    return None
+
+
+def _wait_delay(frame: Any) -> float:
+    # How long to wait when _must_wait said "not now": our own exit code is over in
+    # microseconds, an import or a hook may take a while.
+    return _RETRY_DELAY if _in_bookkeeping(frame) else _REDELIVER_FIRST
+
+
+def _expire(scope: Timeout, now: float) -> None:
+    # Mark ``scope`` as being interrupted (again) and plan when to check the interrupt arrived.
+    if scope._state is _ENTERED:
+        scope._state = _EXPIRING
+        scope._redeliver_delay = _REDELIVER_FIRST
+    else:
+        scope._redeliver_delay = min(2 * scope._redeliver_delay, _REDELIVER_MAX)
+    scope._redeliver_at = now + scope._redeliver_delay
 
 
 class _Scopes:
@@ -217,19 +300,29 @@ def _fire_in_thread(scopes: _Scopes, now: float) -> None:
     # interrupt unwinds through every block inside it).
     owner = _owner(scopes.stack, now)
     if owner is None:
-        return
+        handled = sys._current_exceptions().get(scopes.ident)
+        if isinstance(handled, tuple):  # Python < 3.12: (type, value, traceback)
+            handled = handled[1]
+        owner = _lost(scopes.stack, now, handled)
+        if owner is None:
+            expiring = _check_later(scopes.stack, now)
+            if expiring is not None:
+                heapq.heappush(_watchdog._heap, (expiring._redeliver_at, next(_watchdog._counter), expiring))
+            return
     # While this thread holds the GIL the target is parked between two bytecodes (or in
     # C code) and, on CPython, raises a pending exception exactly there when it resumes:
     # inject only if that spot is in the body, otherwise come back a little later.
     frame = sys._current_frames().get(scopes.ident)
     if frame is None:
         return  # the thread is gone
-    if _in_bookkeeping(frame):
-        heapq.heappush(_watchdog._heap, (now + _RETRY_DELAY, next(_watchdog._counter), owner))
+    if _must_wait(frame, owner):
+        heapq.heappush(_watchdog._heap, (now + _wait_delay(frame), next(_watchdog._counter), owner))
         return
-    owner._state = _EXPIRING
+    _expire(owner, now)
     if _set_async_exc(scopes.ident, _Interrupt) == 0:
         owner._state = _EXITED  # it exited between the look-up and here: nothing to do
+        return
+    heapq.heappush(_watchdog._heap, (owner._redeliver_at, next(_watchdog._counter), owner))
 
 
 def _owner(stack: list[Timeout], now: float) -> Timeout | None:
@@ -243,12 +336,16 @@ def _owner(stack: list[Timeout], now: float) -> Timeout | None:
 
 
 def _earliest(stack: list[Timeout]) -> float | None:
-    # Blocks inside an expiring one are being unwound: only those outside it can fire.
+    # Blocks inside an expiring one are being unwound: only those outside it can fire,
+    # and the expiring one is checked again at its redelivery time.
     earliest = None
     for scope in stack:
-        if scope._state is _EXPIRING:
-            break
         when = scope._when
+        if scope._state is _EXPIRING:
+            when = scope._redeliver_at
+            if earliest is None or when < earliest:
+                earliest = when
+            break
         if scope._state is _ENTERED and when is not None and (earliest is None or when < earliest):
             earliest = when
     return earliest
@@ -269,11 +366,15 @@ def _on_sigalrm(signum: int, frame: Any) -> None:
     now = time.monotonic()
     prev_due = scopes.prev_expiry is not None and scopes.prev_expiry <= now
     owner = _owner(scopes.stack, now)
+    if owner is None:
+        owner = _lost(scopes.stack, now, sys.exc_info()[1])
+        if owner is None:
+            _check_later(scopes.stack, now)  # its interrupt is on its way out
     if owner is None and not prev_due:
         _arm_timer(scopes)  # fired for a block that has exited since: aim at the next deadline
         return
-    if _in_bookkeeping(frame):
-        signal.setitimer(signal.ITIMER_REAL, _RETRY_DELAY)
+    if _must_wait(frame, owner):
+        signal.setitimer(signal.ITIMER_REAL, _wait_delay(frame))
         return
     if prev_due:
         # The timer that was armed before us is due: run its handler, as it would have run.
@@ -282,9 +383,9 @@ def _on_sigalrm(signum: int, frame: Any) -> None:
             scopes.prev_handler(signum, frame)
         finally:
             _arm_timer(scopes)
-    if owner is not None and owner._state is _ENTERED:
-        owner._state = _EXPIRING
-        _arm_timer(scopes)  # for the deadline of an enclosing block, if any
+    if owner is not None:
+        _expire(owner, now)
+        _arm_timer(scopes)  # to check it arrived, and for the deadline of an enclosing block
         raise _Interrupt
 
 
@@ -292,6 +393,7 @@ def _enter(scope: Timeout) -> None:
     scopes = _thread_scopes()
     stack = scopes.stack
     scope._scopes = scopes
+    scope._frame = sys._getframe(2)  # the frame running the ``with`` (through __enter__)
     when = scope._when
     finite = when is not None and when < math.inf
     # On the stack before any timer is armed: a deadline already passed fires at once.
@@ -361,6 +463,7 @@ def _pop(stack: list[Timeout], scope: Timeout) -> bool:
 def _exit(scope: Timeout, exc: BaseException | None) -> bool:
     scopes = scope._scopes
     stack = scopes.stack
+    scope._frame = None  # the frame holds the block's Timeout: no cycle left behind
     if scopes.mode == "signal":
         # The handler runs in this thread and never raises inside this module: nothing
         # can be delivered here.
@@ -444,13 +547,16 @@ class Timeout:
         False
     """
 
-    __slots__ = ("_when", "_seconds", "_state", "_scopes", "__weakref__")
+    __slots__ = ("_when", "_seconds", "_state", "_scopes", "_frame", "_redeliver_at", "_redeliver_delay", "__weakref__")
 
     def __init__(self, when: float | None, *, seconds: float | None = None) -> None:
         self._when = when
         self._seconds = seconds
         self._state = _CREATED
         self._scopes: _Scopes
+        self._frame: Any = None
+        self._redeliver_at = math.inf
+        self._redeliver_delay = 0.0
 
     def when(self) -> float | None:
         r"""Return the deadline as a :func:`time.monotonic` time, or ``None`` for no limit.
@@ -534,7 +640,10 @@ class Timeout:
 
     def _watched(self, at: float) -> bool:
         # A heap entry is live while the block is active and the entry is not from before
-        # a reschedule to a later deadline (retries after the deadline are live).
+        # a reschedule to a later deadline (retries after the deadline are live), and
+        # while the block is expiring, for the check that its interrupt arrived.
+        if self._state is _EXPIRING:
+            return at >= self._redeliver_at
         return self._state is _ENTERED and self._when is not None and at >= self._when
 
     def __enter__(self) -> Self:
@@ -611,10 +720,13 @@ def timeout(seconds: float | None) -> Timeout:
         interrupts ``time.sleep`` and blocking I/O on Unix.  Like any
         asynchronous exception, the interrupt can land in any Python code the
         block runs, library code included: keep cleanup in ``finally`` and
-        ``with`` blocks, which it unwinds through.  If it lands in a ``__del__``
-        finalizer or a garbage-collector callback, the interpreter reports it
-        as "Exception ignored" and drops it: the block then runs to its end and
-        :meth:`Timeout.expired` is ``True``.
+        ``with`` blocks, which it unwinds through (they are not interrupted
+        again while it is on its way out).  If it lands in a ``__del__``
+        finalizer or a weak-reference or garbage-collector callback (frequent
+        inside :func:`torch.compile`), the interpreter reports it as "Exception
+        ignored" and drops it; the block is then interrupted again in its own
+        code, as it is when the body swallows the interrupt.  Imports started
+        inside the block run to their end before the interrupt is raised.
 
     .. note:: Under :func:`torch.compile`, the arming and disarming of the
         deadline is excluded from tracing (:func:`torch.compiler.disable`): a
