@@ -23,6 +23,7 @@ _EOCD = struct.Struct("<IHHHHIIH")  # end of central directory
 _CDH = struct.Struct("<IHHHHHHIIIHHHHHII")  # central directory header
 _LFH = struct.Struct("<IHHHHHIIIHH")  # local file header
 _EOCD_SIG, _CDH_SIG, _LFH_SIG = 0x06054B50, 0x02014B50, 0x04034B50
+_OFFSET = struct.Struct("<I")  # a central directory record's local header offset, at byte 42
 _UTF8 = 0x800
 _CHUNK = 256 << 20
 # A fixed timestamp (2026-01-01 00:00) keeps builds reproducible.
@@ -154,21 +155,30 @@ class RawZipWriter:
         """``file``: opened with ``open(path, "wb", buffering=0)``."""
         self.file = file
         self.pos = 0
-        self.directory: list[bytes] = []
+        self.directory: list[bytes] = []  # central directory records, one or many per item
+        self.count = 0  # members written
 
     def copy(self, src: RawZip, entries: list[Entry], tick: Callable[[int], None] = lambda n: None) -> None:
         """Copy members unchanged; adjacent members go in one contiguous copy."""
         runs: list[list[int]] = []
         run_out = self.pos  # where the current run starts in the output
+        ends = src._end
+        # The members' central-directory records, joined, with each new offset written in place.
+        records = bytearray(b"".join(e.record for e in entries))
+        at = 0
         for e in entries:
-            start, end = src.span(e)
+            start = e.header_offset
+            end = ends[start]
             if runs and runs[-1][1] == start:
                 runs[-1][1] = end
             else:
                 if runs:
                     run_out += runs[-1][1] - runs[-1][0]
                 runs.append([start, end])
-            self.directory.append(self._relocated(e.record, run_out + start - runs[-1][0]))
+            _OFFSET.pack_into(records, at + 42, run_out + start - runs[-1][0])
+            at += len(e.record)
+        self.directory.append(bytes(records))
+        self.count += len(entries)
         for start, end in runs:
             copy_range(src.file, self.file, start, end - start, tick)
             self.pos += end - start
@@ -196,6 +206,7 @@ class RawZipWriter:
         head = bytearray(rec[: _CDH.size])
         struct.pack_into("<H", head, 28, len(raw_name))
         self.directory.append(self._relocated(bytes(head) + raw_name + rest, offset))
+        self.count += 1
 
     def add(self, name: str, data: bytes) -> None:
         """Add a new member, deflated, with a fixed timestamp and mode 0644."""
@@ -217,15 +228,16 @@ class RawZipWriter:
             )
             + raw_name
         )
+        self.count += 1
         self.pos += _LFH.size + len(raw_name) + len(raw)
 
     def close(self) -> None:
         """Write the central directory and its end record."""
         directory = b"".join(self.directory)
-        if len(self.directory) >= 0xFFFF or self.pos + len(directory) >= 0xFFFFFFFF:
+        if self.count >= 0xFFFF or self.pos + len(directory) >= 0xFFFFFFFF:
             raise ValueError("the output would need ZIP64, which this writer does not produce")
         self.file.write(directory)
-        self.file.write(_EOCD.pack(_EOCD_SIG, 0, 0, len(self.directory), len(self.directory), len(directory), self.pos, 0))
+        self.file.write(_EOCD.pack(_EOCD_SIG, 0, 0, self.count, self.count, len(directory), self.pos, 0))
 
     @staticmethod
     def _relocated(record: bytes, offset: int) -> bytes:

@@ -145,10 +145,23 @@ def _find(haystack: list[bytes], needle: list[bytes], hint: int, lo: int) -> int
     if last < lo:
         return -1
     hint = min(max(hint, lo), last)
-    for dist in range(max(hint - lo, last - hint) + 1):
-        for pos in (hint - dist, hint + dist):
-            if lo <= pos <= last and haystack[pos : pos + len(needle)] == needle:
-                return pos
+    if not needle:
+        return hint
+    # Candidates are the lines equal to the needle's first one, found by list.index in C;
+    # the closest to the hint wins, the earlier one on a tie.
+    first, n = needle[0], len(needle)
+    candidates = []
+    pos = lo
+    while True:
+        try:
+            pos = haystack.index(first, pos, last + 1)
+        except ValueError:
+            break
+        candidates.append(pos)
+        pos += 1
+    for pos in sorted(candidates, key=lambda p: (abs(p - hint), p)):
+        if haystack[pos : pos + n] == needle:
+            return pos
     return -1
 
 
