@@ -197,6 +197,24 @@ class TestTimeout(TestCase):
             self.assertTrue(run_in(where, body))
         self.assertIn(timeout_module._Interrupt, dropped)
 
+    def test_outer_interrupt_dropped_while_handling_inner_timeout_is_raised_again(self):
+        # Handling an inner block's TimeoutError is the outer body's own code, not an
+        # interrupt on its way out: a dropped outer interrupt is raised again there.
+        class Slow:
+            def __del__(self):
+                spin(0.2)
+
+        with mock.patch.object(sys, "unraisablehook", lambda u: None):
+            with self.assertRaises(TimeoutError):
+                with timeout(0.05) as outer:
+                    try:
+                        with timeout(0.01):
+                            spin()
+                    except TimeoutError:
+                        Slow()  # the outer deadline passes in here and its interrupt is dropped
+                        spin()
+        self.assertTrue(outer.expired())
+
     def test_cleanup_after_the_interrupt_is_not_interrupted_again(self):
         cleaned = []
         with self.assertRaises(TimeoutError):
@@ -662,6 +680,13 @@ class TestNoLateException(TestCase):
         saved = gc.callbacks[:]
         gc.callbacks.clear()
         self.addCleanup(gc.callbacks.extend, saved)
+        # Likewise one landing in a weakref callback: recorded, and raised again later in
+        # the body (tested above); nothing else may be reported.
+        self.dropped = []
+        hook = mock.patch.object(sys, "unraisablehook", lambda u: self.dropped.append(u.exc_type))
+        hook.start()
+        self.addCleanup(hook.stop)
+        self.addCleanup(lambda: self.assertEqual(set(self.dropped) - {timeout_module._Interrupt}, set()))
 
     def test_main_thread_near_deadline_blocks(self):
         fired, late = _blocks(3000, seed=0)

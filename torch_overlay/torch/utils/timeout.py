@@ -139,10 +139,14 @@ def _must_wait(frame: Any, owner: Timeout | None) -> bool:
 def _in_flight(exc: BaseException | None) -> bool:
     # Whether an interrupt is being handled (an ``except``/``finally``/``__exit__`` on its
     # way out runs with it as the handled exception), also as the context of another error.
+    # A ``raise ... from None`` ends the search: that is how a block that owned an interrupt
+    # turned it into TimeoutError, so code handling that error is the body again.
     seen = 0
     while exc is not None and seen < 100:
         if isinstance(exc, _Interrupt):
             return True
+        if exc.__suppress_context__:
+            return False
         exc = exc.__context__
         seen += 1
     return False
