@@ -248,6 +248,44 @@ class TestTimeout(TestCase):
                 sys.path.remove(tmp)
                 sys.modules.pop(name, None)
 
+    def test_compile_started_inside_the_block_is_never_cut_short(self):
+        # Dynamo's convert_frame stands in for a module whose functions must run to their end.
+        name = "_timeout_fake_convert_frame"
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, f"{name}.py")
+            with open(path, "w") as f:
+                f.write(
+                    "import time\n"
+                    "def compile_frame():\n"
+                    "    end = time.monotonic() + 0.2\n"
+                    "    while time.monotonic() < end:\n"
+                    "        pass\n"
+                    "    return 'compiled'\n"
+                )
+            sys.path.insert(0, tmp)
+            try:
+                module = importlib.import_module(name)
+                done = []
+                with mock.patch.object(timeout_module, "_DYNAMO_CONVERT_FRAME", path):
+                    with self.assertRaises(TimeoutError):
+                        with timeout(0.02):
+                            done.append(module.compile_frame())
+                            spin()
+                self.assertEqual(done, ["compiled"])
+            finally:
+                sys.path.remove(tmp)
+                sys.modules.pop(name, None)
+
+    def test_interrupt_wrapped_in_a_system_error_is_a_timeout(self):
+        # What C code calling back into Python (Dynamo's frame hook) makes of an interrupt.
+        with self.assertRaises(TimeoutError) as cm:
+            with timeout(0.02):
+                try:
+                    spin()
+                except BaseException as e:  # noqa: B036 - standing in for the C caller
+                    raise SystemError("<function f> returned a result with an exception set") from e
+        self.assertIsInstance(cm.exception.__cause__, SystemError)
+
     def test_block_run_by_an_import_is_interrupted(self):
         # Only imports started inside the block wait: a module whose top level runs a block is not one.
         name = "_timeout_block_at_import"

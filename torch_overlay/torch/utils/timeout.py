@@ -21,8 +21,10 @@ cancel scopes:
   expired block that keeps running without the interrupt on its way out (the
   body caught it, or the interpreter dropped it in a finalizer) is interrupted
   again, 1 ms later and then at doubling intervals up to 0.1 s;
-* a module import started inside the block is never cut short (that would
-  leave a half-initialized module behind): the interrupt waits for its end.
+* a module import or a :func:`torch.compile` compilation started inside the
+  block is never cut short (that would leave a half-initialized module or
+  inconsistent Dynamo state behind, breaking every later import or compile):
+  the interrupt waits for its end.
 
 How a block is interrupted:
 
@@ -114,23 +116,46 @@ def _in_bookkeeping(frame: Any) -> bool:
     return frame is not None and frame.f_code.co_filename == __file__
 
 
+# Dynamo compiles a frame under this file's functions (tracing and the backend compiler);
+# the rest of torch/_dynamo runs as callbacks of its C frame-evaluation hook, which turns
+# an exception raised in them into a SystemError.
+_DYNAMO_DIR = os.path.join(os.path.dirname(torch.__file__), "_dynamo", "")
+_DYNAMO_CONVERT_FRAME = os.path.join(_DYNAMO_DIR, "convert_frame.py")
+_STDLIB_DIR = os.path.join(os.path.dirname(os.__file__), "")
+
+
+def _in_dynamo(frame: Any) -> bool:
+    # Whether Dynamo's own code is running there, also through a standard-library helper
+    # it called (``random.setstate`` restoring the RNG around a compiled call, say).
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(_STDLIB_DIR) or "-packages" in filename:
+            return filename.startswith(_DYNAMO_DIR)
+        frame = frame.f_back
+    return False
+
+
 def _must_wait(frame: Any, owner: Timeout | None) -> bool:
-    # Not now: in our own bookkeeping (see above), while the block imports a module, or
-    # while a Python ``sys.unraisablehook`` (pytest's, say) reports a dropped interrupt.
-    # An import cut short leaves a half-initialized module behind: its next import runs
-    # the module again over registries it already filled (torch._functorch's fails).
-    # Only imports started inside the block count, not one that runs the block itself.
+    # Not now: in our own bookkeeping (see above), while the block imports a module or
+    # compiles with torch.compile, or while a Python ``sys.unraisablehook`` (pytest's,
+    # say) reports a dropped interrupt.  Both imports and compiles cut short leave global
+    # state behind that breaks every later one: a half-initialized module (whose next
+    # import fills its registries again: torch._functorch's fails), Dynamo's counters.
+    # Only those started inside the block count, not one that runs the block itself.
     if _in_bookkeeping(frame):
         return True
     if owner is None:
         return False  # only a timer armed before ours is due: its handler runs now
+    if _in_dynamo(frame):
+        return True  # compiled code itself runs in user and graph frames, not Dynamo's
     hook = sys.unraisablehook
     while isinstance(hook, functools.partial):
         hook = hook.func
     hook_code = getattr(hook, "__code__", None)
     while frame is not None and frame is not owner._frame:
         code = frame.f_code
-        if code is hook_code or code.co_filename.startswith("<frozen importlib._bootstrap"):
+        filename = code.co_filename
+        if code is hook_code or filename == _DYNAMO_CONVERT_FRAME or filename.startswith("<frozen importlib._bootstrap"):
             return True
         frame = frame.f_back
     return False
@@ -496,12 +521,16 @@ def _exit(scope: Timeout, exc: BaseException | None) -> bool:
                 _set_async_exc(scopes.ident, _Interrupt)
         if not stack:
             scopes.mode = ""
-    if state is _EXPIRING or (inner_expired and isinstance(exc, _Interrupt)):
+    # C code that calls back into Python (Dynamo's frame-evaluation hook, say) may wrap an
+    # interrupt raised in the callback as the cause of a SystemError: still our interrupt.
+    wrapped = isinstance(exc, SystemError) and isinstance(exc.__cause__, _Interrupt)
+    interrupted = wrapped or isinstance(exc, _Interrupt)
+    if state is _EXPIRING or (inner_expired and interrupted):
         scope._state = _EXPIRED if state is _EXPIRING else _EXITED
-        if isinstance(exc, _Interrupt):
+        if interrupted:
             err = TimeoutError(f"the block exceeded {scope._describe()} and was interrupted")
             error_callback.report(err, source="torch.utils.timeout", timeout=scope)
-            raise err.with_traceback(exc.__traceback__) from None
+            raise err.with_traceback(exc.__traceback__) from (exc if wrapped else None)
     return False
 
 
@@ -729,8 +758,12 @@ def timeout(seconds: float | None) -> Timeout:
         finalizer or a weak-reference or garbage-collector callback (frequent
         inside :func:`torch.compile`), the interpreter reports it as "Exception
         ignored" and drops it; the block is then interrupted again in its own
-        code, as it is when the body swallows the interrupt.  Imports started
-        inside the block run to their end before the interrupt is raised.
+        code, as it is when the body swallows the interrupt.  Imports and
+        :func:`torch.compile` compilations started inside the block run to
+        their end before the interrupt is raised: a block whose deadline passes
+        during a long compile raises once the compile returns.  Code that Dynamo
+        runs around a compiled call is not interrupted either; the compiled
+        code itself is.
 
     .. note:: Under :func:`torch.compile`, the arming and disarming of the
         deadline is excluded from tracing (:func:`torch.compiler.disable`): a
