@@ -135,19 +135,20 @@ def _in_dynamo(frame: Any) -> bool:
     return False
 
 
-def _must_wait(frame: Any, owner: Timeout | None) -> bool:
-    # Not now: in our own bookkeeping (see above), while the block imports a module or
+def _wait_delay(frame: Any, owner: Timeout | None) -> float | None:
+    # How long to put the interrupt off, or None to raise it now.  Not now: in our own
+    # bookkeeping (see above; over in microseconds), while the block imports a module or
     # compiles with torch.compile, or while a Python ``sys.unraisablehook`` (pytest's,
     # say) reports a dropped interrupt.  Both imports and compiles cut short leave global
     # state behind that breaks every later one: a half-initialized module (whose next
     # import fills its registries again: torch._functorch's fails), Dynamo's counters.
     # Only those started inside the block count, not one that runs the block itself.
     if _in_bookkeeping(frame):
-        return True
+        return _RETRY_DELAY
     if owner is None:
-        return False  # only a timer armed before ours is due: its handler runs now
+        return None  # only a timer armed before ours is due: its handler runs now
     if _in_dynamo(frame):
-        return True  # compiled code itself runs in user and graph frames, not Dynamo's
+        return _REDELIVER_FIRST  # compiled code itself runs in user and graph frames, not Dynamo's
     hook = sys.unraisablehook
     while isinstance(hook, functools.partial):
         hook = hook.func
@@ -156,9 +157,9 @@ def _must_wait(frame: Any, owner: Timeout | None) -> bool:
         code = frame.f_code
         filename = code.co_filename
         if code is hook_code or filename == _DYNAMO_CONVERT_FRAME or filename.startswith("<frozen importlib._bootstrap"):
-            return True
+            return _REDELIVER_FIRST
         frame = frame.f_back
-    return False
+    return None
 
 
 def _in_flight(exc: BaseException | None) -> bool:
@@ -177,32 +178,25 @@ def _in_flight(exc: BaseException | None) -> bool:
     return False
 
 
+def _due_check(stack: list[Timeout], now: float) -> Timeout | None:
+    # The outermost expiring block, if it is time to check that its interrupt arrived.
+    scope = next((s for s in stack if s._state is _EXPIRING), None)
+    return scope if scope is not None and scope._redeliver_at <= now else None
+
+
 def _lost(stack: list[Timeout], now: float, handled: BaseException | None) -> Timeout | None:
-    # The outermost expiring block, if its redelivery is due and no interrupt is on its way out.
-    for scope in stack:
-        if scope._state is _EXPIRING:
-            if scope._redeliver_at <= now and not _in_flight(handled):
-                return scope
-            return None
-    return None
+    # The block whose check is due, if no interrupt is on its way out: raise it again.
+    scope = _due_check(stack, now)
+    return None if scope is None or _in_flight(handled) else scope
 
 
 def _check_later(stack: list[Timeout], now: float) -> Timeout | None:
-    # The expiring block whose check is due but whose interrupt is on its way out: move
-    # the check on (doubling the interval) and return it, so the caller can re-arm.
-    for scope in stack:
-        if scope._state is _EXPIRING:
-            if scope._redeliver_at <= now:
-                _expire(scope, now)
-                return scope
-            return None
-    return None
-
-
-def _wait_delay(frame: Any) -> float:
-    # How long to wait when _must_wait said "not now": our own exit code is over in
-    # microseconds, an import or a hook may take a while.
-    return _RETRY_DELAY if _in_bookkeeping(frame) else _REDELIVER_FIRST
+    # The block whose check is due while its interrupt is on its way out: move the check
+    # on (doubling the interval) and return it, so the caller can re-arm.
+    scope = _due_check(stack, now)
+    if scope is not None:
+        _expire(scope, now)
+    return scope
 
 
 def _expire(scope: Timeout, now: float) -> None:
@@ -344,8 +338,9 @@ def _fire_in_thread(scopes: _Scopes, now: float) -> None:
     frame = sys._current_frames().get(scopes.ident)
     if frame is None:
         return  # the thread is gone
-    if _must_wait(frame, owner):
-        heapq.heappush(_watchdog._heap, (now + _wait_delay(frame), next(_watchdog._counter), owner))
+    delay = _wait_delay(frame, owner)
+    if delay is not None:
+        heapq.heappush(_watchdog._heap, (now + delay, next(_watchdog._counter), owner))
         return
     _expire(owner, now)
     if _set_async_exc(scopes.ident, _Interrupt) == 0:
@@ -402,8 +397,9 @@ def _on_sigalrm(signum: int, frame: Any) -> None:
     if owner is None and not prev_due:
         _arm_timer(scopes)  # fired for a block that has exited since: aim at the next deadline
         return
-    if _must_wait(frame, owner):
-        signal.setitimer(signal.ITIMER_REAL, _wait_delay(frame))
+    delay = _wait_delay(frame, owner)
+    if delay is not None:
+        signal.setitimer(signal.ITIMER_REAL, delay)
         return
     if prev_due:
         # The timer that was armed before us is due: run its handler, as it would have run.
