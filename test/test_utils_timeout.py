@@ -1,5 +1,6 @@
 # Owner(s): ["module: tests"]
 
+import contextlib
 import gc
 import importlib
 import math
@@ -72,6 +73,21 @@ def in_thread(fn):
 
 def run_in(where, fn):
     return fn() if where == "main" else in_thread(fn)
+
+
+@contextlib.contextmanager
+def module_on_path(name, source):
+    """Make a module ``name`` with ``source`` importable (not imported yet); yield its file's path."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"{name}.py")
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(source))
+        sys.path.insert(0, tmp)
+        try:
+            yield path
+        finally:
+            sys.path.remove(tmp)
+            sys.modules.pop(name, None)
 
 
 @timeout(LONG)
@@ -230,51 +246,44 @@ class TestTimeout(TestCase):
     def test_import_inside_the_block_is_never_cut_short(self, where):
         # A half-run import leaves a broken module behind; the interrupt waits for its end.
         name = f"_timeout_slow_import_{where}"
-        with tempfile.TemporaryDirectory() as tmp:
-            with open(os.path.join(tmp, f"{name}.py"), "w") as f:
-                f.write("import time\nend = time.monotonic() + 0.2\nwhile time.monotonic() < end:\n    pass\nDONE = True\n")
+        source = """
+            import time
+            end = time.monotonic() + 0.2
+            while time.monotonic() < end:
+                pass
+            DONE = True
+            """
 
-            def body():
-                with self.assertRaises(TimeoutError):
-                    with timeout(0.02):
-                        importlib.import_module(name)
-                        spin()
-                return sys.modules[name].DONE
+        def body():
+            with self.assertRaises(TimeoutError):
+                with timeout(0.02):
+                    importlib.import_module(name)
+                    spin()
+            return sys.modules[name].DONE
 
-            sys.path.insert(0, tmp)
-            try:
-                self.assertTrue(run_in(where, body))
-            finally:
-                sys.path.remove(tmp)
-                sys.modules.pop(name, None)
+        with module_on_path(name, source):
+            self.assertTrue(run_in(where, body))
 
     def test_compile_started_inside_the_block_is_never_cut_short(self):
         # Dynamo's convert_frame stands in for a module whose functions must run to their end.
         name = "_timeout_fake_convert_frame"
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, f"{name}.py")
-            with open(path, "w") as f:
-                f.write(
-                    "import time\n"
-                    "def compile_frame():\n"
-                    "    end = time.monotonic() + 0.2\n"
-                    "    while time.monotonic() < end:\n"
-                    "        pass\n"
-                    "    return 'compiled'\n"
-                )
-            sys.path.insert(0, tmp)
-            try:
-                module = importlib.import_module(name)
-                done = []
-                with mock.patch.object(timeout_module, "_DYNAMO_CONVERT_FRAME", path):
-                    with self.assertRaises(TimeoutError):
-                        with timeout(0.02):
-                            done.append(module.compile_frame())
-                            spin()
-                self.assertEqual(done, ["compiled"])
-            finally:
-                sys.path.remove(tmp)
-                sys.modules.pop(name, None)
+        source = """
+            import time
+            def compile_frame():
+                end = time.monotonic() + 0.2
+                while time.monotonic() < end:
+                    pass
+                return "compiled"
+            """
+        with module_on_path(name, source) as path:
+            module = importlib.import_module(name)
+            done = []
+            with mock.patch.object(timeout_module, "_DYNAMO_CONVERT_FRAME", path):
+                with self.assertRaises(TimeoutError):
+                    with timeout(0.02):
+                        done.append(module.compile_frame())
+                        spin()
+            self.assertEqual(done, ["compiled"])
 
     def test_interrupt_wrapped_in_a_system_error_is_a_timeout(self):
         # What C code calling back into Python (Dynamo's frame hook) makes of an interrupt.
@@ -289,31 +298,21 @@ class TestTimeout(TestCase):
     def test_block_run_by_an_import_is_interrupted(self):
         # Only imports started inside the block wait: a module whose top level runs a block is not one.
         name = "_timeout_block_at_import"
-        with tempfile.TemporaryDirectory() as tmp:
-            with open(os.path.join(tmp, f"{name}.py"), "w") as f:
-                f.write(
-                    textwrap.dedent(
-                        """
-                        import time
-                        from torch.utils.timeout import timeout
+        source = """
+            import time
+            from torch.utils.timeout import timeout
 
-                        try:
-                            with timeout(0.02):
-                                end = time.monotonic() + 30
-                                while time.monotonic() < end:
-                                    pass
-                            RESULT = "not interrupted"
-                        except TimeoutError:
-                            RESULT = "interrupted"
-                        """
-                    )
-                )
-            sys.path.insert(0, tmp)
             try:
-                self.assertEqual(importlib.import_module(name).RESULT, "interrupted")
-            finally:
-                sys.path.remove(tmp)
-                sys.modules.pop(name, None)
+                with timeout(0.02):
+                    end = time.monotonic() + 30
+                    while time.monotonic() < end:
+                        pass
+                RESULT = "not interrupted"
+            except TimeoutError:
+                RESULT = "interrupted"
+            """
+        with module_on_path(name, source):
+            self.assertEqual(importlib.import_module(name).RESULT, "interrupted")
 
     def test_other_exception_after_expiry_propagates(self):
         with self.assertRaises(KeyError):
