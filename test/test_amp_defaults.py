@@ -1,5 +1,6 @@
 # Owner(s): ["module: amp (automated mixed precision)"]
 
+import contextlib
 import pickle
 import types
 import unittest
@@ -36,6 +37,8 @@ def _fake_accelerator(device_type, module):
             torch.accelerator, "current_accelerator", lambda check_available=False: torch.device(device_type)
         ),
         mock.patch.object(torch, "get_device_module", get_device_module),
+        mock.patch.object(torch.accelerator, "device_count", lambda: 1),
+        mock.patch.object(torch.accelerator, "current_device_index", lambda: 0),
     ]
 
     class _Both:
@@ -51,13 +54,14 @@ def _fake_accelerator(device_type, module):
 
 
 def _fake_cuda(bf16_native):
+    """A CUDA GPU with (sm_90) or without (sm_70) native bfloat16; ``calls``: the devices asked about."""
     calls = []
 
-    def is_bf16_supported(including_emulation=True):
-        calls.append(including_emulation)
-        return bf16_native or including_emulation
+    def get_device_properties(index):
+        calls.append(index)
+        return types.SimpleNamespace(major=9 if bf16_native else 7)
 
-    module = types.SimpleNamespace(is_available=lambda: True, is_bf16_supported=is_bf16_supported)
+    module = types.SimpleNamespace(get_device_properties=get_device_properties)
     return _fake_accelerator("cuda", module), calls
 
 
@@ -111,14 +115,14 @@ class TestAutocastDefaults(TestCase):
         fake, calls = _fake_cuda(bf16_native=True)
         with fake:
             self.assertEqual(_defaults.autocast_defaults(None, None), ("cuda", torch.bfloat16))
-        self.assertEqual(calls, [False])
+        self.assertEqual(calls, [0])
 
     def test_current_accelerator_without_native_bfloat16_is_float16(self):
         # Emulated bfloat16 (e.g. a V100) is slower than float16: only native support counts.
         fake, calls = _fake_cuda(bf16_native=False)
         with fake:
             self.assertEqual(_defaults.autocast_defaults(None, None), ("cuda", torch.float16))
-        self.assertEqual(calls, [False])
+        self.assertEqual(calls, [0])
 
     def test_explicit_dtype_is_kept_on_accelerator(self):
         fake, calls = _fake_cuda(bf16_native=True)
@@ -134,6 +138,30 @@ class TestAutocastDefaults(TestCase):
         module = types.SimpleNamespace(is_available=lambda: True, is_bf16_supported=lambda: False)
         with _fake_accelerator("xpu", module):
             self.assertEqual(_defaults.autocast_defaults(None, None), ("xpu", torch.float16))
+
+    def test_dtype_of_a_given_device(self):
+        # FINDINGS G15: asked of the device given, not of the current one (a V100 next to an H100).
+        fake, calls = _fake_cuda(bf16_native=True)
+        with fake:
+            self.assertEqual(_defaults.default_dtype("cuda", 3), torch.bfloat16)
+        self.assertEqual(calls, [3])
+        current = []
+
+        @contextlib.contextmanager
+        def device_index(index):
+            current.append(index)
+            yield
+
+        module = types.SimpleNamespace(is_bf16_supported=lambda including_emulation=True: current == [1])
+        with _fake_accelerator("xpu", module), mock.patch.object(torch.accelerator, "device_index", device_index):
+            self.assertEqual(_defaults.default_dtype("xpu", 1), torch.bfloat16)
+        self.assertEqual(current, [1])
+
+    def test_rocm_is_bfloat16(self):
+        fake, calls = _fake_cuda(bf16_native=False)
+        with fake, mock.patch.object(torch.version, "hip", "6.4"):
+            self.assertEqual(_defaults.default_dtype("cuda"), torch.bfloat16)
+        self.assertEqual(calls, [])
 
     @parametrize("supported", [(torch.float16,), (torch.bfloat16, torch.float16)])
     def test_privateuse1_backend_declares_its_dtypes(self, supported):
