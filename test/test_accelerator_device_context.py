@@ -544,14 +544,11 @@ class TestDeviceContextFakeAccelerator(TestCase):
             self.assertEqual(fake.index, 0)
             self.assertEqual(fake.contexts, {1})
 
-    def test_exit_without_device_generic_bindings(self):
-        # Releases without torch._C._accelerator_(maybe)ExchangeDevice: set and restore the index.
-        with FakeCuda(index=0) as fake:
-            with mock.patch.object(torch._C, "_accelerator_exchangeDevice", None), mock.patch.object(
-                torch._C, "_accelerator_maybeExchangeDevice", None
-            ):
-                with DeviceContext(1):
-                    self.assertEqual(fake.index, 1)
+    def test_release_without_accelerator_device_index(self):
+        # Releases without torch.accelerator.device_index: set the index, restore it exactly.
+        with FakeCuda(index=0) as fake, mock.patch.object(torch.accelerator, "device_index", None):
+            with DeviceContext(1), DeviceContext(1):
+                self.assertEqual(fake.index, 1)
             self.assertEqual(fake.set_calls, [1, 0])
 
 

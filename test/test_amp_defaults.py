@@ -383,7 +383,7 @@ class TestGradScalerForAutocast(TestCase):
             fake, _ = _fake_cuda(bf16_native)
             with (
                 fake,
-                mock.patch.object(torch.amp.grad_scaler, "has_grad_scaler", lambda device_type: True),
+                mock.patch.object(_defaults, "has_grad_scaler", lambda device_type: True),
                 mock.patch.object(torch.cuda.amp.common, "amp_definitely_not_available", lambda: False),
             ):
                 scaler = self._for_autocast()
@@ -391,7 +391,7 @@ class TestGradScalerForAutocast(TestCase):
 
     def test_explicit_device_type_uses_its_autocast_dtype(self):
         # autocast("cuda") is float16, so its scaler is needed wherever CUDA is.
-        with mock.patch.object(torch.amp.grad_scaler, "has_grad_scaler", lambda device_type: True):
+        with mock.patch.object(_defaults, "has_grad_scaler", lambda device_type: True):
             with mock.patch.object(torch.cuda.amp.common, "amp_definitely_not_available", lambda: False):
                 self.assertTrue(self._for_autocast("cuda").is_enabled())
             self.assertFalse(self._for_autocast("cpu").is_enabled())
@@ -436,20 +436,60 @@ class TestGradScalerForAutocast(TestCase):
         with self.assertRaises(TypeError) as cm:
             torch.amp.GradScaler.for_autocast(torch.device("cpu"))
         self.assertExpectedInline(
-            str(cm.exception), """for_autocast(): expected device_type to be a str or None, got device(type='cpu')"""
+            str(cm.exception),
+            """for_autocast(): expected device_type to be a str such as 'cuda' or None, \
+but got device(type='cpu') of type device""",
         )
         with self.assertRaises(TypeError) as cm:
             torch.amp.GradScaler.for_autocast("cpu", "float16")
         self.assertExpectedInline(
-            str(cm.exception), """for_autocast(): expected dtype to be a torch.dtype or None, got 'float16'"""
+            str(cm.exception),
+            """for_autocast(): expected dtype to be a torch.dtype or None, but got 'float16' of type str""",
         )
         with self.assertRaises(RuntimeError) as cm:
             torch.amp.GradScaler.for_autocast("meta")
         self.assertExpectedInline(
             str(cm.exception), """for_autocast(): autocast is not available for device_type 'meta'"""
         )
-        with self.assertRaisesRegex(TypeError, "device"):
+
+    # FINDINGS F6 (needs the for_autocast_arguments version of patches/0005-amp-gradscaler-for-autocast.patch).
+    def test_device_is_an_alias_of_device_type(self):
+        scaler = self._for_autocast(device="cpu", dtype=torch.float16)
+        self.assertEqual((scaler._device, scaler.is_enabled()), ("cpu", True))
+        self.assertFalse(self._for_autocast(device="cpu").is_enabled())
+        with self.assertRaises(TypeError) as cm:
             torch.amp.GradScaler.for_autocast("cpu", torch.float16, device="cpu")
+        self.assertExpectedInline(
+            str(cm.exception),
+            """for_autocast(): got both device_type='cpu' and device='cpu'; \
+pass one of them (device is an alias of device_type)""",
+        )
+
+    @parametrize("dtype", [torch.int8, torch.int32, torch.bool, torch.complex64], name_fn=lambda d: str(d)[6:])
+    def test_non_floating_dtype_is_refused_not_disabled(self, dtype):
+        with self.assertRaisesRegex(
+            ValueError,
+            rf"^for_autocast\(\): dtype={dtype} is not an autocast dtype; expected a floating-point low-precision "
+            r"dtype such as torch.float16 or torch.bfloat16$",
+        ):
+            torch.amp.GradScaler.for_autocast("cpu", dtype)
+
+    @parametrize("enabled", ["maybe", 1, None], name_fn=lambda e: type(e).__name__)
+    def test_enabled_must_be_a_bool(self, enabled):
+        with self.assertRaisesRegex(
+            TypeError, rf"^for_autocast\(\): expected enabled to be a bool, but got {enabled!r} of type"
+        ):
+            torch.amp.GradScaler.for_autocast("cpu", torch.float16, enabled=enabled)
+
+    def test_arguments_helper(self):
+        self.assertEqual(
+            _defaults.for_autocast_arguments("cpu", torch.float16, {"init_scale": 4.0}),
+            {"init_scale": 4.0, "device": "cpu", "enabled": True},
+        )
+        self.assertEqual(
+            _defaults.for_autocast_arguments(None, None, {"device": "cpu", "enabled": False}),
+            {"device": "cpu", "enabled": False},
+        )
 
     def test_has_grad_scaler(self):
         self.assertTrue(_defaults.has_grad_scaler("cpu"))

@@ -38,36 +38,31 @@ def _stack() -> list[tuple[DeviceContext, contextlib.AbstractContextManager[None
         return _active.stack
 
 
-class _DeviceIndex:
-    """Make ``index`` the current accelerator device; on exit go back the way PyTorch's device guards do.
-
-    Leaving restores the previous index with "maybe exchange": the CUDA runtime is
-    only switched back to a device that already has a context, else the previous
-    index is merely recorded.  A plain ``set_device_index(previous)`` would call
-    ``cudaSetDevice``, which on CUDA 12+ creates a primary context (hundreds of MiB)
-    on the previous device -- GPU 0 in every process of a one-GPU-per-process job.
-    """
+class _SetDeviceIndex:
+    """``torch.accelerator.device_index`` for releases without it: set the index, restore it exactly."""
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.previous = -1
 
     def __enter__(self) -> None:
-        exchange = getattr(torch._C, "_accelerator_exchangeDevice", None)
-        if exchange is not None:
-            self.previous = exchange(self.index)
-            return
-        # Releases without the device-generic bindings: set the index, restore it exactly.
         self.previous = torch.accelerator.current_device_index()
         if self.previous != self.index:
             torch.accelerator.set_device_index(self.index)
 
     def __exit__(self, *exc_info: object) -> None:
-        maybe_exchange = getattr(torch._C, "_accelerator_maybeExchangeDevice", None)
-        if maybe_exchange is not None:
-            maybe_exchange(self.previous)
-        elif torch.accelerator.current_device_index() != self.previous:
+        if torch.accelerator.current_device_index() != self.previous:
             torch.accelerator.set_device_index(self.previous)
+
+
+def _device_index(index: int) -> contextlib.AbstractContextManager[None]:
+    # torch.accelerator.device_index leaves with "maybe exchange", as PyTorch's device guards
+    # do: the runtime is only switched back to a device that already has a context, else the
+    # index is merely recorded.  A plain set_device_index(previous) calls cudaSetDevice, which
+    # on CUDA 12+ creates a primary context (hundreds of MiB) on the previous device: GPU 0 in
+    # every process of a one-GPU-per-process job.  Dynamo traces device_index too.
+    device_index = getattr(torch.accelerator, "device_index", None)
+    return _SetDeviceIndex(index) if device_index is None else device_index(index)
 
 
 @contextlib.contextmanager
@@ -76,7 +71,7 @@ def _device_settings(device: torch.device, dtype: torch.dtype | None) -> Iterato
 
     Written with ``with`` blocks and no object state so that dynamo traces it.
     """
-    index = contextlib.nullcontext() if device.type in ("cpu", "meta") else _DeviceIndex(device.index)
+    index = contextlib.nullcontext() if device.type in ("cpu", "meta") else _device_index(device.index)
     with index, _DefaultDeviceMode(device):
         if dtype is None:
             yield
@@ -155,6 +150,27 @@ class DeviceContext(_DecoratorContextManager):
     (the innermost wins) and one object may be entered again, also from several
     threads at once.  As a decorator, every call of the function runs in the context.
 
+    Leaving restores the previous device index the way PyTorch's device guards do
+    (``torch.accelerator.device_index``): the runtime is switched back only to a
+    device that already has a context, so leaving ``DeviceContext("cuda:1")`` never
+    creates a CUDA context on ``cuda:0``.
+
+    Decorating a generator function, a coroutine function (``async def``) or an
+    async generator function gives a function of the same kind whose body runs in
+    the context each time it is resumed, and not while it is suspended: the
+    caller, the consumer of the generator and the other tasks of the event loop
+    between two steps see their own settings.  Inside a coroutine, use
+    ``with DeviceContext(...)`` only around code without ``await`` (the settings
+    are thread-local, so other tasks would see them across an ``await``);
+    decorate the coroutine, or split it, instead.
+
+    .. warning:: A :class:`~torch.utils.data.DataLoader` iterated inside a
+        ``DeviceContext`` on a device other than the CPU fails: its sampler and
+        random generator create their tensors on the default device
+        (`pytorch/pytorch#118084 <https://github.com/pytorch/pytorch/issues/118084>`_).
+        The error then says so; build and iterate data loaders outside the
+        context and move each batch with ``.to(device)`` inside it.
+
     Args:
         device (:class:`torch.device`, str, int, optional): ``"cpu"``, ``"meta"``,
             ``"cuda:1"``, an index of the current accelerator, or ``None`` (the
@@ -202,6 +218,11 @@ class DeviceContext(_DecoratorContextManager):
         device(type='meta')
         >>> torch._accelerator.DeviceContext.current() is None
         True
+        >>> @torch._accelerator.DeviceContext("meta")
+        ... async def step():
+        ...     return torch.empty(2).device
+        >>> asyncio.run(step())
+        device(type='meta')
     """
 
     def __init__(
