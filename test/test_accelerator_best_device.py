@@ -247,6 +247,14 @@ class TestGetBestDevice(TestCase):
             self.assertEqual(best(), torch.device("cuda", 1))
             self.assertEqual(fake.fallback_calls, [0, 1])
 
+    def test_release_without_accelerator_get_memory_info(self):
+        # torch.accelerator.get_memory_info is recent: the device module's mem_get_info otherwise.
+        with FakeNvml(None, fallback=[(1 * GiB, 8 * GiB), (6 * GiB, 8 * GiB)]) as fake, mock.patch.object(
+            torch.accelerator, "get_memory_info", None
+        ), mock.patch.object(torch.cuda, "mem_get_info", fake._get_memory_info):
+            self.assertEqual(best(), torch.device("cuda", 1))
+            self.assertEqual(fake.fallback_calls, [0, 1])
+
     def test_other_accelerator_uses_get_memory_info(self):
         with FakeNvml(None, fallback=[(3 * GiB, 8 * GiB), (1 * GiB, 8 * GiB)]) as fake:
             with mock.patch.object(

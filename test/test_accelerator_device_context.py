@@ -315,6 +315,26 @@ class TestDeviceContext(TestCase):
         self.assertEqual(seen, [("cancelled", "meta")])
         self.assertEqual(_state(), before)
 
+    def test_with_block_spanning_an_await_is_caught(self):
+        # Thread-local settings held across an await would leak to the other tasks: the
+        # interleaved exits are out of order and raise, instead of running on the wrong device.
+        async def step(device):
+            with DeviceContext(device):
+                await asyncio.sleep(0)
+
+        async def main():
+            return await asyncio.gather(step("meta"), step("cpu"), return_exceptions=True)
+
+        errors = asyncio.run(main())
+        self.assertIsInstance(errors[0], RuntimeError)
+        self.assertIn("must not span an `await`", str(errors[0]))
+        # Clean up what the broken exits left on this thread.
+        from torch._accelerator import _device_context
+
+        while _device_context._stack():
+            _device_context._stack().pop()[1].__exit__(None, None, None)
+        self.assertEqual(torch.empty(0).device.type, "cpu")
+
     def test_async_generator(self):
         seen = []
 

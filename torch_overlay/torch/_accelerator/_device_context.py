@@ -324,7 +324,9 @@ class DeviceContext(_DecoratorContextManager):
         stack = _stack()
         if not stack or stack[-1][0] is not self:
             raise RuntimeError(
-                "DeviceContext exited out of order: it is not the innermost active context of this thread"
+                "DeviceContext exited out of order: it is not the innermost active context of this thread; "
+                "a `with DeviceContext(...)` block in a coroutine or a generator must not span an `await` or "
+                "a `yield` (decorate the coroutine or generator function instead)"
             )
         _, settings = stack.pop()
         settings.__exit__(exc_type, exc_value, traceback)

@@ -150,9 +150,11 @@ def _probe_through_accelerator() -> list[DeviceMemory]:
     acc = available_accelerator()
     if acc is None:
         return []
+    # torch.accelerator.get_memory_info is recent; the device modules have had mem_get_info longer.
+    get_memory_info = getattr(torch.accelerator, "get_memory_info", None) or torch.get_device_module(acc).mem_get_info
     devices = []
     for index in range(torch.accelerator.device_count()):
-        free, total = torch.accelerator.get_memory_info(index)
+        free, total = get_memory_info(index)
         devices.append(DeviceMemory(torch.device(acc.type, index), free, total))
     return devices
 
