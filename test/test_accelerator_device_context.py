@@ -358,6 +358,19 @@ class TestDeviceContext(TestCase):
             await it.aclose()
             return items
 
+        @DeviceContext("meta")
+        async def recovers():
+            try:
+                yield 1
+            except KeyError:
+                yield torch.empty(0).device.type
+
+        async def thrown():
+            it = recovers()
+            await it.asend(None)
+            return await it.athrow(KeyError())
+
+        self.assertEqual(asyncio.run(thrown()), "meta")
         self.assertTrue(inspect.isasyncgenfunction(agen))
         self.assertEqual(asyncio.run(main()), [("meta", "cpu")] * 3)
         self.assertEqual(
