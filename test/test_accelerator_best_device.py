@@ -28,16 +28,23 @@ GiB = 1 << 30
 _ENV_VARS = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "LOCAL_RANK", "TORCH_BEST_DEVICE")
 
 
-def gpu(n, free_gib, total_gib=80, name="NVIDIA H100 80GB HBM3", mig=()):
-    """A fake NVML GPU on PCI bus ``n`` whose UUID starts with ``GPU-<n>``."""
+def gpu(n, free_gib, total_gib=80, name="NVIDIA H100 80GB HBM3", mig=None, error=None):
+    """A fake NVML GPU on PCI bus ``n`` whose UUID starts with ``GPU-<n>``; ``mig``: its MIG instances if in MIG mode."""
     return NvmlDevice(
         uuid=f"GPU-{n}{n}{n}{n}{n}{n}{n}{n}-1111-2222-3333-444455556666",
         name=name,
         pci_bus_id=(0, n, 0),
         free=int(free_gib * GiB),
         total=int(total_gib * GiB),
-        mig_devices=mig,
+        mig_devices=mig or (),
+        mig_enabled=mig is not None,
+        error=error,
     )
+
+
+def cuda_uuids(*devices):
+    """What ``torch.cuda.get_device_properties(i).uuid`` prints for these NVML devices, in CUDA's order."""
+    return [d.uuid.split("-", 1)[1] for d in devices]
 
 
 def mig(gpu_n, slot, free_gib, total_gib=10):
@@ -141,10 +148,50 @@ class TestGetBestDevice(TestCase):
 
     def test_mig_uuids(self):
         devices = [gpu(0, 1, mig=(mig(0, 0, 2), mig(0, 1, 9))), gpu(1, 1, mig=(mig(1, 0, 5),))]
-        with FakeNvml(devices, {"CUDA_VISIBLE_DEVICES": "MIG-0000,MIG-1010,MIG-0101"}):
-            probed = _device_probe.probe_devices()
-            self.assertEqual([d.free // GiB for d in probed], [2, 5, 9])
-            self.assertEqual(best(), torch.device("cuda", 2))
+        for visible, free in [("MIG-0101", 9), ("MIG-1010", 5), ("MIG-0000,MIG-1010,MIG-0101", 2)]:
+            with FakeNvml(devices, {"CUDA_VISIBLE_DEVICES": visible}):
+                # FINDINGS G8: a CUDA process enumerates a single MIG instance, the first one named.
+                probed = _device_probe.probe_devices()
+                self.assertEqual([d.free // GiB for d in probed], [free])
+                self.assertEqual(best(), torch.device("cuda", 0))
+
+    def test_mig_mode_without_instances_is_not_a_device(self):
+        # FINDINGS G8: CUDA sees no device on a GPU in MIG mode without instances; NVML's count is wrong.
+        devices = [gpu(0, 70, mig=()), gpu(1, 40)]
+        with FakeNvml(devices, fallback=[(40 * GiB, 80 * GiB)]) as fake:
+            self.assertEqual(best(), torch.device("cuda", 0))
+            self.assertEqual(fake.fallback_calls, [0])
+
+    def test_mig_instance_readable_when_the_parent_is_not(self):
+        # FINDINGS G8: in unprivileged containers the parent GPU's memory is NO_PERMISSION.
+        devices = [gpu(0, 0, 0, mig=(mig(0, 0, 3),), error="nvmlDeviceGetMemoryInfo: NVML_ERROR_NO_PERMISSION (4)")]
+        with FakeNvml(devices, {"CUDA_VISIBLE_DEVICES": "MIG-0000"}):
+            self.assertEqual(best(min_free_memory="2GiB", allow_cpu=False), torch.device("cuda", 0))
+
+    def test_unreadable_device_is_skipped_not_the_nvml_path(self):
+        # FINDINGS G9: one device NVML may not read is never picked; the others still come from NVML.
+        lost = "nvmlDeviceGetMemoryInfo: NVML_ERROR_GPU_IS_LOST (15)"
+        devices = [gpu(0, 0, 0, error=lost), gpu(1, 30), gpu(2, 20)]
+        with FakeNvml(devices) as fake:
+            self.assertEqual(best(), torch.device("cuda", 1))
+            with FakeNvml(devices, {"LOCAL_RANK": "0"}):
+                self.assertEqual(best(), torch.device("cpu"))
+            with self.assertRaises(RuntimeError) as cm:
+                best(min_free_memory="40GiB", allow_cpu=False)
+            self.assertEqual(fake.fallback_calls, [])
+        self.assertIn(f"; cuda:0: unreadable: {lost}; cuda:1: 30.00 GiB free of 80.00 GiB (below 40.00 GiB)",
+                      str(cm.exception))
+
+    def test_unidentifiable_device_by_index_falls_back(self):
+        # Without its PCI bus id the GPU's place in CUDA's order is unknown; by UUID it does not matter.
+        devices = [NvmlDevice("", "", (-1, -1, 0), 0, 0, error="nvmlDeviceGetPciInfo_v3: NVML_ERROR_GPU_IS_LOST"),
+                   gpu(1, 30)]
+        with FakeNvml(devices, fallback=[(1 * GiB, 8 * GiB), (6 * GiB, 8 * GiB)]) as fake:
+            self.assertEqual(best(), torch.device("cuda", 1))
+            self.assertEqual(fake.fallback_calls, [0, 1])
+        with FakeNvml(devices, {"CUDA_VISIBLE_DEVICES": devices[1].uuid}) as fake:
+            self.assertEqual(best(), torch.device("cuda", 0))
+            self.assertEqual(fake.fallback_calls, [])
 
     def test_mig_by_index_falls_back(self):
         # CUDA sees a MIG-mode GPU as its instances; NVML's GPU memory would be wrong.
@@ -158,13 +205,53 @@ class TestGetBestDevice(TestCase):
         with FakeNvml(mixed, {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "1,0"}) as fake:
             self.assertEqual(best(), torch.device("cuda", 1))
             self.assertEqual(fake.fallback_calls, [])
-        # FASTEST_FIRST over different models: only CUDA knows the order.
-        with FakeNvml(mixed, fallback=[(20 * GiB, 80 * GiB), (70 * GiB, 80 * GiB)]) as fake:
+        # FASTEST_FIRST over different models: only CUDA knows the order.  FINDINGS G13: it is
+        # read from CUDA's own UUIDs (CUDA initialized, no context), not by a context on every GPU.
+        asked = []
+
+        def uuids(initialize):
+            asked.append(initialize)
+            return cuda_uuids(mixed[1], mixed[0]) if initialize else None
+
+        with FakeNvml(mixed) as fake, mock.patch.object(_device_probe, "_cuda_uuids", uuids):
             self.assertEqual(best(), torch.device("cuda", 1))
+            self.assertEqual([d.free // GiB for d in _device_probe.probe_devices()], [20, 70])
+            self.assertEqual(fake.fallback_calls, [])
+        self.assertEqual(asked, [False, True, False, True])
+        # Without usable CUDA there, the context-creating fallback remains.
+        with FakeNvml(mixed, fallback=[(20 * GiB, 80 * GiB), (70 * GiB, 80 * GiB)]) as fake:
+            with mock.patch.object(_device_probe, "_cuda_uuids", lambda initialize: None):
+                self.assertEqual(best(), torch.device("cuda", 1))
             self.assertEqual(fake.fallback_calls, [0, 1])
+
+    def test_uuids_in_cuda_visible_devices_need_no_order(self):
+        # FINDINGS G13: with UUIDs CUDA's order is the list's, CUDA_DEVICE_ORDER plays no part.
+        mixed = [gpu(0, 70, name="NVIDIA A100"), gpu(1, 20, name="NVIDIA H100")]
+        with FakeNvml(mixed, {"CUDA_VISIBLE_DEVICES": f"{mixed[1].uuid},{mixed[0].uuid}"}) as fake:
+            self.assertEqual(best(), torch.device("cuda", 1))
+            self.assertEqual(fake.fallback_calls, [])
+
+    def test_once_cuda_is_initialized_its_own_order_wins(self):
+        # FINDINGS G17: CUDA_VISIBLE_DEVICES changed after CUDA was initialized no longer applies;
+        # CUDA's UUIDs give the exact mapping.
+        devices = [gpu(0, 10), gpu(1, 70), gpu(2, 30)]
+        initialized = lambda initialize: cuda_uuids(devices[2], devices[0])  # noqa: E731
+        with FakeNvml(devices, {"CUDA_VISIBLE_DEVICES": "1"}), mock.patch.object(
+            _device_probe, "_cuda_uuids", initialized
+        ):
+            self.assertEqual([d.free // GiB for d in _device_probe.probe_devices()], [30, 10])
+            self.assertEqual(best(), torch.device("cuda", 0))
 
     def test_without_nvml_uses_get_memory_info(self):
         with FakeNvml(None, fallback=[(1 * GiB, 8 * GiB), (6 * GiB, 8 * GiB)]) as fake:
+            self.assertEqual(best(), torch.device("cuda", 1))
+            self.assertEqual(fake.fallback_calls, [0, 1])
+
+    def test_release_without_accelerator_get_memory_info(self):
+        # torch.accelerator.get_memory_info is recent: the device module's mem_get_info otherwise.
+        with FakeNvml(None, fallback=[(1 * GiB, 8 * GiB), (6 * GiB, 8 * GiB)]) as fake, mock.patch.object(
+            torch.accelerator, "get_memory_info", None
+        ), mock.patch.object(torch.cuda, "mem_get_info", fake._get_memory_info):
             self.assertEqual(best(), torch.device("cuda", 1))
             self.assertEqual(fake.fallback_calls, [0, 1])
 
@@ -319,10 +406,21 @@ class TestGetBestDeviceEnvironment(TestCase):
                 # cuda:1 is excluded; the others are taken in index order, wrapping around.
                 self.assertEqual(best(exclude=[1]), torch.device("cuda", expected), rank)
 
-    def test_local_rank_respects_min_free_memory(self):
+    def test_local_rank_indexes_first_then_checks_min_free_memory(self):
+        # FINDINGS G14: ranks that filtered first could disagree (free memory changes between
+        # their calls) and share a GPU; the rank's own device is fixed, then checked.
         devices = [gpu(0, 1), gpu(1, 70), gpu(2, 30)]
-        with FakeNvml(devices, {"LOCAL_RANK": "1"}):
-            self.assertEqual(best(min_free_memory="8GiB"), torch.device("cuda", 2))
+        for rank, expected in [(0, ("cpu",)), (1, ("cuda", 1)), (2, ("cuda", 2)), (3, ("cpu",))]:
+            with FakeNvml(devices, {"LOCAL_RANK": str(rank)}):
+                self.assertEqual(best(min_free_memory="8GiB"), torch.device(*expected), rank)
+        with FakeNvml(devices, {"LOCAL_RANK": "3"}):
+            with self.assertRaises(RuntimeError) as cm:
+                best(min_free_memory="8GiB", allow_cpu=False)
+        self.assertExpectedInline(
+            str(cm.exception),
+            """get_best_device(): the device of LOCAL_RANK=3 (cuda:0) (min_free_memory='8GiB', exclude=[]) \
+and allow_cpu=False; cuda:0: 1.00 GiB free of 80.00 GiB (below 8.00 GiB)""",
+        )
 
     @parametrize("value", ["-1", "one", ""])
     def test_bad_local_rank(self, value):
@@ -479,6 +577,13 @@ class FakeNvmlLibrary:
 
 
 class TestNvml(TestCase):
+    def setUp(self):
+        super().setUp()
+        # Each test loads its own library: forget the process's NVML.
+        patch = mock.patch.multiple(_nvml, _initialized_in=None, _library=None)
+        patch.start()
+        self.addCleanup(patch.stop)
+
     def test_reads_devices_through_ctypes(self):
         lib = FakeNvmlLibrary(
             {
@@ -489,7 +594,7 @@ class TestNvml(TestCase):
         )
         with mock.patch.object(ctypes, "CDLL", return_value=lib):
             devices = _nvml.query_devices()
-        self.assertEqual(lib.shutdowns, 1)
+        self.assertEqual(lib.shutdowns, 0)
         self.assertEqual(
             devices,
             [
@@ -505,11 +610,12 @@ class TestNvml(TestCase):
                         NvmlDevice("MIG-c0", "", (0, 0x81, 0), 9 * GiB, 10 * GiB),
                         NvmlDevice("MIG-c2", "", (0, 0x81, 0), 4 * GiB, 20 * GiB),
                     ),
+                    mig_enabled=True,
                 ),
             ],
         )
         with FakeNvml(devices, {"CUDA_VISIBLE_DEVICES": "MIG-c2,MIG-c0"}):
-            self.assertEqual(best(), torch.device("cuda", 1))
+            self.assertEqual([d.free // GiB for d in _device_probe.probe_devices()], [4])
         with FakeNvml(devices, {"CUDA_VISIBLE_DEVICES": "1,0"}):
             # In PCI order GPU-a is 0 and GPU-b is 1.
             self.assertEqual(best(), torch.device("cuda", 0))
@@ -523,15 +629,59 @@ class TestNvml(TestCase):
         lib.nvmlInit_v2.return_value = 9  # NVML_ERROR_DRIVER_NOT_LOADED
         with mock.patch.object(ctypes, "CDLL", return_value=lib):
             self.assertIsNone(_nvml.query_devices())
-        lib.nvmlShutdown.assert_not_called()
+            self.assertIsNone(_nvml.query_devices())
+        self.assertEqual(lib.nvmlInit_v2.call_count, 2)  # tried again, in case the driver came up
 
-    def test_failed_query_shuts_down(self):
+    def test_failed_count(self):
         lib = mock.Mock()
         lib.nvmlInit_v2.return_value = 0
         lib.nvmlDeviceGetCount_v2.return_value = 999  # NVML_ERROR_UNKNOWN
         with mock.patch.object(ctypes, "CDLL", return_value=lib):
             self.assertIsNone(_nvml.query_devices())
-        lib.nvmlShutdown.assert_called_once()
+
+    def test_initialized_once_per_process(self):
+        # FINDINGS G17: nvmlInit/nvmlShutdown per call costs up to seconds without persistence mode.
+        lib = FakeNvmlLibrary({"GPU-a": ("NVIDIA A100", 0x01, 12, 40, None)})
+        lib.nvmlInit_v2 = mock.Mock(return_value=0)
+        with mock.patch.object(ctypes, "CDLL", return_value=lib) as cdll:
+            for _ in range(3):
+                self.assertEqual(len(_nvml.query_devices()), 1)
+            self.assertEqual((cdll.call_count, lib.nvmlInit_v2.call_count, lib.shutdowns), (1, 1, 0))
+            # A forked child initializes NVML for itself.
+            with mock.patch.object(_nvml.os, "getpid", return_value=-1):
+                _nvml.query_devices()
+            self.assertEqual(lib.nvmlInit_v2.call_count, 2)
+
+    @parametrize(
+        "failing, error",
+        [
+            ("nvmlDeviceGetMemoryInfo", 4),  # NVML_ERROR_NO_PERMISSION on SLURM/cgroup nodes
+            ("nvmlDeviceGetName", 15),  # NVML_ERROR_GPU_IS_LOST
+            ("nvmlDeviceGetPciInfo_v3", 15),
+            ("nvmlDeviceGetHandleByIndex_v2", 15),
+        ],
+        name_fn=lambda failing, error: failing,
+    )
+    def test_one_device_error_skips_that_device(self, failing, error):
+        # FINDINGS G9: an error on one GPU is recorded on it; the others are still read.
+        lib = FakeNvmlLibrary(
+            {"GPU-a": ("NVIDIA A100", 0x01, 12, 40, None), "GPU-b": ("NVIDIA A100", 0x02, 30, 40, None)}
+        )
+        real = getattr(lib, failing)
+        calls = []
+
+        def fail_on_first_gpu(*args):
+            calls.append(args)
+            return error if len(calls) == 1 else real(*args)
+
+        setattr(lib, failing, fail_on_first_gpu)
+        with mock.patch.object(ctypes, "CDLL", return_value=lib):
+            first, second = _nvml.query_devices()
+        self.assertIn(f"{failing}: {_nvml._ERROR_NAMES[error]} ({error})", first.error)
+        self.assertEqual(second, NvmlDevice("GPU-b", "NVIDIA A100", (0, 0x02, 0), 30 * GiB, 40 * GiB))
+        with FakeNvml([first, second], {"CUDA_VISIBLE_DEVICES": "GPU-b"}) as fake:
+            self.assertEqual(best(), torch.device("cuda", 0))
+        self.assertEqual(fake.fallback_calls, [])
 
     @unittest.skipIf(not TEST_CUDA, "requires CUDA")
     def test_real_nvml_matches_cuda(self):
@@ -592,6 +742,7 @@ class TestGetBestDeviceCUDA(TestCase):
 
 instantiate_parametrized_tests(TestGetBestDevice)
 instantiate_parametrized_tests(TestGetBestDeviceEnvironment)
+instantiate_parametrized_tests(TestNvml)
 
 if __name__ == "__main__":
     run_tests()

@@ -232,6 +232,66 @@ class TestAcceleratorModule(TestCase):
         self.assertEqual(out.strip(), "ok")
 
 
+class CudaThatMustNotBePolled:
+    """A 2-GPU CUDA machine, below :mod:`torch.accelerator`, where polling CUDA fails the test.
+
+    ``torch.cuda.is_available()`` (and the ``cudaGetDeviceCount`` behind it) initializes the
+    CUDA driver API, after which a forked child cannot use CUDA (FINDINGS G7): the query paths
+    must count devices with :func:`torch.accelerator.device_count` (NVML first) instead.
+    """
+
+    def __init__(self):
+        self.set_calls = []
+
+    def _polled(self, *args):
+        raise AssertionError("CUDA was polled: torch.cuda.is_available() poisons fork")
+
+    def __enter__(self):
+        from torch._accelerator import _nvml
+
+        gpus = [_nvml.NvmlDevice(f"GPU-{i}", "H100", (0, i, 0), (i + 1) << 30, 8 << 30) for i in range(2)]
+        self._patches = [
+            mock.patch.object(torch._C, "_accelerator_getAccelerator", lambda: torch.device("cuda")),
+            mock.patch.object(torch.cuda, "device_count", lambda: 2),
+            mock.patch.object(torch.cuda, "is_available", self._polled),
+            mock.patch.object(torch._C, "_cuda_getDeviceCount", self._polled, create=True),
+            mock.patch.object(torch.cuda, "is_initialized", lambda: False),
+            mock.patch.object(torch.cuda, "get_device_properties", lambda i: types.SimpleNamespace(major=9)),
+            mock.patch.object(torch.accelerator, "current_device_index", lambda: 0),
+            mock.patch.object(torch.accelerator, "set_device_index", self.set_calls.append),
+            mock.patch.object(torch._C, "_accelerator_exchangeDevice", lambda i: 0, create=True),
+            mock.patch.object(torch._C, "_accelerator_maybeExchangeDevice", lambda i: i, create=True),
+            mock.patch.object(_nvml, "query_devices", lambda: gpus),
+        ]
+        for p in self._patches:
+            p.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        for p in reversed(self._patches):
+            p.stop()
+
+
+class TestQueriesDoNotPoisonFork(TestCase):
+    def test_query_paths_never_poll_cuda(self):
+        from torch.amp import _defaults
+
+        with CudaThatMustNotBePolled() as fake:
+            self.assertEqual(torch._accelerator.current_device(), torch.device("cuda", 0))
+            self.assertEqual(torch._accelerator.set_device(1), torch.device("cuda", 1))
+            self.assertEqual(fake.set_calls, [1])
+            self.assertEqual(torch._accelerator.set_device("cpu"), torch.device("cpu"))
+            self.assertEqual(torch._accelerator.get_best_device(), torch.device("cuda", 1))
+            # Entering sets the device (initializing CUDA, as it must); only choosing it is a query.
+            with torch._accelerator.DeviceContext(1):
+                pass
+            self.assertEqual(_defaults.default_dtype("cuda", 1), torch.bfloat16)
+            self.assertEqual(torch._accelerator.DeviceContext("cuda").device, torch.device("cuda", 0))
+            self.assertEqual(_defaults.default_device_type(), "cuda")
+            self.assertEqual(_defaults.autocast_defaults(None, None), ("cuda", torch.bfloat16))
+            _defaults.has_grad_scaler("cuda")
+
+
 class TestSetDeviceDeviceType(TestCase):
     def test_set_device_roundtrip(self, device):
         previous = torch._accelerator.current_device()

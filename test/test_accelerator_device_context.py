@@ -1,5 +1,7 @@
 # Owner(s): ["module: accelerator"]
 
+import asyncio
+import inspect
 import pickle
 import threading
 import types
@@ -38,26 +40,48 @@ def _state():
 
 
 class FakeCuda:
-    """A 2-GPU CUDA machine as :mod:`torch.accelerator` reports it, recording index changes."""
+    """A 2-GPU CUDA machine as :mod:`torch.accelerator` reports it, recording index changes.
 
-    def __init__(self, count=2, index=0):
+    Device switches go through the runtime the way CUDA's do: ``exchange`` and
+    ``set_device_index`` make the device current and create its primary context;
+    ``maybe_exchange`` only makes a device current if it has a context already,
+    else it records the index to use later (``c10::cuda::MaybeExchangeDevice``).
+    ``contexts`` holds the devices with a primary context.
+    """
+
+    def __init__(self, count=2, index=0, contexts=None):
         self.count = count
         self.index = index
         self.set_calls = []
+        self.contexts = {index} if contexts is None else set(contexts)
 
     def _set_device_index(self, index, /):
         self.set_calls.append(index)
         self.index = index
+        self.contexts.add(index)
+
+    def _exchange(self, index, /):
+        previous = self.index
+        if index != previous:
+            self._set_device_index(index)
+        return previous
+
+    def _maybe_exchange(self, index, /):
+        previous = self.index
+        if index != previous:
+            self.set_calls.append(index)
+            self.index = index  # a context is only made when there is one already
+        return previous
 
     def __enter__(self):
         module = mock.Mock(is_initialized=lambda: True)
         self._patches = [
-            mock.patch.object(
-                torch.accelerator, "current_accelerator", lambda check_available=False: torch.device("cuda")
-            ),
+            mock.patch.object(torch.accelerator, "current_accelerator", lambda check_available=False: torch.device("cuda")),
             mock.patch.object(torch.accelerator, "device_count", lambda: self.count),
             mock.patch.object(torch.accelerator, "current_device_index", lambda: self.index),
             mock.patch.object(torch.accelerator, "set_device_index", self._set_device_index),
+            mock.patch.object(torch._C, "_accelerator_exchangeDevice", self._exchange, create=True),
+            mock.patch.object(torch._C, "_accelerator_maybeExchangeDevice", self._maybe_exchange, create=True),
             mock.patch.object(torch, "get_device_module", lambda device=None: module),
         ]
         for p in self._patches:
@@ -204,6 +228,183 @@ class TestDeviceContext(TestCase):
         self.assertEqual(torch.empty(1).device.type, "cpu")
         self.assertEqual(next(it), "meta")
 
+    def test_generator_close_and_throw_run_in_the_context(self):
+        seen = []
+
+        @DeviceContext("meta")
+        def gen():
+            try:
+                yield 1
+            except KeyError:
+                seen.append(("thrown", torch.empty(0).device.type))
+                yield 2
+            finally:
+                seen.append(("closed", torch.empty(0).device.type))
+
+        it = gen()
+        next(it)
+        self.assertEqual(it.throw(KeyError()), 2)
+        it.close()
+        self.assertEqual(seen, [("thrown", "meta"), ("closed", "meta")])
+        self.assertIsNone(DeviceContext.current())
+
+    def test_coroutine_two_interleaved_tasks(self):
+        # FINDINGS S2: the context holds while its coroutine runs, never for the other tasks.
+        log = []
+
+        @DeviceContext("meta")
+        async def on_meta(name):
+            for _ in range(3):
+                log.append((name, torch.empty(0).device.type, torch.is_autocast_enabled("cpu")))
+                await asyncio.sleep(0)
+            return name
+
+        @DeviceContext("cpu", amp=True)
+        async def on_cpu_amp(name):
+            for _ in range(3):
+                log.append((name, torch.empty(0).device.type, torch.is_autocast_enabled("cpu")))
+                await asyncio.sleep(0)
+            return name
+
+        async def plain():
+            for _ in range(3):
+                log.append(("plain", torch.empty(0).device.type, torch.is_autocast_enabled("cpu")))
+                await asyncio.sleep(0)
+
+        async def main():
+            return await asyncio.gather(on_meta("meta"), on_cpu_amp("amp"), plain())
+
+        self.assertTrue(inspect.iscoroutinefunction(on_meta))
+        self.assertEqual(on_meta.__name__, "on_meta")
+        self.assertEqual(asyncio.run(main()), ["meta", "amp", None])
+        self.assertEqual(
+            log, [("meta", "meta", False), ("amp", "cpu", True), ("plain", "cpu", False)] * 3
+        )
+        self.assertIsNone(DeviceContext.current())
+
+    def test_coroutine_exception_and_cancellation(self):
+        seen = []
+
+        @DeviceContext("meta")
+        async def fails():
+            await asyncio.sleep(0)
+            raise ZeroDivisionError
+
+        @DeviceContext("meta")
+        async def waits(started):
+            try:
+                started.set()
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                seen.append(("cancelled", torch.empty(0).device.type))
+                raise
+
+        async def main():
+            with self.assertRaises(ZeroDivisionError):
+                await fails()
+            started = asyncio.Event()
+            task = asyncio.ensure_future(waits(started))
+            await started.wait()
+            self.assertEqual(torch.empty(0).device.type, "cpu")
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+
+        before = _state()
+        asyncio.run(main())
+        self.assertEqual(seen, [("cancelled", "meta")])
+        self.assertEqual(_state(), before)
+
+    def test_with_block_spanning_an_await_is_caught(self):
+        # Thread-local settings held across an await would leak to the other tasks: the
+        # interleaved exits are out of order and raise, instead of running on the wrong device.
+        async def step(device):
+            with DeviceContext(device):
+                await asyncio.sleep(0)
+
+        async def main():
+            return await asyncio.gather(step("meta"), step("cpu"), return_exceptions=True)
+
+        errors = asyncio.run(main())
+        self.assertIsInstance(errors[0], RuntimeError)
+        self.assertIn("must not span an `await`", str(errors[0]))
+        # Clean up what the broken exits left on this thread.
+        from torch._accelerator import _device_context
+
+        while _device_context._stack():
+            _device_context._stack().pop()[1].__exit__(None, None, None)
+        self.assertEqual(torch.empty(0).device.type, "cpu")
+
+    def test_async_generator(self):
+        seen = []
+
+        @DeviceContext("meta")
+        async def agen():
+            try:
+                for _ in range(3):
+                    sent = yield torch.empty(0).device.type
+                    seen.append(("sent", sent, torch.empty(0).device.type))
+                    await asyncio.sleep(0)
+            finally:
+                seen.append(("closed", torch.empty(0).device.type))
+
+        async def main():
+            items = []
+            async for item in agen():
+                items.append((item, torch.empty(0).device.type))
+            it = agen()
+            self.assertEqual(await it.asend(None), "meta")
+            self.assertEqual(await it.asend("x"), "meta")
+            await it.aclose()
+            return items
+
+        @DeviceContext("meta")
+        async def recovers():
+            try:
+                yield 1
+            except KeyError:
+                yield torch.empty(0).device.type
+
+        async def thrown():
+            it = recovers()
+            await it.asend(None)
+            return await it.athrow(KeyError())
+
+        self.assertEqual(asyncio.run(thrown()), "meta")
+        self.assertTrue(inspect.isasyncgenfunction(agen))
+        self.assertEqual(asyncio.run(main()), [("meta", "cpu")] * 3)
+        self.assertEqual(
+            seen,
+            [("sent", None, "meta")] * 3 + [("closed", "meta"), ("sent", "x", "meta"), ("closed", "meta")],
+        )
+        self.assertIsNone(DeviceContext.current())
+
+    def test_iterating_a_data_loader_inside_says_what_to_do(self):
+        # FINDINGS C9 (pytorch/pytorch#118084): the sampler's tensors follow the default device.
+        from torch.utils.data import DataLoader, TensorDataset
+
+        dataset = TensorDataset(torch.arange(10.0))
+        loader = DataLoader(dataset, batch_size=4, shuffle=True)
+        with self.assertRaises(RuntimeError) as cm:
+            with DeviceContext("meta"):
+                list(loader)
+        self.assertIn(
+            "iterating a torch.utils.data.DataLoader inside a DeviceContext on 'meta' failed", str(cm.exception)
+        )
+        self.assertIn("Build and iterate data loaders outside the DeviceContext", str(cm.exception))
+        self.assertIsNotNone(cm.exception.__cause__)
+        self.assertIsNone(DeviceContext.current())
+        # Built inside, iterated outside; and on the CPU, iterated inside: both fine.
+        with DeviceContext("meta"):
+            inside = DataLoader(dataset, batch_size=4, shuffle=True)
+        self.assertEqual(sorted(torch.cat([b for (b,) in inside]).tolist()), list(range(10)))
+        with DeviceContext("cpu"):
+            self.assertEqual(len(list(loader)), 3)
+        # Other errors inside are left alone.
+        with self.assertRaisesRegex(RuntimeError, "^boom$"):
+            with DeviceContext("meta"):
+                raise RuntimeError("boom")
+
     def test_decorated_module_level_function_pickles(self):
         fn = pickle.loads(pickle.dumps(module_level_on_meta))
         self.assertIs(fn, module_level_on_meta)
@@ -348,23 +549,40 @@ class TestDeviceContextFakeAccelerator(TestCase):
             with self.assertRaisesRegex(ValueError, r"'xpu:0' is neither 'cpu', 'meta' nor a device of .* \(cuda\)"):
                 DeviceContext("xpu:0")
 
-    @parametrize("bf16, expected", [(True, torch.bfloat16), (False, torch.float16)], name_fn=lambda b, e: str(b))
-    def test_amp_dtype_follows_bf16_support(self, bf16, expected):
-        calls = []
+    @parametrize("major, expected", [(9, torch.bfloat16), (7, torch.float16)], name_fn=lambda m, e: f"sm{m}x")
+    def test_amp_dtype_read_from_the_target_device(self, major, expected):
+        # FINDINGS G15: bfloat16 support is asked of the context's device, not the current one.
+        asked = []
 
-        def is_bf16_supported(including_emulation=True):
-            calls.append(including_emulation)
-            return bf16
+        def get_device_properties(index):
+            asked.append(index)
+            return types.SimpleNamespace(major=major if index == 1 else 8)
 
-        module = types.SimpleNamespace(is_initialized=lambda: True, is_bf16_supported=is_bf16_supported)
-        with FakeCuda(), mock.patch.object(torch, "get_device_module", lambda device=None: module):
+        module = types.SimpleNamespace(is_initialized=lambda: True, get_device_properties=get_device_properties)
+        with FakeCuda(index=0), mock.patch.object(torch, "get_device_module", lambda device=None: module):
             ctx = DeviceContext("cuda:1", amp=True)
             self.assertIsNone(ctx.dtype)  # decided on entry, on the device itself
             with mock.patch.object(torch.amp, "autocast") as autocast:
                 with ctx:
                     self.assertEqual(ctx.dtype, expected)
             autocast.assert_called_once_with("cuda", dtype=expected)
-        self.assertEqual(calls, [False])  # emulated bf16 does not count
+        self.assertEqual(asked, [1])
+
+    def test_exit_does_not_create_a_context_on_the_previous_device(self):
+        # FINDINGS G1: leaving restores the index with "maybe exchange", as PyTorch's device
+        # guards do, not with cudaSetDevice (which creates a primary context on GPU 0).
+        with FakeCuda(index=0, contexts=()) as fake:
+            with DeviceContext(1):
+                self.assertEqual(fake.index, 1)
+            self.assertEqual(fake.index, 0)
+            self.assertEqual(fake.contexts, {1})
+
+    def test_release_without_accelerator_device_index(self):
+        # Releases without torch.accelerator.device_index: set the index, restore it exactly.
+        with FakeCuda(index=0) as fake, mock.patch.object(torch.accelerator, "device_index", None):
+            with DeviceContext(1), DeviceContext(1):
+                self.assertEqual(fake.index, 1)
+            self.assertEqual(fake.set_calls, [1, 0])
 
 
 class TestDeviceContextCompile(TestCase):

@@ -1,5 +1,6 @@
 # Owner(s): ["module: amp (automated mixed precision)"]
 
+import contextlib
 import pickle
 import types
 import unittest
@@ -36,6 +37,8 @@ def _fake_accelerator(device_type, module):
             torch.accelerator, "current_accelerator", lambda check_available=False: torch.device(device_type)
         ),
         mock.patch.object(torch, "get_device_module", get_device_module),
+        mock.patch.object(torch.accelerator, "device_count", lambda: 1),
+        mock.patch.object(torch.accelerator, "current_device_index", lambda: 0),
     ]
 
     class _Both:
@@ -51,13 +54,14 @@ def _fake_accelerator(device_type, module):
 
 
 def _fake_cuda(bf16_native):
+    """A CUDA GPU with (sm_90) or without (sm_70) native bfloat16; ``calls``: the devices asked about."""
     calls = []
 
-    def is_bf16_supported(including_emulation=True):
-        calls.append(including_emulation)
-        return bf16_native or including_emulation
+    def get_device_properties(index):
+        calls.append(index)
+        return types.SimpleNamespace(major=9 if bf16_native else 7)
 
-    module = types.SimpleNamespace(is_available=lambda: True, is_bf16_supported=is_bf16_supported)
+    module = types.SimpleNamespace(get_device_properties=get_device_properties)
     return _fake_accelerator("cuda", module), calls
 
 
@@ -111,14 +115,14 @@ class TestAutocastDefaults(TestCase):
         fake, calls = _fake_cuda(bf16_native=True)
         with fake:
             self.assertEqual(_defaults.autocast_defaults(None, None), ("cuda", torch.bfloat16))
-        self.assertEqual(calls, [False])
+        self.assertEqual(calls, [0])
 
     def test_current_accelerator_without_native_bfloat16_is_float16(self):
         # Emulated bfloat16 (e.g. a V100) is slower than float16: only native support counts.
         fake, calls = _fake_cuda(bf16_native=False)
         with fake:
             self.assertEqual(_defaults.autocast_defaults(None, None), ("cuda", torch.float16))
-        self.assertEqual(calls, [False])
+        self.assertEqual(calls, [0])
 
     def test_explicit_dtype_is_kept_on_accelerator(self):
         fake, calls = _fake_cuda(bf16_native=True)
@@ -134,6 +138,30 @@ class TestAutocastDefaults(TestCase):
         module = types.SimpleNamespace(is_available=lambda: True, is_bf16_supported=lambda: False)
         with _fake_accelerator("xpu", module):
             self.assertEqual(_defaults.autocast_defaults(None, None), ("xpu", torch.float16))
+
+    def test_dtype_of_a_given_device(self):
+        # FINDINGS G15: asked of the device given, not of the current one (a V100 next to an H100).
+        fake, calls = _fake_cuda(bf16_native=True)
+        with fake:
+            self.assertEqual(_defaults.default_dtype("cuda", 3), torch.bfloat16)
+        self.assertEqual(calls, [3])
+        current = []
+
+        @contextlib.contextmanager
+        def device_index(index):
+            current.append(index)
+            yield
+
+        module = types.SimpleNamespace(is_bf16_supported=lambda including_emulation=True: current == [1])
+        with _fake_accelerator("xpu", module), mock.patch.object(torch.accelerator, "device_index", device_index):
+            self.assertEqual(_defaults.default_dtype("xpu", 1), torch.bfloat16)
+        self.assertEqual(current, [1])
+
+    def test_rocm_is_bfloat16(self):
+        fake, calls = _fake_cuda(bf16_native=False)
+        with fake, mock.patch.object(torch.version, "hip", "6.4"):
+            self.assertEqual(_defaults.default_dtype("cuda"), torch.bfloat16)
+        self.assertEqual(calls, [])
 
     @parametrize("supported", [(torch.float16,), (torch.bfloat16, torch.float16)])
     def test_privateuse1_backend_declares_its_dtypes(self, supported):
@@ -355,7 +383,7 @@ class TestGradScalerForAutocast(TestCase):
             fake, _ = _fake_cuda(bf16_native)
             with (
                 fake,
-                mock.patch.object(torch.amp.grad_scaler, "has_grad_scaler", lambda device_type: True),
+                mock.patch.object(_defaults, "has_grad_scaler", lambda device_type: True),
                 mock.patch.object(torch.cuda.amp.common, "amp_definitely_not_available", lambda: False),
             ):
                 scaler = self._for_autocast()
@@ -363,7 +391,7 @@ class TestGradScalerForAutocast(TestCase):
 
     def test_explicit_device_type_uses_its_autocast_dtype(self):
         # autocast("cuda") is float16, so its scaler is needed wherever CUDA is.
-        with mock.patch.object(torch.amp.grad_scaler, "has_grad_scaler", lambda device_type: True):
+        with mock.patch.object(_defaults, "has_grad_scaler", lambda device_type: True):
             with mock.patch.object(torch.cuda.amp.common, "amp_definitely_not_available", lambda: False):
                 self.assertTrue(self._for_autocast("cuda").is_enabled())
             self.assertFalse(self._for_autocast("cpu").is_enabled())
@@ -408,20 +436,60 @@ class TestGradScalerForAutocast(TestCase):
         with self.assertRaises(TypeError) as cm:
             torch.amp.GradScaler.for_autocast(torch.device("cpu"))
         self.assertExpectedInline(
-            str(cm.exception), """for_autocast(): expected device_type to be a str or None, got device(type='cpu')"""
+            str(cm.exception),
+            """for_autocast(): expected device_type to be a str such as 'cuda' or None, \
+but got device(type='cpu') of type device""",
         )
         with self.assertRaises(TypeError) as cm:
             torch.amp.GradScaler.for_autocast("cpu", "float16")
         self.assertExpectedInline(
-            str(cm.exception), """for_autocast(): expected dtype to be a torch.dtype or None, got 'float16'"""
+            str(cm.exception),
+            """for_autocast(): expected dtype to be a torch.dtype or None, but got 'float16' of type str""",
         )
         with self.assertRaises(RuntimeError) as cm:
             torch.amp.GradScaler.for_autocast("meta")
         self.assertExpectedInline(
             str(cm.exception), """for_autocast(): autocast is not available for device_type 'meta'"""
         )
-        with self.assertRaisesRegex(TypeError, "device"):
+
+    # FINDINGS F6 (needs the for_autocast_arguments version of patches/0005-amp-gradscaler-for-autocast.patch).
+    def test_device_is_an_alias_of_device_type(self):
+        scaler = self._for_autocast(device="cpu", dtype=torch.float16)
+        self.assertEqual((scaler._device, scaler.is_enabled()), ("cpu", True))
+        self.assertFalse(self._for_autocast(device="cpu").is_enabled())
+        with self.assertRaises(TypeError) as cm:
             torch.amp.GradScaler.for_autocast("cpu", torch.float16, device="cpu")
+        self.assertExpectedInline(
+            str(cm.exception),
+            """for_autocast(): got both device_type='cpu' and device='cpu'; \
+pass one of them (device is an alias of device_type)""",
+        )
+
+    @parametrize("dtype", [torch.int8, torch.int32, torch.bool, torch.complex64], name_fn=lambda d: str(d)[6:])
+    def test_non_floating_dtype_is_refused_not_disabled(self, dtype):
+        with self.assertRaisesRegex(
+            ValueError,
+            rf"^for_autocast\(\): dtype={dtype} is not an autocast dtype; expected a floating-point low-precision "
+            r"dtype such as torch.float16 or torch.bfloat16$",
+        ):
+            torch.amp.GradScaler.for_autocast("cpu", dtype)
+
+    @parametrize("enabled", ["maybe", 1, None], name_fn=lambda e: type(e).__name__)
+    def test_enabled_must_be_a_bool(self, enabled):
+        with self.assertRaisesRegex(
+            TypeError, rf"^for_autocast\(\): expected enabled to be a bool, but got {enabled!r} of type"
+        ):
+            torch.amp.GradScaler.for_autocast("cpu", torch.float16, enabled=enabled)
+
+    def test_arguments_helper(self):
+        self.assertEqual(
+            _defaults.for_autocast_arguments("cpu", torch.float16, {"init_scale": 4.0}),
+            {"init_scale": 4.0, "device": "cpu", "enabled": True},
+        )
+        self.assertEqual(
+            _defaults.for_autocast_arguments(None, None, {"device": "cpu", "enabled": False}),
+            {"device": "cpu", "enabled": False},
+        )
 
     def test_has_grad_scaler(self):
         self.assertTrue(_defaults.has_grad_scaler("cpu"))

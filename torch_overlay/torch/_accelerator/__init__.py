@@ -23,6 +23,7 @@ out-of-tree backends behave alike; only the NVML probe behind
 from __future__ import annotations
 
 import torch
+from torch._accelerator import _device_probe
 from torch._accelerator._best_device import get_best_device
 from torch._accelerator._device_context import DeviceContext
 
@@ -39,8 +40,9 @@ DeviceContext.__module__ = "torch._accelerator"
 
 
 def _available_accelerator() -> torch.device | None:
-    # check_available: a CUDA build on a machine without a GPU has no accelerator to set.
-    return torch.accelerator.current_accelerator(check_available=True)
+    # A CUDA build on a machine without a GPU has no accelerator to set.  Not
+    # current_accelerator(check_available=True): torch.cuda.is_available() poisons fork.
+    return _device_probe.available_accelerator()
 
 
 def current_device() -> torch.device:
@@ -134,8 +136,7 @@ def set_device(device: torch.device | str | int) -> torch.device:
     if acc is None:
         raise RuntimeError(
             f"set_device(): cannot select {device!r}: no accelerator is available on "
-            f"this machine (torch.accelerator.current_accelerator(check_available=True) "
-            f"is None); pass 'cpu' instead"
+            f"this machine (torch.accelerator.device_count() is 0); pass 'cpu' instead"
         )
     if isinstance(device, torch.device):
         if device.type != acc.type:

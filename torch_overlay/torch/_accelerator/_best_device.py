@@ -135,21 +135,32 @@ def get_best_device(
         (``"cuda:1"``, ``"1"`` or ``"cpu"``), for the operator who knows better.
 
         ``LOCAL_RANK`` (set by ``torchrun``): each local rank takes a different
-        qualifying device -- rank ``r`` gets the ``r``-th qualifying device in
+        device -- rank ``r`` gets the ``r``-th device not in ``exclude``, in
         index order (wrapping around when there are more ranks than devices) --
-        instead of every rank picking the same emptiest one.  Every rank reaches
-        the same answer without communicating, as long as they call this before
-        allocating.
+        instead of every rank picking the same emptiest one; then
+        ``min_free_memory`` is checked for that device only (too little: the CPU,
+        or with ``allow_cpu=False`` an error naming the rank).  The assignment
+        does not depend on free memory, so ranks never disagree, whenever each
+        one calls this.
 
     .. note:: On NVIDIA GPUs the free memory is read through NVML (loaded with
         :mod:`ctypes`), mapped to CUDA ordinals through ``CUDA_DEVICE_ORDER`` and
         ``CUDA_VISIBLE_DEVICES`` (indices, ``GPU-``/``MIG-`` UUIDs and their
-        prefixes): no CUDA context is created and CUDA is not initialized, so it
-        is safe before ``fork``.  Where NVML is missing, on other accelerators,
-        or when the CUDA order cannot be derived from NVML (different GPU models
-        without ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, GPUs in MIG mode selected by
-        index), it falls back to :func:`torch.accelerator.get_memory_info`, which
-        initializes the backend and creates a context on every device.
+        prefixes; a process sees only the first MIG instance named): no CUDA
+        context is created and CUDA is not initialized, so it is safe before
+        ``fork``.  Once CUDA is initialized the mapping is read from CUDA
+        itself (exact, no context).  GPUs of different models selected by index
+        without ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` are ordered as only CUDA knows:
+        CUDA is initialized for that (no context).  Where NVML is missing, on
+        other accelerators, or for GPUs in MIG mode selected by index, it falls
+        back to :func:`torch.accelerator.get_memory_info`, which initializes the
+        backend and creates a context on every device.  A GPU that
+        NVML may not read (``NVML_ERROR_NO_PERMISSION`` on some SLURM or cgroup
+        nodes) or has lost is never picked, and listed with the error; the others
+        are still read through NVML.  NVML's total memory includes what the driver
+        reserves, so it is slightly larger than the total of
+        :func:`torch.cuda.mem_get_info`: a fractional ``min_free_memory`` is a
+        fraction of NVML's total.
 
     Example::
 
@@ -175,7 +186,6 @@ def get_best_device(
     local_rank = _local_rank()
 
     devices = _device_probe.probe_devices()
-    qualifying = []
     reasons = {}
     for d in devices:
         required = 0
@@ -183,24 +193,38 @@ def get_best_device(
             required = parse_memory_size(min_free_memory, total=d.total, name="min_free_memory")
         if d.device.index in excluded:
             reasons[d.device] = "excluded"
+        elif d.error is not None:
+            reasons[d.device] = f"unreadable: {d.error}"
         elif d.free < required:
             reasons[d.device] = f"below {format_memory_size(required)}"
-        else:
-            qualifying.append(d)
 
-    if qualifying:
-        if local_rank is not None:
-            return qualifying[local_rank % len(qualifying)].device
-        return min(qualifying, key=lambda d: (-d.free, d.device.index)).device
+    if local_rank is not None:
+        # The rank's own device first, then the threshold for it: every rank reaches the
+        # same assignment whatever the other ranks allocated meanwhile.
+        candidates = [d for d in devices if d.device.index not in excluded]
+        if candidates:
+            mine = candidates[local_rank % len(candidates)]
+            if mine.device not in reasons:
+                return mine.device
+            devices, what = [mine], f"the device of LOCAL_RANK={local_rank} ({mine.device})"
+        else:
+            what = f"no device is left for LOCAL_RANK={local_rank}"
+    else:
+        qualifying = [d for d in devices if d.device not in reasons]
+        if qualifying:
+            return min(qualifying, key=lambda d: (-d.free, d.device.index)).device
+        what = f"no {devices[0].device.type} device qualifies" if devices else ""
     if allow_cpu:
         return torch.device("cpu")
     if not devices:
         raise RuntimeError("get_best_device(): no accelerator device is available and allow_cpu=False")
     listing = "; ".join(
-        f"{d.device}: {format_memory_size(d.free)} free of {format_memory_size(d.total)} ({reasons[d.device]})"
+        f"{d.device}: {reasons[d.device]}"
+        if d.error is not None
+        else f"{d.device}: {format_memory_size(d.free)} free of {format_memory_size(d.total)} ({reasons[d.device]})"
         for d in devices
     )
     raise RuntimeError(
-        f"get_best_device(): no {devices[0].device.type} device qualifies "
+        f"get_best_device(): {what} "
         f"(min_free_memory={min_free_memory!r}, exclude={sorted(excluded)}) and allow_cpu=False; {listing}"
     )

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
+import os
 import threading
-from typing import TYPE_CHECKING
+import types
+from typing import Any, TYPE_CHECKING, TypeVar
 from typing_extensions import Self
 
 import torch
+from torch._accelerator._device_probe import available_accelerator
 from torch.amp._defaults import default_dtype
 from torch.utils._contextlib import _DecoratorContextManager
 from torch.utils._device import DeviceContext as _DefaultDeviceMode
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterator
     from types import TracebackType
+
+_F = TypeVar("_F", bound="Callable[..., Any]")
 
 
 __all__ = ["DeviceContext"]
@@ -31,29 +38,58 @@ def _stack() -> list[tuple[DeviceContext, contextlib.AbstractContextManager[None
         return _active.stack
 
 
+class _SetDeviceIndex:
+    """``torch.accelerator.device_index`` for releases without it: set the index, restore it exactly."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.previous = -1
+
+    def __enter__(self) -> None:
+        self.previous = torch.accelerator.current_device_index()
+        if self.previous != self.index:
+            torch.accelerator.set_device_index(self.index)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if torch.accelerator.current_device_index() != self.previous:
+            torch.accelerator.set_device_index(self.previous)
+
+
+def _device_index(index: int) -> contextlib.AbstractContextManager[None]:
+    # torch.accelerator.device_index leaves with "maybe exchange", as PyTorch's device guards
+    # do: the runtime is only switched back to a device that already has a context, else the
+    # index is merely recorded.  A plain set_device_index(previous) calls cudaSetDevice, which
+    # on CUDA 12+ creates a primary context (hundreds of MiB) on the previous device: GPU 0 in
+    # every process of a one-GPU-per-process job.  Dynamo traces device_index too.
+    device_index = getattr(torch.accelerator, "device_index", None)
+    return _SetDeviceIndex(index) if device_index is None else device_index(index)
+
+
 @contextlib.contextmanager
 def _device_settings(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
     """Make ``device`` the current device and the factories' default, with autocast to ``dtype``.
 
-    Written with ``with`` blocks and no object state so that dynamo traces it:
-    the current device index is only set when it differs, and both reads of it
-    are constant-folded while compiling.
+    Written with ``with`` blocks and no object state so that dynamo traces it.
     """
-    previous = None
-    if device.type not in ("cpu", "meta"):
-        previous = torch.accelerator.current_device_index()
-        if previous != device.index:
-            torch.accelerator.set_device_index(device.index)
-    try:
-        with _DefaultDeviceMode(device):
-            if dtype is None:
+    index = contextlib.nullcontext() if device.type in ("cpu", "meta") else _device_index(device.index)
+    with index, _DefaultDeviceMode(device):
+        if dtype is None:
+            yield
+        else:
+            with torch.amp.autocast(device.type, dtype=dtype):
                 yield
-            else:
-                with torch.amp.autocast(device.type, dtype=dtype):
-                    yield
-    finally:
-        if previous is not None and torch.accelerator.current_device_index() != previous:
-            torch.accelerator.set_device_index(previous)
+
+
+_DATA_DIR = os.path.join("torch", "utils", "data", "")
+
+
+def _raised_by_data_loading(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if _DATA_DIR in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _resolve_device(device: torch.device | str | int | None) -> torch.device:
@@ -64,18 +100,18 @@ def _resolve_device(device: torch.device | str | int | None) -> torch.device:
             f"DeviceContext(): expected a device (int index, device string or torch.device) or None, "
             f"but got {device!r} of type {type(device).__name__}"
         )
-    acc = torch.accelerator.current_accelerator(check_available=True)
-    if isinstance(device, int):
-        if acc is None:
-            raise RuntimeError(f"DeviceContext(): cannot use device index {device}: no accelerator is available")
-        return _checked_index(acc, device)
     if isinstance(device, str):
         try:
             device = torch.device(device)
         except RuntimeError as e:
             raise ValueError(f"DeviceContext(): {device!r} is not a device") from e
-    if device.type in ("cpu", "meta"):
+    if isinstance(device, torch.device) and device.type in ("cpu", "meta"):
         return device
+    acc = available_accelerator()
+    if isinstance(device, int):
+        if acc is None:
+            raise RuntimeError(f"DeviceContext(): cannot use device index {device}: no accelerator is available")
+        return _checked_index(acc, device)
     if acc is None or device.type != acc.type:
         raise ValueError(
             f"DeviceContext(): {str(device)!r} is neither 'cpu', 'meta' nor a device of the available "
@@ -113,6 +149,27 @@ class DeviceContext(_DecoratorContextManager):
     settings are thread-local: another thread never sees them.  Contexts nest
     (the innermost wins) and one object may be entered again, also from several
     threads at once.  As a decorator, every call of the function runs in the context.
+
+    Leaving restores the previous device index the way PyTorch's device guards do
+    (``torch.accelerator.device_index``): the runtime is switched back only to a
+    device that already has a context, so leaving ``DeviceContext("cuda:1")`` never
+    creates a CUDA context on ``cuda:0``.
+
+    Decorating a generator function, a coroutine function (``async def``) or an
+    async generator function gives a function of the same kind whose body runs in
+    the context each time it is resumed, and not while it is suspended: the
+    caller, the consumer of the generator and the other tasks of the event loop
+    between two steps see their own settings.  Inside a coroutine, use
+    ``with DeviceContext(...)`` only around code without ``await`` (the settings
+    are thread-local, so other tasks would see them across an ``await``);
+    decorate the coroutine, or split it, instead.
+
+    .. warning:: A :class:`~torch.utils.data.DataLoader` iterated inside a
+        ``DeviceContext`` on a device other than the CPU fails: its sampler and
+        random generator create their tensors on the default device
+        (`pytorch/pytorch#118084 <https://github.com/pytorch/pytorch/issues/118084>`_).
+        The error then says so; build and iterate data loaders outside the
+        context and move each batch with ``.to(device)`` inside it.
 
     Args:
         device (:class:`torch.device`, str, int, optional): ``"cpu"``, ``"meta"``,
@@ -161,6 +218,11 @@ class DeviceContext(_DecoratorContextManager):
         device(type='meta')
         >>> torch._accelerator.DeviceContext.current() is None
         True
+        >>> @torch._accelerator.DeviceContext("meta")
+        ... async def step():
+        ...     return torch.empty(2).device
+        >>> asyncio.run(step())
+        device(type='meta')
     """
 
     def __init__(
@@ -209,9 +271,45 @@ class DeviceContext(_DecoratorContextManager):
         # the decorator can reuse this very object for every call.
         return self
 
+    def __call__(self, func: _F) -> _F:
+        # Coroutines and async generators: the context is entered around each step of
+        # the body (like torch.utils._contextlib does for generators), never held across
+        # an await or a yield, so it follows the task that runs the body and no other.
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def coroutine_in_context(*args: Any, **kwargs: Any) -> Any:
+                return await _run_in_context(self, func(*args, **kwargs))
+
+            return coroutine_in_context  # type: ignore[return-value]
+        if inspect.isasyncgenfunction(func):
+
+            @functools.wraps(func)
+            async def async_generator_in_context(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+                agen = func(*args, **kwargs)
+                try:
+                    item = await _run_in_context(self, agen.asend(None))
+                    while True:
+                        try:
+                            sent = yield item
+                        except GeneratorExit:
+                            raise
+                        except BaseException as e:  # noqa: B036 - thrown in by the consumer, passed on
+                            item = await _run_in_context(self, agen.athrow(e))
+                        else:
+                            item = await _run_in_context(self, agen.asend(sent))
+                except StopAsyncIteration:
+                    return
+                finally:
+                    await _run_in_context(self, agen.aclose())
+
+            return async_generator_in_context  # type: ignore[return-value]
+        return super().__call__(func)
+
     def __enter__(self) -> Self:
         if self._amp is True and self._dtype is None:
-            self._dtype = default_dtype(self.device.type)
+            # Asked of the target device, before switching to it.
+            self._dtype = default_dtype(self.device.type, self.device.index)
         settings = _device_settings(self.device, self._dtype)
         settings.__enter__()
         _stack().append((self, settings))
@@ -226,10 +324,50 @@ class DeviceContext(_DecoratorContextManager):
         stack = _stack()
         if not stack or stack[-1][0] is not self:
             raise RuntimeError(
-                "DeviceContext exited out of order: it is not the innermost active context of this thread"
+                "DeviceContext exited out of order: it is not the innermost active context of this thread; "
+                "a `with DeviceContext(...)` block in a coroutine or a generator must not span an `await` or "
+                "a `yield` (decorate the coroutine or generator function instead)"
             )
         _, settings = stack.pop()
         settings.__exit__(exc_type, exc_value, traceback)
+        if (
+            isinstance(exc_value, Exception)
+            and self.device.type != "cpu"
+            and not torch.compiler.is_compiling()
+            and _raised_by_data_loading(exc_value)
+        ):
+            raise RuntimeError(
+                f"{self!r}: iterating a torch.utils.data.DataLoader inside a DeviceContext on "
+                f"{str(self.device)!r} failed: the loader's sampler and random generator create their "
+                f"tensors on the default device, which the context sets to {str(self.device)!r} "
+                f"(pytorch/pytorch#118084). Build and iterate data loaders outside the DeviceContext "
+                f"and move each batch with .to(device) inside it."
+            ) from exc_value
 
     def __repr__(self) -> str:
         return f"DeviceContext(device={str(self.device)!r}, amp={self._amp!r}, tensorize={self.tensorize!r})"
+
+
+@types.coroutine
+def _run_in_context(ctx: DeviceContext, coro: Coroutine[Any, Any, Any]) -> Generator[Any, Any, Any]:
+    """Drive ``coro`` to completion, entering ``ctx`` around each step and leaving it at each suspension."""
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        try:
+            with ctx:
+                if to_throw is None:
+                    yielded = coro.send(to_send)
+                else:
+                    exc, to_throw = to_throw, None
+                    yielded = coro.throw(exc)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            to_send = yield yielded
+        except GeneratorExit:
+            with ctx:
+                coro.close()
+            raise
+        except BaseException as e:  # noqa: B036 - thrown in by the event loop (cancellation), passed on
+            to_throw, to_send = e, None

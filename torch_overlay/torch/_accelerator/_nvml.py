@@ -9,13 +9,14 @@ CUDA ordinals is done by :mod:`torch._accelerator._device_probe`.
 from __future__ import annotations
 
 import ctypes
+import os
+import threading
 from dataclasses import dataclass
 
 
 __all__ = ["NvmlDevice", "query_devices"]
 
 _NVML_SUCCESS = 0
-_NVML_ERROR_NOT_FOUND = 6
 _NVML_DEVICE_MIG_ENABLE = 1
 _STRING_BUFFER_SIZE = 96
 
@@ -43,7 +44,13 @@ class _PciInfo(ctypes.Structure):
 
 @dataclass(frozen=True)
 class NvmlDevice:
-    """One GPU (or one MIG instance) as NVML reports it; sizes in bytes."""
+    """One GPU (or one MIG instance) as NVML reports it; sizes in bytes.
+
+    ``error`` names the NVML error that kept a field from being read (say
+    ``NVML_ERROR_NO_PERMISSION`` on a cgroup-restricted node, or
+    ``NVML_ERROR_GPU_IS_LOST``); such a device is reported, never picked.  An
+    empty ``uuid`` means the device could not even be identified.
+    """
 
     uuid: str
     name: str
@@ -51,6 +58,21 @@ class NvmlDevice:
     free: int
     total: int
     mig_devices: tuple[NvmlDevice, ...] = ()
+    mig_enabled: bool = False
+    error: str | None = None
+
+
+_ERROR_NAMES = {
+    1: "NVML_ERROR_UNINITIALIZED",
+    2: "NVML_ERROR_INVALID_ARGUMENT",
+    3: "NVML_ERROR_NOT_SUPPORTED",
+    4: "NVML_ERROR_NO_PERMISSION",
+    6: "NVML_ERROR_NOT_FOUND",
+    7: "NVML_ERROR_INSUFFICIENT_SIZE",
+    9: "NVML_ERROR_DRIVER_NOT_LOADED",
+    15: "NVML_ERROR_GPU_IS_LOST",
+    999: "NVML_ERROR_UNKNOWN",
+}
 
 
 class _NvmlError(Exception):
@@ -59,7 +81,7 @@ class _NvmlError(Exception):
 
 def _check(rc: int, what: str) -> None:
     if rc != _NVML_SUCCESS:
-        raise _NvmlError(f"{what} returned {rc}")
+        raise _NvmlError(f"{what}: {_ERROR_NAMES.get(rc, 'NVML error')} ({rc})")
 
 
 def _string(nvml: ctypes.CDLL, getter: str, handle: ctypes.c_void_p) -> str:
@@ -74,60 +96,108 @@ def _memory(nvml: ctypes.CDLL, handle: ctypes.c_void_p) -> tuple[int, int]:
     return mem.free, mem.total
 
 
-def _mig_devices(nvml: ctypes.CDLL, handle: ctypes.c_void_p, pci: tuple[int, int, int]) -> tuple[NvmlDevice, ...]:
+def _mig_devices(
+    nvml: ctypes.CDLL, handle: ctypes.c_void_p, pci: tuple[int, int, int]
+) -> tuple[bool, tuple[NvmlDevice, ...]]:
     current, pending = ctypes.c_uint(), ctypes.c_uint()
     # GPUs without MIG support answer NVML_ERROR_NOT_SUPPORTED: no instances.
     if nvml.nvmlDeviceGetMigMode(handle, ctypes.byref(current), ctypes.byref(pending)) != _NVML_SUCCESS:
-        return ()
+        return False, ()
     if current.value != _NVML_DEVICE_MIG_ENABLE:
-        return ()
+        return False, ()
     count = ctypes.c_uint()
-    _check(nvml.nvmlDeviceGetMaxMigDeviceCount(handle, ctypes.byref(count)), "nvmlDeviceGetMaxMigDeviceCount")
+    if nvml.nvmlDeviceGetMaxMigDeviceCount(handle, ctypes.byref(count)) != _NVML_SUCCESS:
+        return True, ()
     found = []
     for i in range(count.value):
         mig = ctypes.c_void_p()
         rc = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, ctypes.c_uint(i), ctypes.byref(mig))
-        if rc == _NVML_ERROR_NOT_FOUND:  # an empty slot
+        if rc != _NVML_SUCCESS:  # an empty slot (NVML_ERROR_NOT_FOUND), or one we may not see
             continue
-        _check(rc, "nvmlDeviceGetMigDeviceHandleByIndex")
-        free, total = _memory(nvml, mig)
-        found.append(NvmlDevice(_string(nvml, "nvmlDeviceGetUUID", mig), "", pci, free, total))
-    return tuple(found)
+        try:
+            uuid = _string(nvml, "nvmlDeviceGetUUID", mig)
+        except _NvmlError:
+            continue
+        try:
+            free, total = _memory(nvml, mig)
+        except _NvmlError as e:
+            found.append(NvmlDevice(uuid, "", pci, 0, 0, error=str(e)))
+        else:
+            found.append(NvmlDevice(uuid, "", pci, free, total))
+    return True, tuple(found)
 
 
 def _device(nvml: ctypes.CDLL, index: int) -> NvmlDevice:
+    """Read one GPU; an error on it is recorded on it and does not stop the others from being read."""
     handle = ctypes.c_void_p()
-    rc = nvml.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(index), ctypes.byref(handle))
-    _check(rc, "nvmlDeviceGetHandleByIndex_v2")
-    pci = _PciInfo()
-    _check(nvml.nvmlDeviceGetPciInfo_v3(handle, ctypes.byref(pci)), "nvmlDeviceGetPciInfo_v3")
-    bus_id = (pci.domain, pci.bus, pci.device)
-    free, total = _memory(nvml, handle)
+    try:
+        rc = nvml.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(index), ctypes.byref(handle))
+        _check(rc, "nvmlDeviceGetHandleByIndex_v2")
+        pci = _PciInfo()
+        _check(nvml.nvmlDeviceGetPciInfo_v3(handle, ctypes.byref(pci)), "nvmlDeviceGetPciInfo_v3")
+        bus_id = (pci.domain, pci.bus, pci.device)
+        uuid = _string(nvml, "nvmlDeviceGetUUID", handle)
+    except _NvmlError as e:
+        return NvmlDevice("", "", (-1, -1, index), 0, 0, error=str(e))
+    errors = []
+    try:
+        name = _string(nvml, "nvmlDeviceGetName", handle)
+    except _NvmlError as e:
+        name = ""
+        errors.append(str(e))
+    try:
+        free, total = _memory(nvml, handle)
+    except _NvmlError as e:
+        # Unprivileged containers may read a MIG instance but not its parent GPU.
+        free = total = 0
+        errors.append(str(e))
+    mig_enabled, mig_devices = _mig_devices(nvml, handle, bus_id)
     return NvmlDevice(
-        uuid=_string(nvml, "nvmlDeviceGetUUID", handle),
-        name=_string(nvml, "nvmlDeviceGetName", handle),
+        uuid=uuid,
+        name=name,
         pci_bus_id=bus_id,
         free=free,
         total=total,
-        mig_devices=_mig_devices(nvml, handle, bus_id),
+        mig_devices=mig_devices,
+        mig_enabled=mig_enabled,
+        error="; ".join(errors) or None,
     )
+
+
+# NVML stays initialized once it was (nvmlInit is reference-counted and torch.cuda's own
+# NVML helpers never shut it down either): initializing it costs up to seconds per call
+# on GPUs without persistence mode.  Per process, since a forked child must initialize again.
+_lock = threading.Lock()
+_initialized_in: int | None = None
+_library: ctypes.CDLL | None = None
+
+
+def _nvml() -> ctypes.CDLL | None:
+    global _initialized_in, _library
+    with _lock:
+        if _initialized_in == os.getpid():
+            return _library
+        try:
+            nvml = ctypes.CDLL("libnvidia-ml.so.1")
+            if nvml.nvmlInit_v2() != _NVML_SUCCESS:
+                return None
+        except (OSError, AttributeError):
+            return None
+        _initialized_in, _library = os.getpid(), nvml
+        return nvml
 
 
 def query_devices() -> list[NvmlDevice] | None:
     """Return every GPU NVML sees, in NVML's order, or ``None`` when NVML cannot be used.
 
     ``None`` means "ask someone else": the library is missing (no NVIDIA driver,
-    a container without it) or a call failed.  NVML is initialized and shut down
-    around the query; no CUDA context is created.
+    a container without it), it failed to initialize, or the devices could not be
+    counted.  A failure on one device is recorded in that device's ``error`` and the
+    others are still read.  NVML is initialized on the first call of each process and
+    stays initialized; no CUDA context is created.
     """
-    try:
-        nvml = ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError:
-        return None
-    try:
-        if nvml.nvmlInit_v2() != _NVML_SUCCESS:
-            return None
-    except AttributeError:
+    nvml = _nvml()
+    if nvml is None:
         return None
     try:
         count = ctypes.c_uint()
@@ -135,5 +205,3 @@ def query_devices() -> list[NvmlDevice] | None:
         return [_device(nvml, i) for i in range(count.value)]
     except (_NvmlError, AttributeError):
         return None
-    finally:
-        nvml.nvmlShutdown()
