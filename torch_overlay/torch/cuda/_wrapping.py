@@ -11,7 +11,7 @@ Helpers shared by the wrappers of :mod:`torch.cuda`'s memory guards and ``safe_r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TYPE_CHECKING, TypeVar
 
 
@@ -44,15 +44,11 @@ def stay_eager(wrapper: W, decorator: str) -> W:
 
 
 class _WhileRunning:
-    def __init__(
-        self,
-        coro: Coroutine[Any, Any, Any],
-        state: Callable[[], contextlib.AbstractContextManager[Any]],
-    ):
-        self.coro, self.state = coro, state
+    def __init__(self, awaitable: Awaitable[Any], state: Callable[[], contextlib.AbstractContextManager[Any]]):
+        self.awaitable, self.state = awaitable, state
 
     def __await__(self) -> Generator[Any, Any, Any]:
-        coro = self.coro
+        steps = self.awaitable.__await__()
         sent: Any = None
         thrown: BaseException | None = None
         try:
@@ -60,7 +56,7 @@ class _WhileRunning:
                 # Step the coroutine inside the state; hand what it awaits to the event loop outside it.
                 with self.state():
                     try:
-                        yielded = coro.send(sent) if thrown is None else coro.throw(thrown)
+                        yielded = steps.send(sent) if thrown is None else steps.throw(thrown)
                     except StopIteration as stop:
                         return stop.value
                 sent, thrown = None, None
@@ -69,12 +65,15 @@ class _WhileRunning:
                 except BaseException as e:  # cancellation, or close() of this awaitable
                     thrown = e
         finally:
-            coro.close()
+            close = getattr(steps, "close", None)
+            if close is not None:
+                close()
 
 
-def while_running(
-    coro: Coroutine[Any, Any, Any],
-    state: Callable[[], contextlib.AbstractContextManager[Any]],
-) -> Any:
-    """An awaitable that runs ``coro`` with ``state()`` entered around each of its steps."""
-    return _WhileRunning(coro, state)
+def while_running(awaitable: Awaitable[Any], state: Callable[[], contextlib.AbstractContextManager[Any]]) -> Any:
+    """An awaitable that runs ``awaitable`` with ``state()`` entered around each of its steps.
+
+    Thread-local state entered around a whole ``await`` would also apply to every other task that runs
+    in the same thread while this one is suspended.
+    """
+    return _WhileRunning(awaitable, state)
