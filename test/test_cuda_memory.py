@@ -477,6 +477,22 @@ class TestCUDA(TestCase):
         torch.cuda.clear_cache()
 
 
+    def test_split_block_remainder_is_not_free(self):
+        # G6: a 60 MiB tensor in a cached 100 MiB block leaves a 40 MiB remainder that reserved - allocated
+        # counted as free, though no allocation larger than it can use it.
+        torch.cuda.clear_cache()
+        x = torch.empty(100 * MiB, dtype=torch.uint8, device="cuda")
+        del x
+        y = torch.empty(60 * MiB, dtype=torch.uint8, device="cuda")
+        if torch.cuda.memory_stats()["inactive_split_bytes.all.current"] < 40 * MiB:
+            self.skipTest("this allocator configuration did not split the cached block")
+        driver_free, _ = torch.cuda.mem_get_info()
+        with self.assertRaises(torch.OutOfMemoryError):
+            torch.cuda.assert_free_memory(driver_free + MiB)
+        del y
+        torch.cuda.clear_cache()
+
+
 instantiate_parametrized_tests(TestAssertFreeMemory)
 instantiate_parametrized_tests(TestMinFreeVram)
 

@@ -1032,6 +1032,48 @@ class TestSafeRunCUDA(TestCase):
         torch.cuda.clear_cache()
 
 
+    def test_real_oom_names_the_device_and_output_dtype_is_restored(self):
+        # G11/G15/F4 on a real device: the allocator's message gives cuda:<index>, the retry runs under that
+        # device's autocast, and the output comes back in float32.
+        total = torch.cuda.get_device_properties(0).total_memory
+        seen, autocast = [], []
+
+        def step(x):
+            autocast.append(torch.is_autocast_enabled("cuda"))
+            if len(autocast) == 1:
+                torch.empty(total, dtype=torch.uint8, device="cuda")
+            return x @ x
+
+        out = torch.cuda.safe_run(step, error_callback=lambda e, i: seen.append((i["device"], i["next_action"])))(
+            torch.ones(8, 8, device="cuda")
+        )
+        self.assertEqual(seen, [(torch.device("cuda", 0), "retry_autocast")])
+        self.assertEqual(autocast, [False, True])
+        self.assertEqual(out.dtype, torch.float32)
+        torch.cuda.clear_cache()
+
+    def test_real_oom_cpu_fallback_under_cuda_default_device(self):
+        # G10: factories inside fn follow torch.device("cpu") on the fallback, not the default CUDA device.
+        total = torch.cuda.get_device_properties(0).total_memory
+        devices = []
+
+        def step():
+            devices.append(torch.empty(1).device.type)
+            if len(devices) < 3:
+                torch.empty(total, dtype=torch.uint8)  # on the default device: CUDA
+            return torch.ones(1)
+
+        torch.set_default_device("cuda")
+        try:
+            with warnings.catch_warnings(record=True):
+                out = torch.cuda.safe_run(step)()
+        finally:
+            torch.set_default_device(None)
+        self.assertEqual(devices, ["cuda", "cuda", "cpu"])
+        self.assertEqual(out.device.type, "cpu")
+        torch.cuda.clear_cache()
+
+
 instantiate_parametrized_tests(TestSafeRunValidation)
 instantiate_parametrized_tests(TestSafeRunOOM)
 instantiate_parametrized_tests(TestSafeRunCPUFallback)
