@@ -51,6 +51,9 @@ OOM_ERRORS = [
     ("hpu", RuntimeError("synStatus=26 [Generic failure] PT_DEVMEM Allocation failed"), "hpu"),
     ("cpu", RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to allocate 1152921504606846976 bytes."), "cpu"),  # noqa: B950
 ]
+if hasattr(torch, "AcceleratorError"):
+    # Recognized by its type and message even where no anchored pattern matches.
+    OOM_ERRORS.append(("accelerator_error_by_type", torch.AcceleratorError("out of memory"), "cuda:0"))
 
 # Errors that share words with an out-of-memory error but are not one.
 NEAR_MISSES = [

@@ -45,7 +45,6 @@ _OOM_PATTERNS: tuple[tuple[str, str], ...] = (
 _OOM_MESSAGE = re.compile("|".join(f"(?P<g{i}>{pattern})" for i, (_, pattern) in enumerate(_OOM_PATTERNS)))
 # The caching allocator names the device's index: "GPU 0 has a total capacity of ...".
 _GPU_INDEX = re.compile(r"\bGPU (\d+) has a total capacity\b")
-_ACCELERATOR_ERROR: type[BaseException] | None = getattr(torch, "AcceleratorError", None)
 
 
 def _match(exc: BaseException) -> re.Match[str] | None:
@@ -56,7 +55,9 @@ def is_oom(exc: BaseException) -> bool:
     """Whether ``exc`` reports an allocation that failed."""
     if isinstance(exc, torch.OutOfMemoryError):
         return True
-    if _ACCELERATOR_ERROR is not None and isinstance(exc, _ACCELERATOR_ERROR) and "out of memory" in str(exc):
+    # torch.AcceleratorError is newer than some supported releases.
+    accelerator_error = getattr(torch, "AcceleratorError", None)
+    if accelerator_error is not None and isinstance(exc, accelerator_error) and "out of memory" in str(exc):
         return True
     return _match(exc) is not None
 

@@ -86,7 +86,9 @@ def _failing_device(
         return next((d for d in devices if d.type == named.type), named)
     if devices:
         return devices[0]
-    if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_initialized():
+    # Raised by an accelerator's allocator or runtime (not the CPU's): the current CUDA device, if any.
+    by_type = (torch.OutOfMemoryError, getattr(torch, "AcceleratorError", torch.OutOfMemoryError))
+    if isinstance(exc, by_type) and torch.cuda.is_initialized():
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
