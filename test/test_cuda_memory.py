@@ -1,6 +1,8 @@
 # Owner(s): ["module: cuda"]
 
+import asyncio
 import contextlib
+import inspect
 import pickle
 import subprocess
 import sys
@@ -25,10 +27,32 @@ MiB = 1 << 20
 
 
 @contextlib.contextmanager
-def fake_cuda(*, free=8 * GiB, total=80 * GiB, reserved=0, allocated=0, count=1, current=0, initialized=True):
-    """Replace the torch.cuda queries the memory guards use by a fake device; yields the calls made."""
+def fake_cuda(
+    *,
+    free=8 * GiB,
+    total=80 * GiB,
+    reserved=0,
+    allocated=0,
+    inactive_split=0,
+    fraction=1.0,
+    count=1,
+    current=0,
+    initialized=True,
+):
+    """Replace the torch.cuda queries the memory guards use by a fake device; yields the calls made.
+
+    ``allocated`` is what tensors use (active bytes); ``inactive_split`` the free remainders of split blocks.
+    """
     calls = []
     state = {"reserved": reserved}
+
+    def memory_stats(device=None):
+        return {
+            "reserved_bytes.all.current": state["reserved"],
+            "active_bytes.all.current": allocated,
+            "inactive_split_bytes.all.current": inactive_split,
+            "allocated_bytes.all.current": allocated,
+        }
 
     def mem_get_info(device=None):
         calls.append(("mem_get_info", device))
@@ -46,6 +70,8 @@ def fake_cuda(*, free=8 * GiB, total=80 * GiB, reserved=0, allocated=0, count=1,
         "mem_get_info": mem_get_info,
         "memory_reserved": lambda device=None: state["reserved"],
         "memory_allocated": lambda device=None: allocated,
+        "memory_stats": memory_stats,
+        "get_per_process_memory_fraction": lambda device=None: fraction,
         "synchronize": lambda device=None: calls.append(("synchronize", device)),
         "empty_cache": empty_cache,
         "ipc_collect": lambda: calls.append(("ipc_collect",)),
@@ -113,8 +139,33 @@ class TestAssertFreeMemory(TestCase):
                 torch.cuda.assert_free_memory("4GiB")
         self.assertExpectedInline(
             str(cm.exception),
-            """assert_free_memory(): cuda:0 has 1.50 GiB free (1.00 GiB free on the device + 512.00 MiB cached by PyTorch's allocator) of 80.00 GiB total, but 4.00 GiB is required (required='4GiB')""",  # noqa: B950
+            """assert_free_memory(): cuda:0 has 1.50 GiB free (1.00 GiB free on the device + 512.00 MiB cached by PyTorch's allocator and reusable) of 80.00 GiB total, but 4.00 GiB is required (required='4GiB')""",  # noqa: B950
         )
+
+    def test_inactive_split_blocks_are_not_free(self):
+        # G6: 3 GiB cached, of which 2 GiB are the free remainders of split blocks a new tensor cannot get.
+        with fake_cuda(free=GiB, reserved=5 * GiB, allocated=2 * GiB, inactive_split=2 * GiB):
+            torch.cuda.assert_free_memory("2GiB")
+            with self.assertRaisesRegex(torch.OutOfMemoryError, r"has 2.00 GiB free \(1.00 GiB free on the device \+ 1.00 GiB cached"):  # noqa: B950
+                torch.cuda.assert_free_memory(2 * GiB + 1)
+
+    def test_per_process_memory_fraction_caps_free(self):
+        # G6: set_per_process_memory_fraction(0.25) of 80 GiB = 20 GiB for this process, 12 GiB of it in use.
+        with fake_cuda(free=60 * GiB, total=80 * GiB, reserved=12 * GiB, allocated=12 * GiB, fraction=0.25):
+            torch.cuda.assert_free_memory("8GiB")
+            with self.assertRaises(torch.OutOfMemoryError) as cm:
+                torch.cuda.assert_free_memory(8 * GiB + 1)
+        self.assertExpectedInline(
+            str(cm.exception),
+            """assert_free_memory(): cuda:0 has 8.00 GiB free (60.00 GiB free on the device + 0 B cached by PyTorch's allocator and reusable, capped by set_per_process_memory_fraction(0.25)) of 80.00 GiB total, but 8.00 GiB is required (required=8589934593)""",  # noqa: B950
+        )
+
+    def test_without_per_process_memory_fraction(self):
+        # Releases without torch.cuda.get_per_process_memory_fraction count the whole device.
+        with fake_cuda(free=60 * GiB, total=80 * GiB), mock.patch.object(
+            torch.cuda, "get_per_process_memory_fraction", None
+        ):
+            torch.cuda.assert_free_memory("60GiB")
 
     def test_fraction_of_total(self):
         with fake_cuda(free=20 * GiB, total=80 * GiB):
@@ -168,11 +219,13 @@ class TestAssertFreeMemory(TestCase):
     @given(
         free=st.integers(0, 1 << 40),
         cached=st.integers(0, 1 << 36),
+        split=st.integers(0, 1 << 36),
         allocated=st.integers(0, 1 << 36),
         required=st.integers(0, 1 << 41),
     )
-    def test_raises_exactly_when_short(self, free, cached, allocated, required):
-        with fake_cuda(free=free, total=1 << 42, reserved=allocated + cached, allocated=allocated):
+    def test_raises_exactly_when_short(self, free, cached, split, allocated, required):
+        reserved = allocated + split + cached
+        with fake_cuda(free=free, total=1 << 42, reserved=reserved, allocated=allocated, inactive_split=split):
             if free + cached >= required:
                 torch.cuda.assert_free_memory(required)
             else:
@@ -285,6 +338,94 @@ class TestMinFreeVram(TestCase):
             with self.assertRaises(torch.OutOfMemoryError):
                 compiled(x)
 
+    def test_coroutine_function(self):
+        calls = []
+
+        @torch.cuda.min_free_vram("4GiB")
+        async def step(x):
+            calls.append(x)
+            await asyncio.sleep(0)
+            return x
+
+        self.assertTrue(inspect.iscoroutinefunction(step))
+        with fake_cuda(free=8 * GiB) as checks:
+            self.assertEqual(asyncio.run(step(1)), 1)
+            self.assertEqual(asyncio.run(step(2)), 2)
+        self.assertEqual(sum(c[0] == "mem_get_info" for c in checks), 2)
+        with fake_cuda(free=GiB), self.assertRaises(torch.OutOfMemoryError):
+            asyncio.run(step(3))
+        self.assertEqual(calls, [1, 2])
+
+    def test_async_with(self):
+        async def main():
+            async with torch.cuda.min_free_vram("1GiB"):
+                pass
+            async with torch.cuda.min_free_vram("2GiB"):
+                self.fail("the block must not run")
+
+        with fake_cuda(free=GiB), self.assertRaises(torch.OutOfMemoryError):
+            asyncio.run(main())
+
+    def test_generator_function_checks_when_iteration_starts(self):
+        @torch.cuda.min_free_vram("4GiB")
+        def batches(n):
+            received = yield 0
+            for i in range(1, n):
+                received = yield (i, received)
+
+        self.assertTrue(inspect.isgeneratorfunction(batches))
+        with fake_cuda(free=8 * GiB) as checks:
+            gen = batches(3)
+            self.assertEqual(checks, [])  # nothing is checked before the first next()
+            self.assertEqual(next(gen), 0)
+            self.assertEqual(gen.send("a"), (1, "a"))
+            self.assertEqual(list(gen), [(2, None)])
+        self.assertEqual(sum(c[0] == "mem_get_info" for c in checks), 1)
+        with fake_cuda(free=GiB), self.assertRaises(torch.OutOfMemoryError):
+            next(batches(3))
+
+    def test_async_generator_function(self):
+        closed = []
+
+        @torch.cuda.min_free_vram("4GiB")
+        async def batches():
+            try:
+                received = yield 0
+                while True:
+                    try:
+                        received = yield received
+                    except KeyError:
+                        received = "recovered"
+            finally:
+                closed.append(True)
+
+        async def main():
+            gen = batches()
+            out = [await gen.__anext__(), await gen.asend("a"), await gen.athrow(KeyError("k"))]
+            await gen.aclose()
+            return out
+
+        self.assertTrue(inspect.isasyncgenfunction(batches))
+        with fake_cuda(free=8 * GiB):
+            self.assertEqual(asyncio.run(main()), [0, "a", "recovered"])
+        self.assertEqual(closed, [True])
+        with fake_cuda(free=GiB), self.assertRaises(torch.OutOfMemoryError):
+            asyncio.run(batches().__anext__())
+
+    @parametrize("backend", ["eager", "aot_eager"])
+    def test_fullgraph_says_to_decorate_outside(self, backend):
+        # C10: our message, not Dynamo's "marked as skipped ... Please file an issue".
+        torch._dynamo.reset()
+
+        def outer(x):
+            return needs_half(x) + 1
+
+        message = r"apply torch.cuda.min_free_vram outside the compiled region"
+        with mock.patch("torch.cuda._memory_guard._check_free_memory"):
+            for target in (needs_half, outer):
+                with self.assertRaisesRegex(torch._dynamo.exc.Unsupported, message):
+                    torch.compile(target, backend=backend, fullgraph=True)(torch.ones(2))
+
     def test_public(self):
         for name in ("assert_free_memory", "min_free_vram"):
             self.assertIn(name, torch.cuda.__all__)
@@ -333,6 +474,22 @@ class TestCUDA(TestCase):
         x = torch.empty(512 * MiB, dtype=torch.uint8, device="cuda")
         del x  # cached by the allocator, not free for the driver
         torch.cuda.assert_free_memory(free_before - 64 * MiB)
+        torch.cuda.clear_cache()
+
+
+    def test_split_block_remainder_is_not_free(self):
+        # G6: a 60 MiB tensor in a cached 100 MiB block leaves a 40 MiB remainder that reserved - allocated
+        # counted as free, though no allocation larger than it can use it.
+        torch.cuda.clear_cache()
+        x = torch.empty(100 * MiB, dtype=torch.uint8, device="cuda")
+        del x
+        y = torch.empty(60 * MiB, dtype=torch.uint8, device="cuda")
+        if torch.cuda.memory_stats()["inactive_split_bytes.all.current"] < 40 * MiB:
+            self.skipTest("this allocator configuration did not split the cached block")
+        driver_free, _ = torch.cuda.mem_get_info()
+        with self.assertRaises(torch.OutOfMemoryError):
+            torch.cuda.assert_free_memory(driver_free + MiB)
+        del y
         torch.cuda.clear_cache()
 
 

@@ -1,8 +1,12 @@
 # Owner(s): ["module: cuda"]
 
+import asyncio
+import contextlib
 import gc
+import inspect
 import pickle
 import sys
+import traceback
 import unittest
 import warnings
 import weakref
@@ -11,6 +15,7 @@ from unittest import mock
 
 import torch
 import torch.utils.error_callback as ec
+from torch.cuda._oom import is_oom
 from torch.testing._internal.common_utils import (
     instantiate_parametrized_tests,
     parametrize,
@@ -22,15 +27,46 @@ from torch.testing._internal.common_utils import (
 
 Pair = namedtuple("Pair", ["first", "second"])
 
-OOM_MESSAGES = {
-    "caching_allocator": "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 79.19 GiB",
-    "cuda_error": "CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported",
-    "cublas": "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
-    "cudnn_alloc": "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
-    "cudnn_not_supported": "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a non-contiguous input.",  # noqa: B950
-    "cufft": "cuFFT error: CUFFT_ALLOC_FAILED",
-    "cpu": "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to allocate 1152921504606846976 bytes.",  # noqa: B950
-}
+# (name, error, the device that ran out), the messages as PyTorch and the libraries word them.
+OOM_ERRORS = [
+    ("caching_allocator", torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 1 has a total capacity of 79.19 GiB"), "cuda:1"),  # noqa: B950
+    ("caching_allocator_runtime", RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB"), "cuda"),
+    ("no_device_named", torch.OutOfMemoryError("out of memory"), "cuda:0"),
+    ("cuda_error", RuntimeError("CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported"), "cuda"),  # noqa: B950
+    ("accelerator_error", getattr(torch, "AcceleratorError", RuntimeError)("CUDA error: out of memory"), "cuda"),
+    ("cuda_driver", RuntimeError("CUDA driver error: out of memory"), "cuda"),
+    ("triton", RuntimeError("Triton Error [CUDA]: out of memory"), "cuda"),
+    ("hip_error", RuntimeError("HIP error: out of memory"), "cuda"),
+    ("hip_allocator", RuntimeError("HIP out of memory. Tried to allocate 2.00 GiB"), "cuda"),
+    ("cublas", RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"), "cuda"),
+    ("cudnn_alloc", RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), "cuda"),
+    ("cudnn9_device", RuntimeError("cuDNN Frontend error: CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED"), "cuda"),  # noqa: B950
+    ("cudnn9_host", RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED"), "cuda"),
+    ("cudnn_not_supported", RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a non-contiguous input."), "cuda"),  # noqa: B950
+    ("cufft", RuntimeError("cuFFT error: CUFFT_ALLOC_FAILED"), "cuda"),
+    ("cusolver", RuntimeError("cusolver error: CUSOLVER_STATUS_ALLOC_FAILED"), "cuda"),
+    ("cusparse", RuntimeError("CUSPARSE_STATUS_ALLOC_FAILED when calling cusparseCreate"), "cuda"),
+    ("mps", RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB, other allocations: 1.00 GB)"), "mps"),
+    ("xpu", torch.OutOfMemoryError("XPU out of memory. Tried to allocate 2.00 GiB"), "xpu"),
+    ("hpu", RuntimeError("synStatus=26 [Generic failure] PT_DEVMEM Allocation failed"), "hpu"),
+    ("cpu", RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to allocate 1152921504606846976 bytes."), "cpu"),  # noqa: B950
+]
+if hasattr(torch, "AcceleratorError"):
+    # Recognized by its type and message even where no anchored pattern matches.
+    OOM_ERRORS.append(("accelerator_error_by_type", torch.AcceleratorError("out of memory"), "cuda:0"))
+
+# Errors that share words with an out-of-memory error but are not one.
+NEAR_MISSES = [
+    ("cudnn_arch_mismatch", RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH")),
+    ("cudnn_shape", RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED_SHAPE")),
+    ("cudnn_not_supported_bare", RuntimeError("CUDNN_STATUS_NOT_SUPPORTED_GRAPH_PATTERN")),
+    ("cublas_longer_status", RuntimeError("CUBLAS_STATUS_ALLOC_FAILED_X")),
+    ("illegal_access", getattr(torch, "AcceleratorError", RuntimeError)("CUDA error: an illegal memory access was encountered")),  # noqa: B950
+    ("device_assert", RuntimeError("CUDA error: device-side assert triggered")),
+    ("not_a_runtime_error", ValueError("CUDA out of memory")),
+    ("key_error", KeyError("out of memory")),
+    ("inside_a_word", RuntimeError("XCUDA out of memoryX")),
+]
 
 
 class FlakyOOM:
@@ -138,24 +174,74 @@ class TestSafeRunValidation(TestCase):
             torch.cuda.safe_run(max_cuda_retries=0)("not callable")
 
 
-class FastClearCache:
-    """clear_cache() is tested on its own; here a full gc.collect() per retry would only cost time."""
+class FakeGPU:
+    """The fake OOMs name CUDA; on this CPU-only machine the CPU's autocast plays CUDA's.
+
+    clear_cache() is tested on its own; here a full gc.collect() per retry would only cost time.
+    """
+
+    real_clear_cache = False
 
     def setUp(self):
         super().setUp()
         warnings.simplefilter("always")
-        patcher = mock.patch("torch.cuda._safe_run.clear_cache", return_value=0)
-        self.clear_cache = patcher.start()
-        self.addCleanup(patcher.stop)
+        self.autocast_devices = []
+
+        def autocast(device, dtype):
+            self.autocast_devices.append((device, dtype))
+            return torch.autocast("cpu", dtype=dtype)
+
+        patches = [("torch.cuda._safe_run._autocast", {"side_effect": autocast})]
+        if not self.real_clear_cache:
+            patches.append(("torch.cuda._safe_run.clear_cache", {"return_value": 0}))
+        for target, kwargs in patches:
+            patcher = mock.patch(target, **kwargs)
+            setattr(self, target.rsplit(".", 1)[1].lstrip("_"), patcher.start())
+            self.addCleanup(patcher.stop)
 
 
-class TestSafeRunOOM(FastClearCache, TestCase):
-    @parametrize("kind", sorted(OOM_MESSAGES))
-    def test_recognized_runtime_errors(self, kind):
-        flaky = FlakyOOM(1, error=lambda: RuntimeError(OOM_MESSAGES[kind]))
+class TestSafeRunOOM(FakeGPU, TestCase):
+    @parametrize("name, error, device", OOM_ERRORS, name_fn=lambda name, error, device: name)
+    def test_recognized_out_of_memory_errors(self, name, error, device):
+        from torch.cuda._safe_run import _failing_device
+
+        self.assertTrue(is_oom(error))
+        # Where the message names no device, the current CUDA device is the one that ran out.
+        with mock.patch.multiple(torch.cuda, is_initialized=lambda: True, current_device=lambda: 0):
+            self.assertEqual(_failing_device(error, len, (), {}), torch.device(device))
+            flaky = FlakyOOM(1, error=lambda: error)
+            fn, seen = collect(flaky, use_autocast_on_oom=False)
+            if device == "cpu":  # F3: a CPU that ran out has nothing cheaper to retry on
+                with self.assertRaises(RuntimeError), warnings.catch_warnings(record=True) as w:
+                    fn()
+                self.assertEqual((len(flaky.calls), w), (1, []))
+            else:
+                self.assertEqual(fn(), "ok")
+        expected = [(torch.device("cpu"), "give_up")] if device == "cpu" else [(torch.device(device), "retry")]
+        self.assertEqual([(i["device"], i["next_action"]) for _, i in seen], expected)
+
+    @parametrize("name, error", NEAR_MISSES, name_fn=lambda name, error: name)
+    def test_near_misses_are_not_out_of_memory(self, name, error):
+        self.assertFalse(is_oom(error))
+        flaky = FlakyOOM(1, error=lambda: error)
         fn, seen = collect(flaky)
-        self.assertEqual(fn(), "ok")
-        self.assertEqual([info["next_action"] for _, info in seen], ["retry_autocast"])
+        with self.assertRaises(type(error)):
+            fn()
+        self.assertEqual(len(flaky.calls), 1)
+        self.assertEqual([i["next_action"] for _, i in seen], ["give_up"])
+
+    def test_failing_device_from_arguments(self):
+        # The message names the kind of device; the argument of that kind gives the index.
+        from torch.cuda._safe_run import _failing_device
+
+        meta = torch.empty(1, device="meta")
+        error = torch.OutOfMemoryError("out of memory")
+        self.assertEqual(_failing_device(error, len, ({"x": meta},), {}), torch.device("meta"))
+        cuda_like = mock.Mock(spec=torch.Tensor, device=torch.device("cuda", 3))
+        with mock.patch("torch.utils._pytree.tree_leaves", return_value=[meta, cuda_like]):
+            self.assertEqual(
+                _failing_device(RuntimeError("CUDA error: out of memory"), len, (), {}), torch.device("cuda", 3)
+            )
 
     @parametrize(
         "error",
@@ -203,7 +289,7 @@ class TestSafeRunOOM(FastClearCache, TestCase):
                 "source": "torch.cuda.safe_run",
                 "function": "FlakyOOM",
                 "attempt": 1,
-                "device": torch.device("cpu"),
+                "device": torch.device("cuda"),
                 "next_action": "retry",
             },
         )
@@ -226,12 +312,14 @@ class TestSafeRunOOM(FastClearCache, TestCase):
             return x
 
         torch.cuda.safe_run(fn)(torch.ones(2, 2))
-        self.assertEqual(dtypes, [torch.float32, torch.get_autocast_dtype("cpu")])
+        low = torch.get_autocast_dtype("cuda")  # what a CUDA device without native bf16 gets
+        self.assertEqual(dtypes, [torch.float32, low])
+        self.assertEqual(self.autocast_devices, [(torch.device("cuda"), low)])
 
     def test_every_stage_then_cpu_fallback(self):
         flaky = FlakyOOM(3)
         fn, seen = collect(flaky, max_cuda_retries=2)
-        with self.assertWarnsRegex(UserWarning, "FlakyOOM ran out of memory on cpu 3 time"):
+        with self.assertWarnsRegex(UserWarning, "FlakyOOM ran out of memory on cuda 3 time"):
             self.assertEqual(fn(torch.ones(2)), "ok")
         self.assertEqual(
             [(info["attempt"], info["next_action"]) for _, info in seen],
@@ -248,7 +336,7 @@ class TestSafeRunOOM(FastClearCache, TestCase):
         self.assertIs(cm.exception, seen[-1][0])
         self.assertEqual(
             [(info["attempt"], info["device"].type, info["next_action"]) for _, info in seen],
-            [(1, "cpu", "retry_autocast"), (2, "cpu", "cpu_fallback"), (3, "cpu", "give_up")],
+            [(1, "cuda", "retry_autocast"), (2, "cuda", "cpu_fallback"), (3, "cpu", "give_up")],
         )
         self.assertEqual(len(w), 1)  # the fallback warns even when it fails
 
@@ -258,11 +346,11 @@ class TestSafeRunOOM(FastClearCache, TestCase):
             torch.cuda.safe_run(FlakyOOM(10), max_cuda_retries=1)()
         self.assertExpectedInline(
             cm.exception.__notes__[-1],
-            """torch.cuda.safe_run(FlakyOOM): attempt 1 on cpu: OutOfMemoryError, then retry_autocast; attempt 2 on cpu: OutOfMemoryError, then cpu_fallback; attempt 3 on cpu: OutOfMemoryError, then give_up""",  # noqa: B950
+            """torch.cuda.safe_run(FlakyOOM): attempt 1 on cuda: OutOfMemoryError, then retry_autocast; attempt 2 on cuda: OutOfMemoryError, then cpu_fallback; attempt 3 on cpu: OutOfMemoryError, then give_up""",  # noqa: B950
         )
 
     def test_plain_retry_where_autocast_is_unavailable(self):
-        flaky = FlakyOOM(1)
+        flaky = FlakyOOM(1, error=lambda: torch.OutOfMemoryError("out of memory"))
         fn, seen = collect(flaky)
         self.assertEqual(fn(torch.empty(2, device="meta")), "ok")
         self.assertEqual([(info["device"], info["next_action"]) for _, info in seen], [(torch.device("meta"), "retry")])
@@ -307,7 +395,7 @@ class TestSafeRunOOM(FastClearCache, TestCase):
             torch.cuda.safe_run(FlakyOOM(2), max_cuda_retries=1)(torch.ones(1))
         self.assertExpectedInline(
             str(w[0].message),
-            """torch.cuda.safe_run: FlakyOOM ran out of memory on cpu 2 time(s), so it ran on the CPU (0 tensor argument(s) and no module moved to cpu); its outputs are on the CPU""",  # noqa: B950
+            """torch.cuda.safe_run: FlakyOOM ran out of memory on cuda 2 time(s), so it ran on the CPU (0 tensor argument(s) and no module moved to cpu); its outputs are on the CPU""",  # noqa: B950
         )
 
     def test_global_and_per_call_callbacks(self):
@@ -330,8 +418,10 @@ class TestSafeRunOOM(FastClearCache, TestCase):
                 torch.cuda.safe_run(mock.Mock(side_effect=ValueError("real")), error_callback=broken)()
 
 
-class TestSafeRunReleasesFailedAttempt(TestCase):
+class TestSafeRunReleasesFailedAttempt(FakeGPU, TestCase):
     """pytorch#27600, #18853: the failed attempt's tensors must be gone before the retry starts."""
+
+    real_clear_cache = True
 
     def _check(self, keep_exception):
         refs = []
@@ -459,7 +549,7 @@ class TestSafeRunReleasesFailedAttempt(TestCase):
         self.assertTrue(torch.cuda.safe_run(step, error_callback=lambda e, i: None)())
 
 
-class TestSafeRunCPUFallback(FastClearCache, TestCase):
+class TestSafeRunCPUFallback(FakeGPU, TestCase):
     def test_nested_tensor_arguments_move_to_cpu(self):
         seen_devices = []
 
@@ -583,7 +673,7 @@ class TestSafeRunCPUFallback(FastClearCache, TestCase):
         self.assertEqual(w[0].filename, __file__)
 
 
-class TestSafeRunCompile(TestCase):
+class TestSafeRunCompile(FakeGPU, TestCase):
     @parametrize("backend", ["eager", "aot_eager"])
     def test_compiled_wrapped_function(self, backend):
         torch._dynamo.reset()
@@ -630,6 +720,277 @@ class TestSafeRunCompile(TestCase):
         self.assertEqual(torch.compile(outer, backend=backend)(x), outer(x))
 
 
+class TestSafeRunFindings(FakeGPU, TestCase):
+    def test_cpu_oom_propagates_without_ladder(self):
+        # F3: no autocast retry and no "ran on the CPU" warning when the CPU itself ran out.
+        flaky = FlakyOOM(1, error=lambda: RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried"))
+        fn, seen = collect(flaky)
+        with warnings.catch_warnings(record=True) as w, self.assertRaisesRegex(RuntimeError, "DefaultCPUAllocator"):
+            fn(torch.ones(2))
+        self.assertEqual((len(flaky.calls), w, self.autocast_devices), (1, [], []))
+        self.assertEqual([(i["device"], i["next_action"]) for _, i in seen], [(torch.device("cpu"), "give_up")])
+
+    @parametrize("dtype", [torch.float32, torch.float64], name_fn=lambda d: str(d).split(".")[1])
+    def test_autocast_retry_restores_output_dtype(self, dtype):
+        # F4: the caller sees the dtype a normal call returns, whichever attempt succeeded.
+        calls = []
+
+        def fn(x, model):
+            calls.append(1)
+            if len(calls) == 1:
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            return {"y": x @ x, "ids": torch.arange(2), "z": [model(x)]}
+
+        x, model = torch.ones(2, 2, dtype=dtype), torch.nn.Linear(2, 2, dtype=dtype)
+        out = torch.cuda.safe_run(fn)(x, model)
+        self.assertEqual([t.dtype for t in torch.utils._pytree.tree_leaves(out)], [dtype, torch.int64, dtype])
+        calls.clear()
+        kept = torch.cuda.safe_run(fn, restore_dtype=False)(x, model)
+        # Autocast leaves float64 alone; float32 work comes out in the autocast dtype.
+        low = self.autocast_devices[0][1] if dtype == torch.float32 else dtype
+        self.assertEqual([t.dtype for t in torch.utils._pytree.tree_leaves(kept)], [low, torch.int64, low])
+
+    def test_restore_dtype_without_floating_inputs(self):
+        calls = []
+
+        def fn(ids):
+            calls.append(1)
+            if len(calls) == 1:
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            w = torch.ones(2, 2)
+            return w @ w + ids
+
+        self.assertEqual(torch.cuda.safe_run(fn)(torch.arange(2)).dtype, torch.get_default_dtype())
+
+    @parametrize("how", ["set_default_device", "device_context"])
+    def test_cpu_fallback_runs_with_cpu_default_device(self, how):
+        # G10: "meta" stands in for the GPU that ran out; factories in fn must not allocate there.
+        devices = []
+
+        def fn():
+            devices.append(torch.empty(1).device.type)
+            if len(devices) < 3:
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            return torch.zeros(1)
+
+        scope = torch.device("meta") if how == "device_context" else contextlib.nullcontext()
+        if how == "set_default_device":
+            torch.set_default_device("meta")
+        try:
+            with scope, warnings.catch_warnings(record=True):
+                out = torch.cuda.safe_run(fn)()
+                self.assertEqual(torch.empty(1).device.type, "meta")  # restored afterwards
+        finally:
+            torch.set_default_device(None)
+        self.assertEqual(devices, ["meta", "meta", "cpu"])
+        self.assertEqual(out.device.type, "cpu")
+
+    def test_cpu_fallback_turns_off_the_failing_devices_autocast(self):
+        from torch.cuda._safe_run import _on_cpu
+
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            with _on_cpu(torch.device("cpu")):
+                self.assertFalse(torch.is_autocast_enabled("cpu"))
+                self.assertEqual(torch.empty(1).device.type, "cpu")
+            self.assertTrue(torch.is_autocast_enabled("cpu"))
+
+    def test_autocast_dtype_read_on_the_failing_device(self):
+        # G15: bf16 support of the device that ran out (cuda:1 here), not of the current device (cuda:0).
+        from torch.cuda._safe_run import _autocast_dtype
+
+        current = [0]
+
+        @contextlib.contextmanager
+        def device(d):
+            previous, current[0] = current[0], torch.device(d).index
+            try:
+                yield
+            finally:
+                current[0] = previous
+
+        with mock.patch.multiple(
+            torch.cuda,
+            is_initialized=lambda: True,
+            device=device,
+            is_bf16_supported=lambda including_emulation=True: current[0] == 1,
+        ):
+            self.assertEqual(_autocast_dtype(torch.device("cuda", 1)), torch.bfloat16)
+            self.assertEqual(_autocast_dtype(torch.device("cuda", 0)), torch.get_autocast_dtype("cuda"))
+            self.assertEqual(current, [0])
+
+    def test_retry_runs_under_autocast_of_the_failing_device(self):
+        flaky = FlakyOOM(
+            1, error=lambda: torch.OutOfMemoryError("CUDA out of memory. GPU 1 has a total capacity of 80 GiB")
+        )
+        with mock.patch("torch.cuda._safe_run._autocast_dtype", return_value=torch.bfloat16) as dtype_of:
+            self.assertEqual(torch.cuda.safe_run(flaky)(), "ok")
+        dtype_of.assert_called_once_with(torch.device("cuda", 1))
+        self.assertEqual(self.autocast_devices, [(torch.device("cuda", 1), torch.bfloat16)])
+
+    def test_kept_exception_does_not_keep_the_arguments(self):
+        # G18: the wrapper's own frame, which holds args, is cut off the kept exception's traceback.
+        kept = []
+        calls = []
+
+        def step(x):
+            calls.append(1)
+            if len(calls) == 1:
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            return "ok"
+
+        x = torch.ones(8)
+        ref = weakref.ref(x)
+        self.assertEqual(torch.cuda.safe_run(step, error_callback=lambda e, i: kept.append(e))(x), "ok")
+        del x
+        gc.collect()
+        self.assertIsNone(ref())
+        self.assertIn("in step", "".join(traceback.format_tb(kept[0].__traceback__)))  # the lines are kept
+
+    @parametrize(
+        "kwargs, error, message",
+        [
+            ({"max_cuda_retries": -1}, ValueError, r"safe_run\(\): max_cuda_retries must be >= 0, but got -1"),
+            ({"max_cuda_retries": 1.5}, TypeError, r"max_cuda_retries must be an int, but got 1.5 of type float"),
+            ({"max_cuda_retries": True}, TypeError, r"max_cuda_retries must be an int, but got True of type bool"),
+            ({"error_callback": 5}, TypeError, r"error_callback must be callable or None, but got 5 of type int"),
+            ({"restore_dtype": "yes"}, TypeError, r"restore_dtype must be a bool, but got 'yes' of type str"),
+        ],
+        name_fn=lambda kwargs, error, message: "_".join(f"{k}_{type(v).__name__}" for k, v in kwargs.items())
+        + ("_negative" if kwargs.get("max_cuda_retries") == -1 else ""),
+    )
+    def test_conventions(self, kwargs, error, message):
+        # F6: the function, the value and what was expected.
+        with self.assertRaisesRegex(error, message):
+            torch.cuda.safe_run(**kwargs)
+
+
+def sync_generator():
+    yield 1
+
+
+async def async_generator():
+    yield 1
+
+
+class TestSafeRunKinds(FakeGPU, TestCase):
+    def _flaky_coroutine(self, failures, error=None):
+        calls = []
+
+        async def fn(x):
+            calls.append(
+                {"autocast": torch.is_autocast_enabled("cpu"), "default": torch.empty(1).device.type}
+            )
+            await asyncio.sleep(0)
+            # The state holds across the coroutine's own awaits.
+            calls[-1]["after_await"] = torch.is_autocast_enabled("cpu")
+            if len(calls) <= failures:
+                raise (error or torch.OutOfMemoryError)("CUDA out of memory")
+            return x @ x
+
+        return fn, calls
+
+    def test_coroutine_function_wrapper(self):
+        fn, calls = self._flaky_coroutine(1)
+        wrapped, seen = collect(fn)
+        self.assertTrue(inspect.iscoroutinefunction(wrapped))
+        out = asyncio.run(wrapped(torch.ones(2, 2)))
+        self.assertEqual(out, torch.full((2, 2), 2.0))
+        self.assertEqual(out.dtype, torch.float32)  # restored after the autocast retry
+        self.assertEqual([(c["autocast"], c["after_await"]) for c in calls], [(False, False), (True, True)])
+        self.assertEqual([i["next_action"] for _, i in seen], ["retry_autocast"])
+
+    def test_coroutine_cpu_fallback_and_give_up(self):
+        fn, calls = self._flaky_coroutine(2)
+        with warnings.catch_warnings(record=True) as w:
+            asyncio.run(torch.cuda.safe_run(fn, max_cuda_retries=1)(torch.ones(2, 2)))
+        self.assertEqual(len(w), 1)
+        self.assertEqual([c["autocast"] for c in calls], [False, True, False])
+        fn, calls = self._flaky_coroutine(10)
+        with warnings.catch_warnings(record=True), self.assertRaises(torch.OutOfMemoryError):
+            asyncio.run(torch.cuda.safe_run(fn, max_cuda_retries=1)(torch.ones(2, 2)))
+        self.assertEqual(len(calls), 3)
+
+    def test_coroutine_other_error_propagates(self):
+        fn, calls = self._flaky_coroutine(1, error=ValueError)
+        with self.assertRaises(ValueError):
+            asyncio.run(torch.cuda.safe_run(fn)(torch.ones(2, 2)))
+        self.assertEqual(len(calls), 1)
+
+    def test_retry_state_does_not_leak_to_other_tasks(self):
+        # Autocast and the CPU default device are thread-local: they must be entered only while the
+        # recovering coroutine runs, never while another task of the same loop does.
+        fn, calls = self._flaky_coroutine(2)
+        observed = []
+
+        async def other_task():
+            for _ in range(20):
+                observed.append((torch.is_autocast_enabled("cpu"), torch.empty(1).device.type))
+                await asyncio.sleep(0)
+
+        async def main():
+            torch.set_default_device("meta")
+            try:
+                return await asyncio.gather(torch.cuda.safe_run(fn)(torch.ones(2, 2, device="cpu")), other_task())
+            finally:
+                torch.set_default_device(None)
+
+        with warnings.catch_warnings(record=True):
+            asyncio.run(main())
+        self.assertEqual([(c["autocast"], c["default"]) for c in calls], [(False, "meta"), (True, "meta"), (False, "cpu")])
+        self.assertEqual(set(observed), {(False, "meta")})
+
+    def test_coroutine_cancelled_while_retrying(self):
+        started = []
+
+        async def fn():
+            started.append(torch.is_autocast_enabled("cpu"))
+            if len(started) == 1:
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            await asyncio.sleep(3600)
+
+        async def main():
+            task = asyncio.ensure_future(torch.cuda.safe_run(fn)())
+            while len(started) < 2:
+                await asyncio.sleep(0)
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            return torch.is_autocast_enabled("cpu")
+
+        self.assertFalse(asyncio.run(main()))
+        self.assertEqual(started, [False, True])
+
+    @parametrize("fn", [sync_generator, async_generator], name_fn=lambda fn: fn.__name__)
+    def test_generator_functions_refused_at_decoration(self, fn):
+        kind = "an async generator" if inspect.isasyncgenfunction(fn) else "a generator"
+        with self.assertRaisesRegex(
+            TypeError,
+            rf"^safe_run\(\): {fn.__name__} is {kind} function; an attempt that already yielded items cannot be "
+            r"retried, so wrap the work done for each item \(or the function consuming the generator\) with",
+        ):
+            torch.cuda.safe_run(fn)
+
+    @parametrize("backend", ["eager", "aot_eager"])
+    def test_fullgraph_says_to_decorate_outside(self, backend):
+        # C10: our message, not Dynamo's "marked as skipped ... Please file an issue".
+        torch._dynamo.reset()
+
+        @torch.cuda.safe_run
+        def step(x):
+            return x * 2
+
+        def outer(x):
+            return step(x) + 1
+
+        message = r"apply torch.cuda.safe_run outside the compiled region, e.g. torch.cuda.safe_run\(torch.compile"
+        for target in (step, outer):
+            with self.assertRaisesRegex(torch._dynamo.exc.Unsupported, message):
+                torch.compile(target, backend=backend, fullgraph=True)(torch.ones(2))
+        # The advice works: the compiled function inside, the policy outside.
+        wrapped = torch.cuda.safe_run(torch.compile(step.__wrapped__, backend=backend, fullgraph=True))
+        self.assertEqual(wrapped(torch.ones(2)), torch.full((2,), 2.0))
+
+
 @unittest.skipIf(not TEST_CUDA, "requires CUDA")
 class TestSafeRunCUDA(TestCase):
     def test_real_oom_recovers_on_cpu_and_memory_returns_to_baseline(self):
@@ -674,10 +1035,54 @@ class TestSafeRunCUDA(TestCase):
         torch.cuda.clear_cache()
 
 
+    def test_real_oom_names_the_device_and_output_dtype_is_restored(self):
+        # G11/G15/F4 on a real device: the allocator's message gives cuda:<index>, the retry runs under that
+        # device's autocast, and the output comes back in float32.
+        total = torch.cuda.get_device_properties(0).total_memory
+        seen, autocast = [], []
+
+        def step(x):
+            autocast.append(torch.is_autocast_enabled("cuda"))
+            if len(autocast) == 1:
+                torch.empty(total, dtype=torch.uint8, device="cuda")
+            return x @ x
+
+        out = torch.cuda.safe_run(step, error_callback=lambda e, i: seen.append((i["device"], i["next_action"])))(
+            torch.ones(8, 8, device="cuda")
+        )
+        self.assertEqual(seen, [(torch.device("cuda", 0), "retry_autocast")])
+        self.assertEqual(autocast, [False, True])
+        self.assertEqual(out.dtype, torch.float32)
+        torch.cuda.clear_cache()
+
+    def test_real_oom_cpu_fallback_under_cuda_default_device(self):
+        # G10: factories inside fn follow torch.device("cpu") on the fallback, not the default CUDA device.
+        total = torch.cuda.get_device_properties(0).total_memory
+        devices = []
+
+        def step():
+            devices.append(torch.empty(1).device.type)
+            if len(devices) < 3:
+                torch.empty(total, dtype=torch.uint8)  # on the default device: CUDA
+            return torch.ones(1)
+
+        torch.set_default_device("cuda")
+        try:
+            with warnings.catch_warnings(record=True):
+                out = torch.cuda.safe_run(step)()
+        finally:
+            torch.set_default_device(None)
+        self.assertEqual(devices, ["cuda", "cuda", "cpu"])
+        self.assertEqual(out.device.type, "cpu")
+        torch.cuda.clear_cache()
+
+
 instantiate_parametrized_tests(TestSafeRunValidation)
 instantiate_parametrized_tests(TestSafeRunOOM)
 instantiate_parametrized_tests(TestSafeRunCPUFallback)
 instantiate_parametrized_tests(TestSafeRunCompile)
+instantiate_parametrized_tests(TestSafeRunFindings)
+instantiate_parametrized_tests(TestSafeRunKinds)
 
 if __name__ == "__main__":
     run_tests()

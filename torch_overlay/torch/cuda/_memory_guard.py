@@ -126,6 +126,25 @@ def _rank_suffix() -> str:
     return ""
 
 
+def _releasable(device: torch.device) -> tuple[int, int]:
+    """``(releasable, unusable)``: cached bytes a new allocation can get, and reserved bytes it cannot.
+
+    Blocks in use (active) cannot serve it, nor the free remainders of split blocks
+    (inactive split: only a tensor that fits inside one can use them, and the whole
+    block returns to the driver only once it is entirely free).
+    """
+    stats = torch.cuda.memory_stats(device)
+    reserved = stats.get("reserved_bytes.all.current", 0)
+    unusable = stats.get("active_bytes.all.current", 0) + stats.get("inactive_split_bytes.all.current", 0)
+    return max(reserved - unusable, 0), min(unusable, reserved)
+
+
+def _memory_fraction(device: torch.device) -> float:
+    # torch.cuda.get_per_process_memory_fraction is newer than some supported releases.
+    get_fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+    return get_fraction(device) if get_fraction is not None else 1.0
+
+
 def _check_free_memory(required: MemorySize, device: int | str | torch.device | None, caller: str) -> None:
     from torch.utils._memory_size import format_memory_size, parse_memory_size
 
@@ -133,15 +152,23 @@ def _check_free_memory(required: MemorySize, device: int | str | torch.device | 
     _validate_device_type(device, caller)
     cuda_device = _cuda_device(device, caller)
     driver_free, total = torch.cuda.mem_get_info(cuda_device)
-    cached = torch.cuda.memory_reserved(cuda_device) - torch.cuda.memory_allocated(cuda_device)
-    free = driver_free + cached
+    releasable, unusable = _releasable(cuda_device)
+    free = driver_free + releasable
+    detail = (
+        f"{format_memory_size(driver_free)} free on the device + {format_memory_size(releasable)} cached "
+        f"by PyTorch's allocator and reusable"
+    )
+    fraction = _memory_fraction(cuda_device)
+    if fraction < 1.0:
+        allowed = max(int(total * fraction) - unusable, 0)
+        if allowed < free:
+            free = allowed
+            detail += f", capped by set_per_process_memory_fraction({fraction:g})"
     needed = parse_memory_size(required, total=total, name=f"{caller}(): required")
     if free < needed:
         raise torch.OutOfMemoryError(
-            f"{caller}(): {cuda_device}{_rank_suffix()} has {format_memory_size(free)} free "
-            f"({format_memory_size(driver_free)} free on the device + {format_memory_size(cached)} cached "
-            f"by PyTorch's allocator) of {format_memory_size(total)} total, but {format_memory_size(needed)} "
-            f"is required (required={required!r})"
+            f"{caller}(): {cuda_device}{_rank_suffix()} has {format_memory_size(free)} free ({detail}) of "
+            f"{format_memory_size(total)} total, but {format_memory_size(needed)} is required (required={required!r})"
         )
 
 
@@ -149,9 +176,14 @@ def assert_free_memory(required: MemorySize, device: int | str | torch.device | 
     r"""Raise :class:`torch.OutOfMemoryError` unless ``device`` has at least ``required`` bytes free.
 
     Free memory is what the driver reports free (:func:`torch.cuda.mem_get_info`)
-    plus what PyTorch's caching allocator holds without using it
-    (:func:`torch.cuda.memory_reserved` minus :func:`torch.cuda.memory_allocated`),
-    since new tensors reuse that first.
+    plus what PyTorch's caching allocator holds that a new allocation can get:
+    reserved minus active minus inactive split bytes
+    (:func:`torch.cuda.memory_stats`' ``"reserved_bytes.all.current"``,
+    ``"active_bytes.all.current"``, ``"inactive_split_bytes.all.current"``; the
+    free remainders of split blocks only serve tensors that fit inside them).
+    When :func:`torch.cuda.set_per_process_memory_fraction` limits the process to
+    less than the whole device, free memory is capped at that share of the total
+    minus what the allocator cannot reuse.
 
     Args:
         required (int, str or float): an ``int`` number of bytes, a size string
@@ -187,8 +219,8 @@ def assert_free_memory(required: MemorySize, device: int | str | torch.device | 
         >>> # xdoctest: +SKIP("requires CUDA")
         >>> torch.cuda.assert_free_memory(0.5, device="cuda:0")
         torch.OutOfMemoryError: assert_free_memory(): cuda:0 has 10.31 GiB free (10.06 GiB free on
-        the device + 256.00 MiB cached by PyTorch's allocator) of 79.19 GiB total, but 39.59 GiB is
-        required (required=0.5)
+        the device + 256.00 MiB cached by PyTorch's allocator and reusable) of 79.19 GiB total, but
+        39.59 GiB is required (required=0.5)
     """
     _check_free_memory(required, device, "assert_free_memory")
 
@@ -204,10 +236,18 @@ class min_free_vram:
     misspelled size fails at decoration time; the memory itself is checked each
     time the block is entered or the decorated function is called.
 
+    The check holds no state, so every kind of function can be decorated: a
+    coroutine function (the wrapper is one too, and checks before awaiting ``fn``),
+    a generator or async generator function (the wrapper is one too, and checks
+    when the iteration starts, at the first ``next``/``anext``, then delegates to
+    ``fn``'s generator). ``async with min_free_vram(...):`` works as ``with``.
+
     .. note:: Decorated functions keep their name, docstring and picklability.
         Under :func:`torch.compile` the check runs eagerly, outside the graph
-        (``torch.cuda`` is on Dynamo's skip list), and the
-        decorated function itself is compiled.
+        (``torch.cuda`` is on Dynamo's skip list), and the decorated function
+        itself is compiled; ``fullgraph=True`` over the decorated function, or a
+        function calling it, fails with a message saying to apply ``min_free_vram``
+        outside the compiled region.
 
     Example::
 
@@ -231,17 +271,65 @@ class min_free_vram:
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         pass
 
+    async def __aenter__(self) -> None:
+        self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        pass
+
     def __call__(self, fn: F) -> F:
+        import inspect
+
+        from torch.cuda._wrapping import stay_eager
+
         if not callable(fn):
             raise TypeError(f"min_free_vram(): expected a callable to decorate, but got {fn!r}")
         required, device = self.required, self.device
 
-        @functools.wraps(fn)
-        def min_free_vram_wrapper(*args: Any, **kwargs: Any) -> Any:
-            _check_free_memory(required, device, "min_free_vram")
-            return fn(*args, **kwargs)
+        if inspect.iscoroutinefunction(fn):
 
-        return min_free_vram_wrapper  # type: ignore[return-value]
+            @functools.wraps(fn)
+            async def min_free_vram_wrapper(*args: Any, **kwargs: Any) -> Any:
+                _check_free_memory(required, device, "min_free_vram")
+                return await fn(*args, **kwargs)
+
+        elif inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def min_free_vram_wrapper(*args: Any, **kwargs: Any) -> Any:
+                _check_free_memory(required, device, "min_free_vram")
+                return (yield from fn(*args, **kwargs))
+
+        elif inspect.isasyncgenfunction(fn):
+
+            @functools.wraps(fn)
+            async def min_free_vram_wrapper(*args: Any, **kwargs: Any) -> Any:
+                _check_free_memory(required, device, "min_free_vram")
+                agen = fn(*args, **kwargs)
+                try:
+                    item = await agen.__anext__()
+                    while True:
+                        try:
+                            sent = yield item
+                        except GeneratorExit:
+                            raise
+                        except BaseException as e:
+                            item = await agen.athrow(e)
+                        else:
+                            item = await agen.asend(sent)
+                except StopAsyncIteration:
+                    return
+                finally:
+                    await agen.aclose()
+
+        else:
+
+            @functools.wraps(fn)
+            def min_free_vram_wrapper(*args: Any, **kwargs: Any) -> Any:
+                _check_free_memory(required, device, "min_free_vram")
+                return fn(*args, **kwargs)
+
+        return stay_eager(min_free_vram_wrapper, "torch.cuda.min_free_vram")  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         return f"torch.cuda.min_free_vram({self.required!r}, device={self.device!r})"
