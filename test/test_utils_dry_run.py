@@ -247,6 +247,25 @@ class TestSkippable(TestCase):
         self.assertEqual((outside, inside, calls), ("uploaded", "<skipped>", ["a"]))
         self.assertIn("dry run: skipped TestSkippable.test_coroutine.<locals>.upload('b')", message)
 
+    def test_async_callable_object_and_partial(self):
+        class Upload:
+            async def __call__(self, path):
+                return "uploaded"
+
+        async def notify(channel, text):
+            return "sent"
+
+        upload = skippable(returns="<skipped>")(Upload())
+        send = skippable(returns="<skipped>")(functools.partial(notify, "#ops"))
+        self.assertTrue(inspect.iscoroutinefunction(upload) and inspect.iscoroutinefunction(send))
+
+        async def main():
+            with dry_run():
+                skipped = await upload("a"), await send("hi")
+            return skipped, await upload("a"), await send("hi")
+
+        self.assertEqual(asyncio.run(main()), (("<skipped>", "<skipped>"), "uploaded", "sent"))
+
     def test_generators(self):
         @skippable
         def chunks(n):

@@ -453,8 +453,9 @@ def auto_tensorize(
                 bound.arguments[name] = _cast(to_tensor(value, device=target), dtype)
         return bound.args, bound.kwargs
 
-    if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        from torch.utils.error_callback import _wrap
+    from torch.utils.error_callback import _kind, _wrap
+
+    if _kind(fn) != "function":
 
         def start(*args: Any, **kwargs: Any) -> Any:
             args, kwargs = convert_args(args, kwargs)

@@ -46,7 +46,7 @@ from typing import Any, TypeVar
 import torch
 from torch.utils import _pytree as pytree
 from torch.utils._contextlib import _DecoratorContextManager
-from torch.utils.error_callback import _context_decorator, _wrap
+from torch.utils.error_callback import _context_decorator, _kind, _wrap
 
 
 __all__ = ["Rehearsal", "dry_run", "is_enabled", "rehearse", "skippable"]
@@ -200,7 +200,8 @@ def skippable(fn: _F | None = None, *, returns: Any = None) -> Any:
     if not callable(fn):
         raise TypeError(f"skippable(): expected a callable, but got {fn!r}")
     name = getattr(fn, "__qualname__", repr(fn))
-    generator = inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
+    kind = _kind(fn)
+    generator = kind in ("generator", "async generator")
     if generator and returns is not None and (not isinstance(returns, Iterable) or isinstance(returns, (str, bytes))):
         raise TypeError(
             f"skippable(): {name} is a generator function, so returns= must be None or an iterable "
@@ -215,11 +216,12 @@ def skippable(fn: _F | None = None, *, returns: Any = None) -> Any:
             _log.info("dry run: skipped %s(%s)", name, ", ".join(shown))
         return True
 
-    if generator or inspect.iscoroutinefunction(fn):
-        if inspect.iscoroutinefunction(fn):
-            placeholder: Callable[[Any], Any] = _returning
-        else:
-            placeholder = _yielding_async if inspect.isasyncgenfunction(fn) else _yielding
+    if kind != "function":
+        placeholder: Callable[[Any], Any] = {
+            "coroutine": _returning,
+            "generator": _yielding,
+            "async generator": _yielding_async,
+        }[kind]
 
         def start(*args: Any, **kwargs: Any) -> Any:
             return placeholder(returns) if skipped(args, kwargs) else fn(*args, **kwargs)

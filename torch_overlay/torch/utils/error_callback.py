@@ -55,6 +55,19 @@ _ContextFactory = Callable[[], AbstractContextManager[Any]]
 # not in its consumer, not in other asyncio tasks and not in other generators.
 
 
+def _kind(fn: Callable[..., Any]) -> str:
+    # "coroutine", "generator", "async generator" or "function": what calling ``fn`` runs.  Looks
+    # through functools.partial and bound methods (as inspect does) and at a callable object's __call__.
+    for candidate in (fn, type(fn).__call__):
+        if inspect.iscoroutinefunction(candidate):
+            return "coroutine"
+        if inspect.isasyncgenfunction(candidate):
+            return "async generator"
+        if inspect.isgeneratorfunction(candidate):
+            return "generator"
+    return "function"
+
+
 def _steps(ctx_factory: _ContextFactory, it: Any, convert: Callable[[Any], Any] | None = None) -> Generator[Any, Any, Any]:
     # Drive the generator or coroutine ``it`` (anything with send/throw/close) one step at a time,
     # each step inside a fresh ``ctx_factory()``; ``convert`` maps yielded values and the result.
@@ -104,7 +117,8 @@ def _wrap(
     a function mapping that call's result and each value its generator yields.
     """
     make = fn if start is None else start
-    if inspect.iscoroutinefunction(fn):
+    kind = _kind(fn)
+    if kind == "coroutine":
 
         @functools.wraps(fn)
         async def coroutine_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -113,7 +127,7 @@ def _wrap(
             return out if convert is None else convert(out)
 
         return coroutine_wrapper
-    if inspect.isasyncgenfunction(fn):
+    if kind == "async generator":
 
         @functools.wraps(fn)
         async def async_generator_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
@@ -135,7 +149,7 @@ def _wrap(
                 return
 
         return async_generator_wrapper
-    if inspect.isgeneratorfunction(fn):
+    if kind == "generator":
 
         @functools.wraps(fn)
         def generator_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
