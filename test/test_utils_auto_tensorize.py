@@ -189,6 +189,8 @@ class TestToTensor(TestCase):
             to_tensor([1.0], device="gpu")
         with self.assertRaisesRegex(ValueError, r"to_tensor\(\): device index must be non-negative, but got -1"):
             to_tensor([1.0], device=-1)
+        with self.assertRaisesRegex(ValueError, r"to_tensor\(\): device 1180591620717411303424 is not a valid device"):
+            to_tensor([1.0], device=2**70)
         with self.assertRaisesRegex(TypeError, r"to_tensor\(\): copy must be a bool, but got 'yes'"):
             to_tensor(a, copy="yes")
 

@@ -97,7 +97,7 @@ def _check_device(device: object, caller: str) -> torch.device | None:
         raise ValueError(f"{caller}: device index must be non-negative, but got {device}")
     try:
         return torch.device(device)
-    except RuntimeError as e:
+    except (RuntimeError, ValueError, OverflowError) as e:
         raise ValueError(f"{caller}: device {device!r} is not a valid device: {e}") from None
 
 
