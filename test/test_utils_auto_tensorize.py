@@ -177,7 +177,8 @@ class TestToTensor(TestCase):
         with self.assertRaises(TypeError) as ctx:
             to_tensor(a, dtype="float32")
         self.assertExpectedInline(
-            str(ctx.exception), """to_tensor(): dtype must be a torch.dtype (torch.float32) or None, but got 'float32'"""
+            str(ctx.exception),
+            """to_tensor(): dtype must be a torch.dtype (torch.float32) or None, but got 'float32'""",
         )
         with self.assertRaisesRegex(TypeError, r"to_tensor\(\): dtype must be a torch.dtype or None, but got 5"):
             to_tensor(torch.ones(2), dtype=5)
@@ -410,7 +411,7 @@ class TestAutoTensorize(TestCase):
             auto_tensorize(3)
         with self.assertRaisesRegex(TypeError, r"auto_tensorize\(\): expected a function, but got <class 'int'>"):
             auto_tensorize(int)
-        with self.assertRaisesRegex(TypeError, r"auto_tensorize\(\): return_type must be 'tensor' or 'input', but got 1"):
+        with self.assertRaisesRegex(TypeError, r"auto_tensorize\(\): return_type must be .* but got 1"):
             auto_tensorize(return_type=1)
         with self.assertRaisesRegex(TypeError, r"auto_tensorize\(\): device must be a torch.device"):
             auto_tensorize(device=1.5)
@@ -419,7 +420,7 @@ class TestAutoTensorize(TestCase):
         with self.assertRaisesRegex(ValueError, r"auto_tensorize\(\): device index must be non-negative, but got -1"):
             auto_tensorize(device=-1)
         for bad in (["x", 1], 5, "x"):
-            with self.assertRaisesRegex(TypeError, r"auto_tensorize\(\): argnames must be a sequence of parameter names"):
+            with self.assertRaisesRegex(TypeError, r"auto_tensorize\(\): argnames must be a sequence of parameter"):
                 auto_tensorize(argnames=bad)
 
     def test_coroutine(self):

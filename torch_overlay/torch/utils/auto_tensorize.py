@@ -417,7 +417,9 @@ def auto_tensorize(
     _check_dtype(dtype, "auto_tensorize()")
     device = _check_device(device, "auto_tensorize()")
     if isinstance(argnames, str):
-        raise TypeError(f"auto_tensorize(): argnames must be a sequence of parameter names, not the string {argnames!r}")
+        raise TypeError(
+            f"auto_tensorize(): argnames must be a sequence of parameter names, not the string {argnames!r}"
+        )
     if argnames is not None:
         argnames = tuple(argnames) if isinstance(argnames, Iterable) else argnames
     if argnames is not None and (not isinstance(argnames, tuple) or not all(isinstance(n, str) for n in argnames)):

@@ -365,7 +365,9 @@ def rehearse(
     if isinstance(optimizer, torch.optim.Optimizer):
         cls = type(optimizer)
         name = cls.__name__
-        path = f"torch.optim.{name}" if getattr(torch.optim, name, None) is cls else f"{cls.__module__}.{cls.__qualname__}"
+        path = f"{cls.__module__}.{cls.__qualname__}"
+        if getattr(torch.optim, name, None) is cls:
+            path = f"torch.optim.{name}"
         raise TypeError(
             f"rehearse(): optimizer must be an optimizer class or factory, not an instance ({name}) that holds "
             f"real parameters; pass type(opt), or functools.partial({path}, lr=...) to keep its settings"

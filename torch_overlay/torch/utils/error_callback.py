@@ -68,7 +68,9 @@ def _kind(fn: Callable[..., Any]) -> str:
     return "function"
 
 
-def _steps(ctx_factory: _ContextFactory, it: Any, convert: Callable[[Any], Any] | None = None) -> Generator[Any, Any, Any]:
+def _steps(
+    ctx_factory: _ContextFactory, it: Any, convert: Callable[[Any], Any] | None = None
+) -> Generator[Any, Any, Any]:
     # Drive the generator or coroutine ``it`` (anything with send/throw/close) one step at a time,
     # each step inside a fresh ``ctx_factory()``; ``convert`` maps yielded values and the result.
     try:
