@@ -1,5 +1,7 @@
 # Owner(s): ["module: tensor creation"]
 
+import asyncio
+import inspect
 import pickle
 import subprocess
 import sys
@@ -164,11 +166,52 @@ class TestToTensor(TestCase):
             to_tensor("abc")
         self.assertExpectedInline(
             str(ctx.exception),
-            """to_tensor(): cannot convert 'abc' of type str; expected a tensor, a NumPy array, an object with __dlpack__ or __cuda_array_interface__, a number, or a nested list/tuple of them""",  # noqa: B950
+            """to_tensor(): cannot convert 'abc' of type str; expected a tensor, a NumPy array, an object with __dlpack__ or __cuda_array_interface__, a number, or a nested list/tuple/range of them""",  # noqa: B950
         )
         for bad in (None, {1: 2}, object(), [None]):
             with self.assertRaises(TypeError):
                 to_tensor(bad)
+
+    def test_bad_options_name_to_tensor(self):
+        a = np.ones(2)
+        with self.assertRaises(TypeError) as ctx:
+            to_tensor(a, dtype="float32")
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """to_tensor(): dtype must be a torch.dtype (torch.float32) or None, but got 'float32'""",
+        )
+        with self.assertRaisesRegex(TypeError, r"to_tensor\(\): dtype must be a torch.dtype or None, but got 5"):
+            to_tensor(torch.ones(2), dtype=5)
+        with self.assertRaisesRegex(TypeError, r"to_tensor\(\): device must be a torch.device, .* but got 1.5"):
+            to_tensor(a, device=1.5)
+        with self.assertRaisesRegex(TypeError, r"to_tensor\(\): device must be a torch.device, .* but got True"):
+            to_tensor(a, device=True)
+        with self.assertRaisesRegex(ValueError, r"to_tensor\(\): device 'gpu' is not a valid device"):
+            to_tensor([1.0], device="gpu")
+        with self.assertRaisesRegex(ValueError, r"to_tensor\(\): device index must be non-negative, but got -1"):
+            to_tensor([1.0], device=-1)
+        with self.assertRaisesRegex(ValueError, r"to_tensor\(\): device 1180591620717411303424 is not a valid device"):
+            to_tensor([1.0], device=2**70)
+        with self.assertRaisesRegex(TypeError, r"to_tensor\(\): copy must be a bool, but got 'yes'"):
+            to_tensor(a, copy="yes")
+
+    def test_range_like_torch_tensor(self):
+        self.assertEqual(to_tensor(range(3)), torch.tensor(range(3)))
+        self.assertEqual(to_tensor([range(2), range(2)], dtype=torch.float32), torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+        self.assertEqual(to_tensor(range(0)).shape, (0,))
+
+    def test_integers_beyond_int64(self):
+        with self.assertRaises(ValueError) as ctx:
+            to_tensor(2**70)
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """to_tensor(): 1180591620717411303424 is an integer outside the range of torch.int64 [-2**63, 2**63); pass dtype=torch.float64 (or torch.uint64 for values below 2**64) to convert it""",  # noqa: B950
+        )
+        with self.assertRaisesRegex(ValueError, r"to_tensor\(\): the element at \[1\]\[0\] is an integer outside"):
+            to_tensor([[1], [-(2**64)]])
+        self.assertEqual(to_tensor(2**70, dtype=torch.float64).item(), float(2**70))
+        self.assertEqual(to_tensor([2**63 - 1, -(2**63)]).tolist(), [2**63 - 1, -(2**63)])
+        self.assertTrue(to_tensor(float("nan")).isnan())
 
     def test_object_and_string_arrays(self):
         with self.assertRaisesRegex(TypeError, r"NumPy array of dtype object; expected a numeric or bool dtype"):
@@ -362,10 +405,68 @@ class TestAutoTensorize(TestCase):
             f(DLPackOnly(np.ones(2)))
 
     def test_bad_options(self):
-        with self.assertRaisesRegex(TypeError, "dtype must be a torch.dtype"):
+        with self.assertRaisesRegex(TypeError, r"auto_tensorize\(\): dtype must be a torch.dtype \(torch.float32\)"):
             auto_tensorize(dtype="float32")
-        with self.assertRaisesRegex(TypeError, "expected a callable"):
+        with self.assertRaisesRegex(TypeError, r"auto_tensorize\(\): expected a function, but got 3"):
             auto_tensorize(3)
+        with self.assertRaisesRegex(TypeError, r"auto_tensorize\(\): expected a function, but got <class 'int'>"):
+            auto_tensorize(int)
+        with self.assertRaisesRegex(TypeError, r"auto_tensorize\(\): return_type must be .* but got 1"):
+            auto_tensorize(return_type=1)
+        with self.assertRaisesRegex(TypeError, r"auto_tensorize\(\): device must be a torch.device"):
+            auto_tensorize(device=1.5)
+        with self.assertRaisesRegex(ValueError, r"auto_tensorize\(\): device 'gpu' is not a valid device"):
+            auto_tensorize(device="gpu")
+        with self.assertRaisesRegex(ValueError, r"auto_tensorize\(\): device index must be non-negative, but got -1"):
+            auto_tensorize(device=-1)
+        for bad in (["x", 1], 5, "x"):
+            with self.assertRaisesRegex(TypeError, r"auto_tensorize\(\): argnames must be a sequence of parameter"):
+                auto_tensorize(argnames=bad)
+
+    def test_coroutine(self):
+        @auto_tensorize(return_type="input")
+        async def center(x):
+            self.assertIsInstance(x, torch.Tensor)
+            await asyncio.sleep(0)
+            return x - x.mean()
+
+        self.assertTrue(inspect.iscoroutinefunction(center))
+        out = asyncio.run(center(np.array([1.0, 2.0, 3.0])))
+        self.assertIsInstance(out, np.ndarray)
+        self.assertEqual(out.tolist(), [-1.0, 0.0, 1.0])
+        self.assertIsInstance(asyncio.run(center(torch.ones(2))), torch.Tensor)
+
+    def test_generators(self):
+        @auto_tensorize(return_type="input")
+        def rows(x):
+            self.assertIsInstance(x, torch.Tensor)
+            scale = yield x[0]
+            yield x[1] * scale
+            return x.sum()
+
+        @auto_tensorize(argnames=["x"])
+        async def arows(x):
+            for row in x:
+                await asyncio.sleep(0)
+                yield row
+
+        self.assertTrue(inspect.isgeneratorfunction(rows))
+        self.assertTrue(inspect.isasyncgenfunction(arows))
+        it = rows(np.array([[1.0], [2.0]]))
+        first = next(it)
+        self.assertIsInstance(first, np.ndarray)
+        self.assertEqual(it.send(10.0).tolist(), [20.0])
+        with self.assertRaises(StopIteration) as ctx:
+            next(it)
+        self.assertIsInstance(ctx.exception.value, np.ndarray)
+        self.assertEqual(ctx.exception.value.tolist(), 3.0)
+
+        async def collect():
+            return [row async for row in arows([[1, 2], [3, 4]])]
+
+        out = asyncio.run(collect())
+        self.assertEqual([type(row) for row in out], [torch.Tensor, torch.Tensor])
+        self.assertEqual(torch.stack(out), torch.tensor([[1, 2], [3, 4]]))
 
     def test_wraps_and_pickles(self):
         self.assertEqual(module_level_double.__name__, "module_level_double")

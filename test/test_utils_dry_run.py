@@ -1,6 +1,8 @@
 # Owner(s): ["module: tests"]
 
+import asyncio
 import functools
+import inspect
 import os
 import pickle
 import subprocess
@@ -10,6 +12,7 @@ import threading
 from unittest import mock
 
 import torch
+import torch._logging._internal
 from torch.testing._internal.common_utils import (
     instantiate_parametrized_tests,
     parametrize,
@@ -123,6 +126,52 @@ class TestSwitch(TestCase):
     def test_bad_argument(self):
         with self.assertRaisesRegex(TypeError, "enabled must be a bool"):
             dry_run("yes")
+        with self.assertRaisesRegex(TypeError, r"dry_run\(\): can only decorate a function, but got a class"):
+            dry_run()(int)
+
+    def test_decorated_coroutine_runs_in_dry_run_only_itself(self):
+        @dry_run()
+        async def step():
+            seen = [is_enabled()]
+            await asyncio.sleep(0.01)
+            seen.append(is_enabled())
+            return seen
+
+        async def other(seen):
+            for _ in range(4):
+                seen.append(is_enabled())
+                await asyncio.sleep(0.004)
+
+        async def main():
+            others = []
+            results = await asyncio.gather(step(), other(others), step())
+            return results, others, is_enabled()
+
+        self.assertTrue(inspect.iscoroutinefunction(step))
+        (first, _, second), others, after = asyncio.run(main())
+        self.assertEqual((first, second, after), ([True, True], [True, True], False))
+        self.assertEqual(others, [False] * 4)
+
+    def test_decorated_generators_not_seen_by_consumer(self):
+        @dry_run()
+        def gen():
+            yield is_enabled()
+            yield is_enabled()
+
+        @dry_run()
+        async def agen():
+            yield is_enabled()
+            await asyncio.sleep(0)
+            yield is_enabled()
+
+        self.assertTrue(inspect.isgeneratorfunction(gen))
+        self.assertTrue(inspect.isasyncgenfunction(agen))
+        self.assertEqual([(v, is_enabled()) for v in gen()], [(True, False), (True, False)])
+
+        async def consume():
+            return [(v, is_enabled()) async for v in agen()]
+
+        self.assertEqual(asyncio.run(consume()), [(True, False), (True, False)])
 
     def test_quiet_import(self):
         code = (
@@ -177,6 +226,100 @@ class TestSkippable(TestCase):
     def test_not_callable(self):
         with self.assertRaisesRegex(TypeError, "expected a callable"):
             skippable(3)
+
+    def test_coroutine(self):
+        calls = []
+
+        @skippable(returns="<skipped>")
+        async def upload(path):
+            await asyncio.sleep(0)
+            calls.append(path)
+            return "uploaded"
+
+        async def main():
+            outside = await upload("a")
+            with dry_run(), self.assertLogs("torch.utils.dry_run", level="INFO") as logs:
+                inside = await upload("b")
+            return outside, inside, logs.records[0].getMessage()
+
+        self.assertTrue(inspect.iscoroutinefunction(upload))
+        outside, inside, message = asyncio.run(main())
+        self.assertEqual((outside, inside, calls), ("uploaded", "<skipped>", ["a"]))
+        self.assertIn("dry run: skipped TestSkippable.test_coroutine.<locals>.upload('b')", message)
+
+    def test_async_callable_object_and_partial(self):
+        class Upload:
+            async def __call__(self, path):
+                return "uploaded"
+
+        async def notify(channel, text):
+            return "sent"
+
+        upload = skippable(returns="<skipped>")(Upload())
+        send = skippable(returns="<skipped>")(functools.partial(notify, "#ops"))
+        self.assertTrue(inspect.iscoroutinefunction(upload) and inspect.iscoroutinefunction(send))
+
+        async def main():
+            with dry_run():
+                skipped = await upload("a"), await send("hi")
+            return skipped, await upload("a"), await send("hi")
+
+        self.assertEqual(asyncio.run(main()), (("<skipped>", "<skipped>"), "uploaded", "sent"))
+
+    def test_generators(self):
+        @skippable
+        def chunks(n):
+            yield from range(n)
+
+        @skippable(returns=["<skipped>"])
+        async def achunks(n):
+            for i in range(n):
+                yield i
+
+        async def collect(n):
+            return [x async for x in achunks(n)]
+
+        self.assertTrue(inspect.isgeneratorfunction(chunks))
+        self.assertTrue(inspect.isasyncgenfunction(achunks))
+        self.assertEqual((list(chunks(3)), asyncio.run(collect(2))), ([0, 1, 2], [0, 1]))
+        with dry_run():
+            self.assertEqual((list(chunks(3)), asyncio.run(collect(2))), ([], ["<skipped>"]))
+
+    def test_generator_placeholder_must_be_iterable(self):
+        def chunks():
+            yield 1
+
+        for bad in (3, "skipped"):
+            with self.assertRaisesRegex(TypeError, r"skippable\(\): .*chunks is a generator function, so returns="):
+                skippable(returns=bad)(chunks)
+
+    def test_skips_shown_by_torch_logs(self):
+        # torch's loggers do not propagate to the root logger: TORCH_LOGS is the way to see the skips.
+        code = textwrap.dedent(
+            """
+            import logging
+            logging.basicConfig(level=logging.INFO)
+            from torch.utils.dry_run import dry_run, skippable
+
+            @skippable
+            def upload(path):
+                pass
+
+            with dry_run():
+                upload("ckpt.pt")
+            """
+        )
+        settings = ["torch.utils.dry_run", "+torch.utils.dry_run"]
+        if torch._logging._internal.log_registry.is_log("dry_run"):
+            settings.append("dry_run")
+        for setting in [None, *settings]:
+            env = {k: v for k, v in os.environ.items() if k not in ("TORCH_LOGS", "TORCH_DRY_RUN")}
+            if setting is not None:
+                env["TORCH_LOGS"] = setting
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            shown = "dry run: skipped upload('ckpt.pt')" in out.stderr
+            self.assertEqual(shown, setting is not None, (setting, out.stderr))
 
     @parametrize("backend", ["eager", "aot_eager"])
     def test_compiled_caller_gives_eager_result(self, backend):
@@ -247,6 +390,20 @@ class TestRehearse(TestCase):
             rehearse(torch.nn.Linear(2, 2), torch.randn(1, 2), optimizer=torch.optim.SGD)
         with self.assertRaisesRegex(ValueError, "no output of fn requires grad"):
             rehearse(lambda x: x * 2, torch.randn(2), backward=True)
+        with self.assertRaisesRegex(TypeError, r"rehearse\(\): backward must be a bool, but got 'yes'"):
+            rehearse(torch.nn.Linear(2, 2), torch.randn(1, 2), backward="yes")
+
+    def test_optimizer_instance_refused_with_a_suggestion(self):
+        model = torch.nn.Linear(2, 2)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with self.assertRaises(TypeError) as ctx:
+            rehearse(model, torch.randn(1, 2), backward=True, optimizer=opt)
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """rehearse(): optimizer must be an optimizer class or factory, not an instance (SGD) that holds real parameters; pass type(opt), or functools.partial(torch.optim.SGD, lr=...) to keep its settings""",  # noqa: B950
+        )
+        r = rehearse(model, torch.randn(1, 2), backward=True, optimizer=functools.partial(torch.optim.SGD, lr=0.1))
+        self.assertGreater(r.peak_memory, 0)
 
     def test_real_tensor_reached_through_a_closure(self):
         model = torch.nn.Linear(4, 2)

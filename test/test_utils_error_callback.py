@@ -1,5 +1,7 @@
 # Owner(s): ["module: tests"]
 
+import asyncio
+import inspect
 import logging
 import threading
 
@@ -113,6 +115,147 @@ class TestScoped(TestCase):
         self.assertEqual(seen, [])
 
 
+def _record(seen, n):
+    ec.report(RuntimeError(), source="test", n=n)
+
+
+class TestDecorator(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.seen = []
+        self.attach = ec.error_callback(lambda exc, info: self.seen.append(info["n"]))
+
+    def test_function(self):
+        @self.attach
+        def f(n):
+            _record(self.seen, n)
+            return n * 2
+
+        self.assertEqual(f(1), 2)
+        _record(self.seen, 99)
+        self.assertEqual(self.seen, [1])
+        self.assertEqual(f.__name__, "f")
+
+    def test_coroutine_only_while_it_runs(self):
+        @self.attach
+        async def step(n):
+            _record(self.seen, n)
+            await asyncio.sleep(0.01)
+            _record(self.seen, n + 1)
+            return n
+
+        async def other():
+            for n in (100, 101, 102):
+                _record(self.seen, n)
+                await asyncio.sleep(0.005)
+
+        async def main():
+            return await asyncio.gather(step(1), other(), step(10))
+
+        self.assertTrue(inspect.iscoroutinefunction(step))
+        self.assertEqual(asyncio.run(main()), [1, None, 10])
+        self.assertEqual(sorted(self.seen), [1, 2, 10, 11])
+
+    def test_coroutine_cancelled(self):
+        @self.attach
+        async def step():
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                _record(self.seen, "cancelled")
+                raise
+
+        async def main():
+            task = asyncio.create_task(step())
+            await asyncio.sleep(0.01)
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+        self.assertEqual(self.seen, ["cancelled"])
+
+    def test_generator_not_seen_by_consumer(self):
+        @self.attach
+        def gen():
+            _record(self.seen, 1)
+            sent = yield "a"
+            _record(self.seen, sent)
+            try:
+                yield "b"
+            except KeyError:
+                _record(self.seen, "thrown")
+                yield "c"
+            finally:
+                _record(self.seen, "closed")
+            return "done"
+
+        self.assertTrue(inspect.isgeneratorfunction(gen))
+        it = gen()
+        self.assertEqual(next(it), "a")
+        _record(self.seen, "consumer")  # the consumer does not see the generator's callback
+        self.assertEqual(it.send(2), "b")
+        self.assertEqual(it.throw(KeyError()), "c")
+        it.close()
+        self.assertEqual(self.seen, [1, 2, "thrown", "closed"])
+
+        def returning():
+            return (yield from gen())
+
+        it = returning()
+        next(it)
+        it.send(0)
+        with self.assertRaises(StopIteration) as ctx:
+            next(it)
+        self.assertEqual(ctx.exception.value, "done")
+
+    def test_async_generator(self):
+        @self.attach
+        async def agen():
+            _record(self.seen, 1)
+            await asyncio.sleep(0)
+            sent = yield "a"
+            _record(self.seen, sent)
+            try:
+                yield "b"
+            except KeyError:
+                _record(self.seen, "thrown")
+                yield "c"
+            finally:
+                _record(self.seen, "closed")
+
+        async def main():
+            it = agen()
+            self.assertEqual(await it.asend(None), "a")
+            _record(self.seen, "consumer")
+            self.assertEqual(await it.asend(2), "b")
+            self.assertEqual(await it.athrow(KeyError()), "c")
+            await it.aclose()
+            return [x async for x in agen()]
+
+        self.assertTrue(inspect.isasyncgenfunction(agen))
+        self.assertEqual(asyncio.run(main()), ["a", "b"])
+        self.assertEqual(self.seen, [1, 2, "thrown", "closed", 1, None, "closed"])
+
+    def test_threads_share_a_decorated_function(self):
+        @self.attach
+        def f(n, barrier):
+            barrier.wait(30)
+            _record(self.seen, n)
+
+        barrier = threading.Barrier(4)
+        threads = [threading.Thread(target=f, args=(n, barrier)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(sorted(self.seen), [0, 1, 2, 3])
+
+    def test_class_refused(self):
+        with self.assertRaisesRegex(TypeError, r"error_callback\(\): can only decorate a function, but got a class"):
+            self.attach(int)
+
+
 class TestFailingCallback(TestCase):
     def test_failing_callback_is_logged_not_raised(self):
         def broken(exc, info):
@@ -156,9 +299,8 @@ class TestValidation(TestCase):
     def test_callback_must_be_callable(self, bad):
         with self.assertRaisesRegex(TypeError, "callback must be callable"):
             ec.register(bad)
-        with self.assertRaisesRegex(TypeError, "callback must be callable"):
-            with ec.error_callback(bad):
-                pass
+        with self.assertRaisesRegex(TypeError, r"error_callback\(\): callback must be callable"):
+            ec.error_callback(bad)  # at the call, not only when entered
 
     @parametrize("bad", [(), ValueError("x"), int, (ValueError, str), "ValueError"], name_fn=lambda b: repr(b).replace("'", ""))
     def test_exceptions_must_be_exception_types(self, bad):
@@ -168,6 +310,19 @@ class TestValidation(TestCase):
     def test_report_needs_an_exception(self):
         with self.assertRaisesRegex(TypeError, "expected an exception instance"):
             ec.report("boom", source="test")
+
+    def test_error_callback_checks_exceptions_at_call(self):
+        with self.assertRaisesRegex(TypeError, r"error_callback\(\): exceptions must be an exception class"):
+            ec.error_callback(print, exceptions="ValueError")
+
+    @parametrize("bad", [5, None, b"x", ("a",)], name_fn=lambda b: type(b).__name__)
+    def test_report_source_must_be_a_string(self, bad):
+        with self.assertRaisesRegex(TypeError, r"report\(\): source must be a non-empty string"):
+            ec.report(RuntimeError(), source=bad)
+
+    def test_report_source_must_not_be_empty(self):
+        with self.assertRaisesRegex(ValueError, r"report\(\): source must be a non-empty string.*got ''"):
+            ec.report(RuntimeError(), source="")
 
     def test_report_without_callbacks_is_cheap_noop(self):
         ec.report(RuntimeError(), source="test")

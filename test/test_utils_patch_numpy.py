@@ -1,6 +1,8 @@
 # Owner(s): ["module: numpy"]
 
+import asyncio
 import importlib.util
+import inspect
 import os
 import subprocess
 import sys
@@ -22,8 +24,33 @@ TEST_CUPY = TEST_CUDA and importlib.util.find_spec("cupy") is not None
 
 
 def _fake_cupy():
-    """A stand-in for CuPy: arrays that record which module computed on them."""
+    """A stand-in for CuPy: arrays that record which module computed on them.
+
+    ``cupy.calls`` records, for each CuPy function called, its name with CuPy's current device and
+    stream at that moment (``cupy.cuda.Device`` and ``cupy.cuda.ExternalStream`` set them as CuPy's do).
+    """
     cupy = types.ModuleType("cupy")
+    cupy.calls = []
+    current = {"device": 0, "stream": "cupy-current"}
+
+    class _Switch:
+        def __init__(self, key, value):
+            self.key, self.value = key, value
+
+        def __enter__(self):
+            self.previous, current[self.key] = current[self.key], self.value
+            return self
+
+        def __exit__(self, *exc):
+            current[self.key] = self.previous
+
+    cupy.cuda = types.SimpleNamespace(
+        Device=lambda index: _Switch("device", index),
+        ExternalStream=lambda ptr, device_id=-1: _Switch("stream", (ptr, device_id)),
+    )
+
+    def record(name):
+        cupy.calls.append((name, current["device"], current["stream"]))
 
     class ndarray:
         def __init__(self, data, device_id=0):
@@ -32,6 +59,7 @@ def _fake_cupy():
 
     def wrap(name):
         def fn(*args, **kwargs):
+            record(name)
             unwrapped = [a.data if isinstance(a, ndarray) else a for a in args]
             return ndarray(getattr(np, name)(*unwrapped, **kwargs))
 
@@ -40,8 +68,8 @@ def _fake_cupy():
     cupy.ndarray = ndarray
     cupy.sum = wrap("sum")
     cupy.concatenate = lambda arrays, **kw: ndarray(np.concatenate([a.data for a in arrays], **kw))
-    cupy.linalg = types.SimpleNamespace(norm=lambda a: ndarray(np.linalg.norm(a.data)))
-    cupy.from_dlpack = mock.Mock(side_effect=lambda t: ndarray(t.numpy()))
+    cupy.linalg = types.SimpleNamespace(norm=lambda a: record("norm") or ndarray(np.linalg.norm(a.data)))
+    cupy.from_dlpack = mock.Mock(side_effect=lambda t: record("from_dlpack") or ndarray(t.numpy()))
     return cupy
 
 
@@ -128,13 +156,38 @@ class TestPatchNumpy(TestCase):
     def test_cuda_tensors_go_through_dlpack(self):
         # On this CPU-only machine, a CPU tensor plays the CUDA tensor.
         tensor = torch.tensor([3.0, 4.0])
-        with mock.patch.object(pn, "_device_of", side_effect=lambda obj: "cuda:0" if obj is tensor else None):
-            with patch_numpy(self.lib):
-                out = self.lib.norm(tensor)
+        stream = types.SimpleNamespace(cuda_stream=0)
+        with (
+            mock.patch.object(pn, "_device_of", side_effect=lambda obj: "cuda:0" if obj is tensor else None),
+            mock.patch.object(torch.cuda, "current_stream", return_value=stream),
+            patch_numpy(self.lib),
+        ):
+            out = self.lib.norm(tensor)
         self.assertEqual(self.cupy.from_dlpack.call_count, 1)
         self.assertEqual(self.cupy.from_dlpack.call_args.args[0].data_ptr(), tensor.data_ptr())
         self.assertIsInstance(out, self.cupy.ndarray)
         self.assertEqual(float(out.data), 5.0)
+
+    def test_runs_on_the_tensors_device_and_torch_stream(self):
+        # FINDINGS G16: CuPy must run on the input's device and, for tensors, torch's current stream,
+        # not on CuPy's current device and stream.  A CPU tensor plays the tensor on cuda:1.
+        tensor = torch.tensor([3.0, 4.0])
+        stream = types.SimpleNamespace(cuda_stream=0xABC)
+        with (
+            mock.patch.object(pn, "_device_of", side_effect=lambda obj: "cuda:1" if obj is tensor else None),
+            mock.patch.object(torch.cuda, "current_stream", return_value=stream) as current_stream,
+            patch_numpy(self.lib),
+        ):
+            out = self.lib.norm(tensor)
+        self.assertEqual(float(out.data), 5.0)
+        current_stream.assert_called_once_with(1)
+        self.assertEqual(self.cupy.calls, [("from_dlpack", 1, (0xABC, 1)), ("norm", 1, (0xABC, 1))])
+
+    def test_cupy_arrays_run_on_their_device_and_cupys_stream(self):
+        with patch_numpy(self.lib), mock.patch.object(torch.cuda, "current_stream") as current_stream:
+            self.lib.norm(self.cupy.ndarray([1.0], device_id=2))
+        current_stream.assert_not_called()  # no torch input: no torch CUDA state is touched
+        self.assertEqual(self.cupy.calls, [("norm", 2, "cupy-current")])
 
     def test_mixed_devices_in_a_call(self):
         with patch_numpy(self.lib), self.assertRaisesRegex(ValueError, r"numpy.concatenate\(\): the arrays live on"):
@@ -180,6 +233,49 @@ class TestPatchNumpy(TestCase):
         self.assertTrue(patched)
         self.assertEqual(float(value.data), 5.0)
         self.assertIs(self.lib.np, np)
+
+    def test_decorated_coroutine_and_generators_patch_only_while_running(self):
+        lib = self.lib
+
+        @patch_numpy(lib)
+        async def step():
+            seen = [lib.np is not np]
+            await asyncio.sleep(0.01)
+            seen.append(lib.np is not np)
+            return seen
+
+        async def other(seen):
+            for _ in range(4):
+                seen.append(lib.np is not np)
+                await asyncio.sleep(0.004)
+
+        async def main():
+            others = []
+            mine, _ = await asyncio.gather(step(), other(others))
+            return mine, others
+
+        self.assertTrue(inspect.iscoroutinefunction(step))
+        self.assertEqual(asyncio.run(main()), ([True, True], [False] * 4))
+
+        @patch_numpy(lib)
+        def gen():
+            yield lib.np is not np
+
+        @patch_numpy(lib)
+        async def agen():
+            await asyncio.sleep(0)
+            yield lib.np is not np
+
+        async def consume():
+            return [(v, lib.np is not np) async for v in agen()]
+
+        self.assertTrue(inspect.isgeneratorfunction(gen))
+        self.assertTrue(inspect.isasyncgenfunction(agen))
+        self.assertEqual([(v, lib.np is not np) for v in gen()], [(True, False)])
+        self.assertEqual(asyncio.run(consume()), [(True, False)])
+        self.assertIs(lib.np, np)
+        with self.assertRaisesRegex(TypeError, r"patch_numpy\(\): can only decorate a function, but got a class"):
+            patch_numpy(lib)(int)
 
     def test_ufunc_attributes_are_numpy(self):
         with patch_numpy(self.lib):
@@ -253,6 +349,23 @@ class TestPatchNumpyCUDA(TestCase):
         self.assertEqual(float(out), 5.0)
         shared = cupy.from_dlpack(x)
         self.assertEqual(shared.data.ptr, x.data_ptr())
+
+    def test_runs_on_torchs_current_stream(self):
+        import cupy
+
+        lib = _library()
+        x = torch.tensor([3.0, 4.0], device="cuda")
+        seen, norm = [], cupy.linalg.norm
+
+        def recording_norm(a):
+            seen.append((cupy.cuda.Device().id, cupy.cuda.get_current_stream().ptr))
+            return norm(a)
+
+        stream = torch.cuda.Stream()
+        with torch.cuda.stream(stream), mock.patch.object(cupy.linalg, "norm", recording_norm), patch_numpy(lib):
+            out = lib.norm(x)
+        self.assertEqual(seen, [(x.device.index, stream.cuda_stream)])
+        self.assertEqual(float(out), 5.0)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ NumPy was already imported by whoever created it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, TypeVar
 
 import torch
@@ -75,6 +76,57 @@ def _from_numpy(arr: Any, np: Any) -> torch.Tensor:
         raise TypeError(f"to_tensor(): cannot convert a NumPy array of dtype {arr.dtype}: {e}") from None
 
 
+def _check_dtype(dtype: object, caller: str) -> None:
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        hint = ""
+        if isinstance(dtype, str) and isinstance(getattr(torch, dtype.removeprefix("torch."), None), torch.dtype):
+            hint = f" (torch.{dtype.removeprefix('torch.')})"
+        raise TypeError(f"{caller}: dtype must be a torch.dtype{hint} or None, but got {_describe(dtype)}")
+
+
+def _check_device(device: object, caller: str) -> torch.device | None:
+    # Returns the device normalized; one isinstance check for the common forms.
+    if device is None or isinstance(device, torch.device):
+        return device
+    if isinstance(device, bool) or not isinstance(device, (str, int)):
+        raise TypeError(
+            f"{caller}: device must be a torch.device, a string such as 'cuda:0', an int index or None, "
+            f"but got {_describe(device)}"
+        )
+    if isinstance(device, int) and device < 0:
+        raise ValueError(f"{caller}: device index must be non-negative, but got {device}")
+    try:
+        return torch.device(device)
+    except (RuntimeError, ValueError, OverflowError) as e:
+        raise ValueError(f"{caller}: device {device!r} is not a valid device: {e}") from None
+
+
+def _first_huge_int(obj: object, path: str) -> str | None:
+    # The index path of the first int outside int64 (to name it in the error), or None.
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        return path if not -(2**63) <= obj < 2**63 else None
+    if isinstance(obj, (list, tuple)):
+        for i, item in enumerate(obj):
+            found = _first_huge_int(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _from_python(obj: object, device: DeviceLike, dtype: torch.dtype | None) -> torch.Tensor:
+    try:
+        return torch.tensor(obj, device=device, dtype=dtype)
+    except (OverflowError, ValueError, RuntimeError) as e:
+        path = _first_huge_int(obj, "") if "Overflow" in str(e) else None
+        if path is None:
+            raise
+        where = f"the element at {path}" if path else _describe(obj)
+        raise ValueError(
+            f"to_tensor(): {where} is an integer outside the range of torch.int64 "
+            f"[-2**63, 2**63); pass dtype=torch.float64 (or torch.uint64 for values below 2**64) to convert it"
+        ) from None
+
+
 def _describe(obj: object) -> str:
     text = repr(obj)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -102,7 +154,7 @@ def _leaf_shape(obj: object, path: str) -> tuple[int, ...] | None:
 
 def _shape_of(obj: object, path: str, expected: tuple[int, ...] | None) -> tuple[tuple[int, ...], bool]:
     # Returns (shape, has_array_leaves); raises at the first element whose shape or type disagrees.
-    if isinstance(obj, (list, tuple)):
+    if isinstance(obj, (list, tuple, range)):
         n = len(obj)
         if expected is not None:
             if not expected:
@@ -176,9 +228,12 @@ def to_tensor(
 
     Raises:
         TypeError: ``obj`` (or an element of it, named by its index path such as
-            ``[1][2]``) is not numeric: a string, ``None``, an object-dtype array...
-        ValueError: a nested sequence is ragged; the message names the first
-            element, by index path, whose length or shape differs from its siblings'.
+            ``[1][2]``) is not numeric: a string, ``None``, an object-dtype array...;
+            ``device``, ``dtype`` or ``copy`` has the wrong type.
+        ValueError: a nested sequence is ragged (the message names the first
+            element, by index path, whose length or shape differs from its
+            siblings'); an integer does not fit in ``torch.int64`` and no
+            ``dtype`` says what to make of it; ``device`` is not a valid device.
 
     .. note:: A read-only NumPy array (a memory-mapped file, ``np.broadcast_to``),
         one with negative strides (``a[::-1]``) or a non-native byte order is
@@ -209,21 +264,25 @@ def to_tensor(
           ...
         ValueError: to_tensor(): ragged nested sequence: the element at [1] has length 1, expected 2 like its siblings
     """
+    if isinstance(obj, torch.Tensor) and device is None and dtype is None and copy is False:
+        return obj
+    _check_dtype(dtype, "to_tensor()")
+    device = _check_device(device, "to_tensor()")
+    if not isinstance(copy, bool):
+        raise TypeError(f"to_tensor(): copy must be a bool, but got {_describe(copy)}")
     if isinstance(obj, torch.Tensor):
-        if device is None and dtype is None and not copy:
-            return obj
         return obj.to(device=device, dtype=dtype, copy=copy)
     np = _numpy()
     if np is not None and isinstance(obj, np.ndarray):
         t = _from_numpy(obj, np)
         return t if device is None and dtype is None and not copy else t.to(device=device, dtype=dtype, copy=copy)
     if isinstance(obj, _SCALARS) or (np is not None and isinstance(obj, (np.number, np.bool_))):
-        return torch.tensor(obj, device=device, dtype=dtype)
-    if isinstance(obj, (list, tuple)):
+        return _from_python(obj, device, dtype)
+    if isinstance(obj, (list, tuple, range)):
         _, has_arrays = _shape_of(obj, "", None)
         if has_arrays:
             return _stack(obj, device, dtype)
-        return torch.tensor(obj, device=device, dtype=dtype)
+        return _from_python(obj, device, dtype)
     if hasattr(type(obj), "__dlpack__"):
         return torch.from_dlpack(obj).to(device=device, dtype=dtype, copy=copy)
     if hasattr(obj, "__cuda_array_interface__"):
@@ -231,7 +290,7 @@ def to_tensor(
     raise TypeError(
         f"to_tensor(): cannot convert {_describe(obj)} of type {type(obj).__name__}; expected a tensor, "
         "a NumPy array, an object with __dlpack__ or __cuda_array_interface__, a number, or a nested "
-        "list/tuple of them"
+        "list/tuple/range of them"
     )
 
 
@@ -330,6 +389,13 @@ def auto_tensorize(
     Raises:
         TypeError: ``argnames`` names a parameter ``fn`` does not have, an
             option has the wrong type, or (at call time) an argument cannot be converted.
+        ValueError: ``return_type`` or ``device`` has a wrong value.
+
+    On an ``async def`` function, a generator function or an async generator
+    function, the wrapper is of the same kind: the arguments are converted when
+    the body starts running (the first ``await`` or ``next``), and with
+    ``return_type="input"`` the awaited result, every yielded value and a
+    generator's return value are converted back.
 
     .. note:: Arguments are converted on every call; the cost over a bare call is
         a few microseconds (see ``benchmarks/bench_tensorize.py``).  Compiled with
@@ -344,20 +410,26 @@ def auto_tensorize(
         >>> center(np.array([1.0, 2.0, 3.0]))
         array([-1.,  0.,  1.])
     """
+    if not isinstance(return_type, str):
+        raise TypeError(f"auto_tensorize(): return_type must be 'tensor' or 'input', but got {_describe(return_type)}")
     if return_type not in ("tensor", "input"):
         raise ValueError(f"auto_tensorize(): return_type must be 'tensor' or 'input', but got {return_type!r}")
-    if dtype is not None and not isinstance(dtype, torch.dtype):
-        raise TypeError(f"auto_tensorize(): dtype must be a torch.dtype or None, but got {dtype!r}")
+    _check_dtype(dtype, "auto_tensorize()")
+    device = _check_device(device, "auto_tensorize()")
     if isinstance(argnames, str):
-        raise TypeError(f"auto_tensorize(): argnames must be a sequence of names, not the string {argnames!r}")
+        raise TypeError(
+            f"auto_tensorize(): argnames must be a sequence of parameter names, not the string {argnames!r}"
+        )
+    if argnames is not None:
+        argnames = tuple(argnames) if isinstance(argnames, Iterable) else argnames
+    if argnames is not None and (not isinstance(argnames, tuple) or not all(isinstance(n, str) for n in argnames)):
+        raise TypeError(f"auto_tensorize(): argnames must be a sequence of parameter names, but got {argnames!r}")
     if fn is None:
         return functools.partial(
             auto_tensorize, device=device, dtype=dtype, argnames=argnames, return_type=return_type
         )
-    if not callable(fn):
-        raise TypeError(f"auto_tensorize(): expected a callable, but got {fn!r}")
-    if device is not None:
-        device = torch.device(device)
+    if isinstance(fn, type) or not callable(fn):
+        raise TypeError(f"auto_tensorize(): expected a function, but got {_describe(fn)}")
 
     signature = inspect.signature(fn) if argnames is not None else None
     names = frozenset(argnames or ())
@@ -369,21 +441,38 @@ def auto_tensorize(
                 f"{signature}"
             )
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def convert_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         target = _target_device(device)
-        back = _back_converter((*args, *kwargs.values())) if return_type == "input" else None
         if signature is None:
             args = tuple([_convert(a, target, dtype) for a in args])
             if kwargs:
                 kwargs = {k: _convert(v, target, dtype) for k, v in kwargs.items()}
-        else:
-            bound = signature.bind(*args, **kwargs)
-            for name in names & bound.arguments.keys():
-                value = bound.arguments[name]
-                if value is not None:
-                    bound.arguments[name] = _cast(to_tensor(value, device=target), dtype)
-            args, kwargs = bound.args, bound.kwargs
+            return args, kwargs
+        bound = signature.bind(*args, **kwargs)
+        for name in names & bound.arguments.keys():
+            value = bound.arguments[name]
+            if value is not None:
+                bound.arguments[name] = _cast(to_tensor(value, device=target), dtype)
+        return bound.args, bound.kwargs
+
+    from torch.utils.error_callback import _kind, _wrap
+
+    if _kind(fn) != "function":
+
+        def start(*args: Any, **kwargs: Any) -> Any:
+            args, kwargs = convert_args(args, kwargs)
+            return fn(*args, **kwargs)
+
+        def converter(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[Any], Any] | None:
+            back = _back_converter((*args, *kwargs.values()))
+            return None if back is None else lambda out: pytree.tree_map_only(torch.Tensor, back, out)
+
+        return _wrap(fn, contextlib.nullcontext, start, converter if return_type == "input" else None)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        back = _back_converter((*args, *kwargs.values())) if return_type == "input" else None
+        args, kwargs = convert_args(args, kwargs)
         out = fn(*args, **kwargs)
         if back is None:
             return out

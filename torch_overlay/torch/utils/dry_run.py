@@ -16,10 +16,22 @@ accelerator time.  This module offers two pieces:
   (:class:`torch.distributed._tools.mem_tracker.MemTracker`) and its FLOPs
   (:class:`torch.utils.flop_counter.FlopCounterMode`), without allocating the
   tensors — a GPU step can be rehearsed on a laptop.
+
+Seeing what a dry run skipped: PyTorch's loggers do not propagate to the root
+logger, so ``logging.basicConfig(level=logging.INFO)`` does not show the
+skips.  Enable this module's logger through :mod:`torch._logging` instead,
+from the environment::
+
+    TORCH_LOGS="torch.utils.dry_run" python train.py    # INFO: one line per skipped call
+    TORCH_LOGS="+torch.utils.dry_run" python train.py   # DEBUG as well
+
+or from Python, ``torch._logging.set_logs(modules={"torch.utils.dry_run": logging.INFO})``.
+``TORCH_LOGS="dry_run"`` is the registered short form of the same setting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import copy
 import dataclasses
@@ -28,12 +40,13 @@ import inspect
 import logging
 import os
 import reprlib
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable
 from typing import Any, TypeVar
 
 import torch
 from torch.utils import _pytree as pytree
 from torch.utils._contextlib import _DecoratorContextManager
+from torch.utils.error_callback import _context_decorator, _kind, _wrap
 
 
 __all__ = ["Rehearsal", "dry_run", "is_enabled", "rehearse", "skippable"]
@@ -97,6 +110,15 @@ class dry_run(_DecoratorContextManager):
     Blocks nest: the innermost one wins, and leaving a block restores the state
     that was in force before it, also when the block raises.
 
+    As a decorator on an ``async def`` function, a generator function or an
+    async generator function, the wrapper is of the same kind and dry-run mode
+    is on while the body's own code runs (each step up to its next ``await``
+    or ``yield``): other ``asyncio`` tasks, the caller and a generator's
+    consumer do not see it.
+
+    Raises:
+        TypeError: ``enabled`` is not a bool; decorating a class.
+
     .. note:: The switch is thread-aware: a ``with dry_run():`` block affects
         only the thread (or ``asyncio`` task) that entered it, and the tasks it
         creates; other threads keep following ``TORCH_DRY_RUN``.  Set the
@@ -125,6 +147,9 @@ class dry_run(_DecoratorContextManager):
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         _override.reset(self._tokens.pop())
 
+    def __call__(self, fn: _F) -> _F:
+        return _context_decorator(self.clone, fn, "dry_run()")
+
     def clone(self) -> dry_run:
         return dry_run(self.enabled)
 
@@ -134,7 +159,9 @@ def skippable(fn: _F | None = None, *, returns: Any = None) -> Any:
 
     Args:
         fn: the function to wrap; omit it to use ``@skippable(returns=...)``.
-        returns: what the skipped call returns instead (returned as is, not copied).
+        returns: what the skipped call returns instead (returned as is, not
+            copied).  For a generator function or an async generator function:
+            ``None`` (default) or an iterable whose items a skipped call yields.
 
     Returns:
         The wrapped function (or, without ``fn``, a decorator).  Outside dry-run
@@ -142,6 +169,20 @@ def skippable(fn: _F | None = None, *, returns: Any = None) -> Any:
         ``"dry run: skipped <name>(<arguments>)"`` at ``INFO`` level to
         ``logging.getLogger("torch.utils.dry_run")``, with arguments abbreviated,
         and returns ``returns``.
+
+    Raises:
+        TypeError: ``fn`` is not callable, or ``returns`` is neither ``None``
+            nor a non-string iterable for a generator function.
+
+    The wrapper is of ``fn``'s own kind: on an ``async def`` function it is a
+    coroutine function whose skipped call, once awaited, returns ``returns``;
+    on a generator function (sync or async) a skipped call yields the items of
+    ``returns`` (nothing when it is ``None``).  The switch is read when the
+    body would start running (the first ``await`` or ``next``), in the task or
+    thread that runs it.
+
+    To see the skips, enable the logger, e.g. ``TORCH_LOGS="torch.utils.dry_run"``
+    (see the module documentation).
 
     Example::
 
@@ -159,17 +200,53 @@ def skippable(fn: _F | None = None, *, returns: Any = None) -> Any:
     if not callable(fn):
         raise TypeError(f"skippable(): expected a callable, but got {fn!r}")
     name = getattr(fn, "__qualname__", repr(fn))
+    kind = _kind(fn)
+    generator = kind in ("generator", "async generator")
+    if generator and returns is not None and (not isinstance(returns, Iterable) or isinstance(returns, (str, bytes))):
+        raise TypeError(
+            f"skippable(): {name} is a generator function, so returns= must be None or an iterable "
+            f"(not a string) of what a skipped call yields, but got {returns!r}"
+        )
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def skipped(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         if not is_enabled():
-            return fn(*args, **kwargs)
+            return False
         if _log.isEnabledFor(logging.INFO):
             shown = [_repr.repr(a) for a in args] + [f"{k}={_repr.repr(v)}" for k, v in kwargs.items()]
             _log.info("dry run: skipped %s(%s)", name, ", ".join(shown))
-        return returns
+        return True
+
+    if kind != "function":
+        placeholder: Callable[[Any], Any] = {
+            "coroutine": _returning,
+            "generator": _yielding,
+            "async generator": _yielding_async,
+        }[kind]
+
+        def start(*args: Any, **kwargs: Any) -> Any:
+            return placeholder(returns) if skipped(args, kwargs) else fn(*args, **kwargs)
+
+        return _wrap(fn, contextlib.nullcontext, start)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return returns if skipped(args, kwargs) else fn(*args, **kwargs)
 
     return wrapper
+
+
+# What a skipped coroutine / generator / async generator call runs instead of the body.
+async def _returning(value: Any) -> Any:
+    return value
+
+
+def _yielding(items: Iterable[Any] | None) -> Generator[Any, None, None]:
+    yield from () if items is None else items
+
+
+async def _yielding_async(items: Iterable[Any] | None) -> AsyncGenerator[Any, None]:
+    for item in () if items is None else items:
+        yield item
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,7 +321,9 @@ def rehearse(
         ``memory_by_device`` and ``flops``.
 
     Raises:
-        TypeError: ``fn`` is not callable, or ``optimizer`` is not callable.
+        TypeError: ``fn`` is not callable, ``backward`` is not a bool, or
+            ``optimizer`` is not an optimizer class or factory (an optimizer
+            instance is refused: pass ``type(opt)``).
         RuntimeError: ``fn`` reached a real tensor that was not passed as an
             argument (e.g. a module captured in a closure).
         ValueError: ``optimizer`` without ``backward=True``, or ``backward=True``
@@ -280,9 +359,23 @@ def rehearse(
     from torch.utils.flop_counter import FlopCounterMode
 
     if not callable(fn):
-        raise TypeError(f"rehearse(): fn must be callable, but got {fn!r}")
+        raise TypeError(f"rehearse(): fn must be callable, but got {_repr.repr(fn)}")
+    if not isinstance(backward, bool):
+        raise TypeError(f"rehearse(): backward must be a bool, but got {_repr.repr(backward)}")
+    if isinstance(optimizer, torch.optim.Optimizer):
+        cls = type(optimizer)
+        name = cls.__name__
+        path = f"{cls.__module__}.{cls.__qualname__}"
+        if getattr(torch.optim, name, None) is cls:
+            path = f"torch.optim.{name}"
+        raise TypeError(
+            f"rehearse(): optimizer must be an optimizer class or factory, not an instance ({name}) that holds "
+            f"real parameters; pass type(opt), or functools.partial({path}, lr=...) to keep its settings"
+        )
     if optimizer is not None and not callable(optimizer):
-        raise TypeError(f"rehearse(): optimizer must be an optimizer class or factory, but got {optimizer!r}")
+        raise TypeError(
+            f"rehearse(): optimizer must be an optimizer class or factory, but got {_repr.repr(optimizer)}"
+        )
     if optimizer is not None and not backward:
         raise ValueError("rehearse(): an optimizer step needs gradients; pass backward=True with optimizer=")
 

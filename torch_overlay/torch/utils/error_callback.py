@@ -18,13 +18,15 @@ is logged to ``logging.getLogger("torch.utils.error_callback")`` and dropped.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
+import functools
+import inspect
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
 
 from torch.utils.hooks import RemovableHandle
 
@@ -41,6 +43,139 @@ _scoped: contextvars.ContextVar[tuple[tuple[ErrorCallback, tuple[type[BaseExcept
     contextvars.ContextVar("torch.utils.error_callback._scoped", default=())
 )
 _reporting = threading.local()
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_ContextFactory = Callable[[], AbstractContextManager[Any]]
+
+
+# Decorating coroutines and generators (used by this module, torch.utils.dry_run, patch_numpy and
+# auto_tensorize).  torch.utils._contextlib wraps generator functions only; these wrappers also
+# cover coroutine functions and async generator functions, and enter the context around each step
+# of the wrapped body, never across a suspension: the state holds while the body's own code runs,
+# not in its consumer, not in other asyncio tasks and not in other generators.
+
+
+def _kind(fn: Callable[..., Any]) -> str:
+    # "coroutine", "generator", "async generator" or "function": what calling ``fn`` runs.  Looks
+    # through functools.partial and bound methods (as inspect does) and at a callable object's __call__.
+    for candidate in (fn, type(fn).__call__):
+        if inspect.iscoroutinefunction(candidate):
+            return "coroutine"
+        if inspect.isasyncgenfunction(candidate):
+            return "async generator"
+        if inspect.isgeneratorfunction(candidate):
+            return "generator"
+    return "function"
+
+
+def _steps(
+    ctx_factory: _ContextFactory, it: Any, convert: Callable[[Any], Any] | None = None
+) -> Generator[Any, Any, Any]:
+    # Drive the generator or coroutine ``it`` (anything with send/throw/close) one step at a time,
+    # each step inside a fresh ``ctx_factory()``; ``convert`` maps yielded values and the result.
+    try:
+        with ctx_factory():
+            value = it.send(None)
+        while True:
+            try:
+                sent = yield value if convert is None else convert(value)
+            except GeneratorExit:
+                with ctx_factory():
+                    it.close()
+                raise
+            except BaseException as e:
+                with ctx_factory():
+                    value = it.throw(e)
+            else:
+                with ctx_factory():
+                    value = it.send(sent)
+    except StopIteration as e:
+        return e.value if convert is None else convert(e.value)
+
+
+class _StepScoped:
+    # ``await _StepScoped(ctx_factory, awaitable)``: await it with each of its steps inside ``ctx_factory()``.
+    __slots__ = ("_ctx_factory", "_it")
+
+    def __init__(self, ctx_factory: _ContextFactory, it: Awaitable[Any]) -> None:
+        self._ctx_factory = ctx_factory
+        self._it = it
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return _steps(self._ctx_factory, self._it)
+
+
+def _wrap(
+    fn: Callable[..., Any],
+    ctx_factory: _ContextFactory,
+    start: Callable[..., Any] | None = None,
+    converter: Callable[[tuple[Any, ...], dict[str, Any]], Callable[[Any], Any] | None] | None = None,
+) -> Callable[..., Any]:
+    """Return a wrapper of ``fn``'s own kind that runs each step of its body inside ``ctx_factory()``.
+
+    ``start(*args, **kwargs)`` (default ``fn``) makes the call: the wrapper of a coroutine function
+    awaits what it returns, the wrapper of a (async) generator function iterates it, forwarding
+    ``send``/``throw``/``close``.  ``converter(args, kwargs)``, called first in each call, may return
+    a function mapping that call's result and each value its generator yields.
+    """
+    make = fn if start is None else start
+    kind = _kind(fn)
+    if kind == "coroutine":
+
+        @functools.wraps(fn)
+        async def coroutine_wrapper(*args: Any, **kwargs: Any) -> Any:
+            convert = None if converter is None else converter(args, kwargs)
+            out = await _StepScoped(ctx_factory, make(*args, **kwargs))
+            return out if convert is None else convert(out)
+
+        return coroutine_wrapper
+    if kind == "async generator":
+
+        @functools.wraps(fn)
+        async def async_generator_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+            convert = None if converter is None else converter(args, kwargs)
+            agen = make(*args, **kwargs)
+            try:
+                value = await _StepScoped(ctx_factory, agen.asend(None))
+                while True:
+                    try:
+                        sent = yield value if convert is None else convert(value)
+                    except GeneratorExit:
+                        await _StepScoped(ctx_factory, agen.aclose())
+                        raise
+                    except BaseException as e:
+                        value = await _StepScoped(ctx_factory, agen.athrow(e))
+                    else:
+                        value = await _StepScoped(ctx_factory, agen.asend(sent))
+            except StopAsyncIteration:
+                return
+
+        return async_generator_wrapper
+    if kind == "generator":
+
+        @functools.wraps(fn)
+        def generator_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+            convert = None if converter is None else converter(args, kwargs)
+            return (yield from _steps(ctx_factory, make(*args, **kwargs), convert))
+
+        return generator_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        convert = None if converter is None else converter(args, kwargs)
+        with ctx_factory():
+            out = make(*args, **kwargs)
+        return out if convert is None else convert(out)
+
+    return wrapper
+
+
+def _context_decorator(ctx_factory: _ContextFactory, fn: _F, caller: str) -> _F:
+    # The decorator form of a context manager class, for every kind of function.
+    if isinstance(fn, type) or not callable(fn):
+        what = "a class; decorate its methods instead" if isinstance(fn, type) else repr(fn)
+        raise TypeError(f"{caller}: can only decorate a function, but got {what}")
+    return _wrap(fn, ctx_factory)  # type: ignore[return-value]
 
 
 def _validate(callback: object, exceptions: object, caller: str) -> tuple[type[BaseException], ...]:
@@ -92,18 +227,25 @@ def register(
     return handle
 
 
-@contextlib.contextmanager
-def error_callback(
-    callback: ErrorCallback,
-    *,
-    exceptions: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
-) -> Iterator[None]:
-    r"""Attach ``callback`` for the duration of a ``with`` block, in this thread or task only.
+class error_callback:
+    r"""Attach ``callback`` for the duration of a ``with`` block (or decorated call), in this thread or task only.
 
-    Same arguments as :func:`register`.  Failures reported by other threads
-    (a DataLoader worker thread, a watchdog) are not seen; use :func:`register`
-    for process-wide callbacks.  Nested blocks stack: inner and outer
-    callbacks both run, outer first.
+    Same arguments as :func:`register`, checked when ``error_callback(...)`` is
+    called.  Failures reported by other threads (a DataLoader worker thread, a
+    watchdog) or other ``asyncio`` tasks are not seen; use :func:`register` for
+    process-wide callbacks.  Nested blocks stack: inner and outer callbacks both
+    run, outer first.  An instance can be entered again, also while it is active.
+
+    As a decorator, the callback is attached while the decorated function runs.
+    On an ``async def`` function, a generator function or an async generator
+    function, the wrapper is of the same kind and the callback is attached
+    while the body's own code runs (each step up to its next ``await`` or
+    ``yield``), not while it is suspended: the caller, the consumer of a
+    generator and other tasks do not see it.
+
+    Raises:
+        TypeError: ``callback`` is not callable or ``exceptions`` is not an
+            exception class or a tuple of them; decorating a class.
 
     Example::
 
@@ -114,13 +256,38 @@ def error_callback(
         >>> ec.report(TimeoutError(), source="example", attempt=2)  # outside: not seen
         >>> seen
         [1]
+        >>> @ec.error_callback(lambda exc, info: seen.append(info["attempt"]))
+        ... async def step():
+        ...     ec.report(TimeoutError(), source="example", attempt=3)
+        >>> import asyncio
+        >>> asyncio.run(step())
+        >>> seen
+        [1, 3]
     """
-    types = _validate(callback, exceptions, "error_callback")
-    token = _scoped.set((*_scoped.get(), (callback, types)))
-    try:
-        yield
-    finally:
-        _scoped.reset(token)
+
+    def __init__(
+        self,
+        callback: ErrorCallback,
+        *,
+        exceptions: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+    ) -> None:
+        self._entry = (callback, _validate(callback, exceptions, "error_callback"))
+        self._tokens: list[contextvars.Token[Any]] = []
+
+    def __enter__(self) -> None:
+        self._tokens.append(_scoped.set((*_scoped.get(), self._entry)))
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        _scoped.reset(self._tokens.pop())
+
+    def __call__(self, fn: _F) -> _F:
+        return _context_decorator(self._clone, fn, "error_callback()")
+
+    def _clone(self) -> error_callback:
+        # One instance per call of a decorated function: calls in several threads must not share tokens.
+        clone = object.__new__(error_callback)
+        clone._entry, clone._tokens = self._entry, []
+        return clone
 
 
 def report(exc: BaseException, /, *, source: str, **context: Any) -> None:
@@ -131,6 +298,10 @@ def report(exc: BaseException, /, *, source: str, **context: Any) -> None:
         source: the utility reporting it (e.g. ``"torch.cuda.safe_run"``).
         **context: anything else the callbacks may use (``attempt``,
             ``device``, ``next_action``, ``name``...).
+
+    Raises:
+        TypeError: ``exc`` is not an exception instance, or ``source`` is not a string.
+        ValueError: ``source`` is empty.
 
     A callback's own exception is logged and dropped, so reporting cannot
     replace or hide ``exc``.  Failures raised *while* callbacks run (a callback
@@ -147,6 +318,9 @@ def report(exc: BaseException, /, *, source: str, **context: Any) -> None:
     """
     if not isinstance(exc, BaseException):
         raise TypeError(f"report(): expected an exception instance, but got {exc!r}")
+    if not isinstance(source, str) or not source:
+        error = TypeError if not isinstance(source, str) else ValueError
+        raise error(f"report(): source must be a non-empty string naming the reporting utility, but got {source!r}")
     callbacks = [*_callbacks.values(), *_scoped.get()]
     if not callbacks or getattr(_reporting, "active", False):
         return

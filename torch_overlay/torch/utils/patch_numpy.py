@@ -15,6 +15,7 @@ NumPy and CuPy are imported lazily and are optional; without CuPy,
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -25,9 +26,10 @@ from typing import Any, TYPE_CHECKING
 
 import torch
 from torch.utils._contextlib import _DecoratorContextManager
+from torch.utils.error_callback import _context_decorator
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
 
 
 __all__ = ["array_namespace", "patch_numpy"]
@@ -70,12 +72,10 @@ def _device_of(obj: object) -> str | None:
 
 def _devices(values: Iterable[Any]) -> dict[str, object]:
     found: dict[str, object] = {}
-    for value in values:
-        items = value if isinstance(value, (list, tuple)) else (value,)
-        for item in items:
-            device = _device_of(item)
-            if device is not None:
-                found.setdefault(device, item)
+    for item in _flatten(values):
+        device = _device_of(item)
+        if device is not None:
+            found.setdefault(device, item)
     return found
 
 
@@ -166,12 +166,37 @@ class _DispatchingFunction:
         found = _devices((*args, *kwargs.values()) if kwargs else args)
         if not found or (len(found) == 1 and "cpu" in found):
             return self._numpy_fn(*args, **kwargs)
-        xp: Any = _namespace_for(found, f"{self.__qualname__}()")
+        cupy: Any = _namespace_for(found, f"{self.__qualname__}()")
+        fn = cupy
         for part in self._path:
-            xp = getattr(xp, part)
-        args = tuple(_to_cupy(a) for a in args)
-        kwargs = {k: _to_cupy(v) for k, v in kwargs.items()}
-        return xp(*args, **kwargs)
+            fn = getattr(fn, part)
+        with _on_device_of(cupy, next(iter(found)), (*args, *kwargs.values())):
+            args = tuple(_to_cupy(a) for a in args)
+            kwargs = {k: _to_cupy(v) for k, v in kwargs.items()}
+            return fn(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _on_device_of(cupy: Any, device: str, values: tuple[Any, ...]) -> Iterator[None]:
+    # Run CuPy on the inputs' device, not CuPy's current one; with tensor inputs, also on torch's
+    # current stream of that device, so the call is ordered after the torch work producing them
+    # (and DLPack's stream handshake has nothing to synchronize).
+    index = int(device.rpartition(":")[2] or 0)
+    with cupy.cuda.Device(index):
+        if not any(isinstance(v, torch.Tensor) for v in _flatten(values)):
+            yield
+            return
+        with cupy.cuda.ExternalStream(torch.cuda.current_stream(index).cuda_stream, index):
+            yield
+
+
+def _flatten(values: Iterable[Any]) -> Iterator[Any]:
+    # Top-level values and the items of top-level lists/tuples: where dispatching looks for arrays.
+    for value in values:
+        if isinstance(value, (list, tuple)):
+            yield from value
+        else:
+            yield value
 
 
 def _to_cupy(value: Any) -> Any:
@@ -200,7 +225,12 @@ class patch_numpy(_DecoratorContextManager):
     level and inside lists/tuples:
 
     * CuPy arrays or CUDA tensors: the same function of ``cupy`` runs, CUDA
-      tensors shared zero-copy through DLPack; results are CuPy arrays;
+      tensors shared zero-copy through DLPack; results are CuPy arrays.  It runs
+      on the inputs' device (whatever CuPy's current device is) and, when an
+      input is a tensor, on PyTorch's current stream of that device
+      (:func:`torch.cuda.current_stream`), so it is ordered after the PyTorch
+      work that produced its inputs and before the work queued after it;
+      with CuPy inputs only, on CuPy's current stream;
     * otherwise: the NumPy function runs unchanged.
 
     Names bound to NumPy *functions* (``from numpy import sum``) are not
@@ -211,7 +241,8 @@ class patch_numpy(_DecoratorContextManager):
             (``patch_numpy(f)`` patches the module ``f`` was defined in).
 
     Raises:
-        TypeError: ``target`` is neither a module nor a Python function.
+        TypeError: ``target`` is neither a module nor a Python function;
+            decorating a class.
         ValueError: (from a dispatched call) arrays on different devices.
 
     .. note:: Without CuPy installed, ``patch_numpy`` is a no-op: NumPy code keeps
@@ -222,6 +253,11 @@ class patch_numpy(_DecoratorContextManager):
         host inputs still go to NumPy.  Blocks may nest and overlap across
         threads; the originals are restored when the last block on a target
         exits.
+
+    As a decorator on an ``async def`` function, a generator function or an
+    async generator function, the wrapper is of the same kind and the target
+    is patched while the body's own code runs (each step up to its next
+    ``await`` or ``yield``), not while it is suspended.
 
     Example::
 
@@ -238,6 +274,9 @@ class patch_numpy(_DecoratorContextManager):
     def __init__(self, target: object) -> None:
         self.target = target
         self._namespace = _namespace_of(target)
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return _context_decorator(self.clone, fn, "patch_numpy()")
 
     def clone(self) -> patch_numpy:
         return patch_numpy(self.target)
