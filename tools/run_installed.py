@@ -224,15 +224,16 @@ def uninterruptible() -> Iterator[list[int]]:
 def run_child(cmd: list[str], *, timeout: float | None = None, **kw) -> int:
     """Run ``cmd`` in its own process group; on interruption or timeout, stop the whole group.
 
-    Returns the exit status (``-9`` after a timeout kill); re-raises :class:`Interrupted`
-    and :class:`KeyboardInterrupt` after the child is gone.
+    Returns the exit status; raises :class:`subprocess.TimeoutExpired` after ``timeout``
+    seconds and re-raises :class:`Interrupted` and :class:`KeyboardInterrupt`, each once
+    the child's process group is gone.
     """
     proc = subprocess.Popen(cmd, start_new_session=True, **kw)
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         stop_group(proc, signal.SIGTERM)
-        return proc.returncode if proc.returncode is not None else -9
+        raise
     except BaseException as e:
         stop_group(proc, e.signum if isinstance(e, Interrupted) else signal.SIGINT)
         raise
