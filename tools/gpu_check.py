@@ -2,6 +2,7 @@
 """Validate every GPU path of the patch set on this machine, with one command, and write a report.
 
     python3 tools/gpu_check.py --out DIR [--budget SECONDS] [--only NAME,...] [--no-tests] [--pytest-args "..."]
+    python3 tools/gpu_check.py --require-gpu      # step 1 only: exit 2 unless a GPU is usable
 
 1. Refuses at once (exit 2), still writing the report, when torch is missing, is
    not a CUDA build, or sees no GPU (driver too old, ``CUDA_VISIBLE_DEVICES``
@@ -224,6 +225,10 @@ def refusal(env: dict) -> str | None:
         smi = "nvidia-smi found" if env.get("nvidia_smi") else "no nvidia-smi on PATH"
         return (f"refused: no GPU visible to torch {env.get('torch')} (CUDA {env.get('cuda_build')}): {why} "
                 f"({where}{smi})")
+    driver, build = env.get("driver_cuda_version"), str(env.get("cuda_build") or "")
+    if isinstance(driver, int) and driver > 0 and build[:1].isdigit() and driver // 1000 < int(build.split(".")[0]):
+        return (f"refused: the NVIDIA driver supports CUDA {driver // 1000}.{driver % 1000 // 10}, older than the CUDA "
+                f"{build} that torch {env.get('torch')} was built with: update the driver")
     return None
 
 
@@ -362,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--run-probe"]:
         return run_one_probe(*argv[1:4])
     ap = argparse.ArgumentParser(prog="gpu_check.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md and logs/")
+    ap.add_argument("--out", type=Path, help="folder for report.json, report.md and logs/")
+    ap.add_argument("--require-gpu", action="store_true",
+                    help="only check that torch is a CUDA build, a GPU is visible and the driver is new enough (exit 2 if not)")
     ap.add_argument("--budget", type=float, default=450.0, help="seconds for the whole run (default 450)")
     ap.add_argument("--only", help="comma-separated probe names to run (default: all)")
     ap.add_argument("--no-tests", action="store_true", help="run the probes only")
@@ -372,6 +379,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--probes-module", type=Path, default=PROBES_MODULE, help=argparse.SUPPRESS)
     ap.add_argument("--tests-command", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.require_gpu:
+        env = preflight(args.fake_gpu)
+        why = refusal(env)
+        if why:
+            print(f"error: {why}", file=sys.stderr)
+            return 2
+        devices = "; ".join(f"cuda:{d['index']} {d['name']} (sm_{''.join(map(str, d['capability']))}, {d['total_mib']} MiB)"
+                            for d in env["devices"])
+        print(f"torch {env.get('torch')}, CUDA {env.get('cuda_build')}, driver CUDA {env.get('driver_cuda_version')}: {devices}")
+        return 0
+    if args.out is None:
+        ap.error("--out DIR is required")
 
     out = args.out.resolve()
     report = Report(out)

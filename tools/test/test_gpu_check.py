@@ -97,15 +97,31 @@ def test_refuses_in_seconds_without_a_gpu(tmp_path):
             "driver on your system is too old",
         ),
         ({"torch": "2.11.0+cu130", "cuda_build": "13.0", "available": False, "CUDA_VISIBLE_DEVICES": ""}, "CUDA_VISIBLE_DEVICES=''"),
+        (
+            {"torch": "2.11.0+cu130", "cuda_build": "13.0", "available": True, "devices": [{"index": 0}],
+             "driver_cuda_version": 12080},
+            "driver supports CUDA 12.8, older than the CUDA 13.0",
+        ),
     ],
-    ids=["no_torch", "cpu_build", "old_driver", "no_visible_device"],
+    ids=["no_torch", "cpu_build", "old_driver", "no_visible_device", "old_driver_major"],
 )
 def test_refusal_names_the_reason(env, reason):
     assert reason in gpu_check.refusal(env)
 
 
 def test_refusal_none_with_a_gpu():
-    assert gpu_check.refusal({"torch": "2.11.0+cu130", "cuda_build": "13.0", "available": True, "devices": [{"index": 0}]}) is None
+    env = {"torch": "2.11.0+cu130", "cuda_build": "13.0", "available": True, "devices": [{"index": 0}], "driver_cuda_version": 13010}
+    assert gpu_check.refusal(env) is None
+
+
+def test_require_gpu_only_checks(tmp_path):
+    r = subprocess.run([sys.executable, str(GPU_CHECK), "--require-gpu"], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, CUDA_VISIBLE_DEVICES=""), cwd=tmp_path)
+    assert r.returncode == 2 and "error: refused: " in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []  # no report, nothing installed
+    r = subprocess.run([sys.executable, str(GPU_CHECK), "--require-gpu", "--fake-gpu"], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)
+    assert r.returncode == 0 and "cuda:0 fake GPU (sm_90, 1024 MiB)" in r.stdout, r.stderr
 
 
 def test_isolated_probes_report_and_restore(torch_tree, tmp_path):
