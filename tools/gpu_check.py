@@ -237,6 +237,7 @@ def load_probes(path: Path) -> list:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load probes from {path}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return list(module.PROBES)
 
