@@ -159,15 +159,15 @@ class Snapshot:
                 p.parent.mkdir(parents=True, exist_ok=True)
                 p.write_bytes(data)
         now = _stat_tree(torch_dir)
-        # Bytecode written while the patch set was installed is bytecode of the patched files.
-        for rel in sorted(set(now) - set(self.tree), key=len, reverse=True):
+        # Bytecode written while the patch set was installed is bytecode of the patched files;
+        # folders the overlay created go once empty.
+        for rel in sorted(set(now) - set(self.tree), key=lambda r: -len(Path(r).parts)):
             p = torch_dir / rel
-            if "__pycache__" in Path(rel).parts:
-                if now[rel][0] == "dir":
-                    with contextlib.suppress(OSError):
-                        p.rmdir()
-                else:
-                    p.unlink()
+            if now[rel][0] == "dir":
+                with contextlib.suppress(OSError):
+                    p.rmdir()
+            elif "__pycache__" in Path(rel).parts:
+                p.unlink()
         # Original modification times: the environment's own .pyc files stay valid.
         for rel, old in self.tree.items():
             p = torch_dir / rel

@@ -138,3 +138,16 @@ def test_vendored_expecttest_wheel_when_missing(monkeypatch):
 def test_run_tests_dispatches_installed_mode():
     text = (TOOLS / "run_tests.py").read_text()
     assert 'if argv[:1] == ["--installed"]:' in text and "run_installed.main(argv[1:])" in text
+
+
+def test_snapshot_alone_restores_a_develop_install(torch_tree):
+    # The safety net behind `setup.py develop --uninstall`: what the install changed, put back from the snapshot.
+    before, mtimes = snapshot(torch_tree), times(torch_tree)
+    snap = run_installed.Snapshot(torch_tree)
+    assert OVERLAY_FILE in snap.saved and snap.saved[OVERLAY_FILE] is None
+    apply.run(torch_tree, link=True, quiet=True)
+    (torch_tree / "torch" / "utils" / "__pycache__").mkdir(exist_ok=True)
+    (torch_tree / "torch" / "utils" / "__pycache__" / "retry.cpython-311.pyc").write_bytes(b"patched bytecode")
+    assert snap.restore() == []
+    assert snapshot(torch_tree) == before
+    assert times(torch_tree) == mtimes
