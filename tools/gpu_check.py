@@ -137,6 +137,14 @@ def markdown(d: dict) -> str:
     if d.get("reason"):
         lines += [f"**{d['reason']}**", ""]
     lines += [f"Started {d['started']}, {d['duration_s']} s, exit status {d['exit_code']}.", ""]
+    if d["probes"]:
+        counts: dict[str, int] = {}
+        for p in d["probes"]:
+            counts[p["status"]] = counts.get(p["status"], 0) + 1
+        tests = d.get("tests") or {}
+        lines += ["Probes: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+                  + (f". Tests: {tests.get('status')}, {tests.get('passed', '?')} passed, {tests.get('failed', '?')} failed, "
+                     f"{tests.get('cuda_cases_run', '?')} CUDA cases run." if tests else "."), ""]
     env = d.get("environment") or {}
     if env:
         lines += ["## Environment", "", "| | |", "|---|---|"]
@@ -151,7 +159,7 @@ def markdown(d: dict) -> str:
     if d["probes"]:
         lines += ["## Probes and benchmarks", "", "| probe | finding | status | result |", "|---|---|---|---|"]
         for p in d["probes"]:
-            summary = (p.get("summary") or "").replace("|", "\\|")
+            summary = ((p.get("summary") or "").splitlines() or [""])[0].replace("|", "\\|")
             lines.append(f"| {p['name']} ({p['kind']}) | {p['finding'] or '-'} | {p['status']} | {summary} |")
         lines.append("")
         for p in d["probes"]:

@@ -149,6 +149,7 @@ def test_isolated_probes_report_and_restore(torch_tree, tmp_path):
         assert f"### {name}" in md
     assert "| crashes (probe) | G4 | error |" in md and "- per_call_us: 1.5" in md and "boom in the probe" in md
     assert report["reason"] == "failed: probes ['fails', 'crashes', 'aborts', 'hangs']"
+    assert "Probes: 2 pass, 1 fail, 3 error. Tests: pass" in md
 
 
 def test_passing_run_exits_zero(torch_tree, tmp_path):
