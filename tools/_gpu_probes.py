@@ -45,7 +45,6 @@ class Probe:
 _PRIMARY_CONTEXTS = r"""
 def primary_contexts():
     import ctypes
-    import torch
     try:
         cu = ctypes.CDLL("libcuda.so.1")
     except OSError:
@@ -57,9 +56,30 @@ def primary_contexts():
     active = []
     for i in range(n.value):
         dev, flags, on = ctypes.c_int(), ctypes.c_uint(), ctypes.c_int()
-        if cu.cuDeviceGet(ctypes.byref(dev), i) == 0 and cu.cuDevicePrimaryCtxGetState(dev, ctypes.byref(flags), ctypes.byref(on)) == 0 and on.value:
+        if cu.cuDeviceGet(ctypes.byref(dev), i) != 0:
+            continue
+        if cu.cuDevicePrimaryCtxGetState(dev, ctypes.byref(flags), ctypes.byref(on)) == 0 and on.value:
             active.append(i)
     return active
+
+def gpu_memory_of_this_process():
+    # nvidia-smi's per-process view (NVML): MiB this process holds per GPU UUID; None without nvidia-smi.
+    # In a container with its own PID namespace the list can be empty: the primary contexts above are exact.
+    import os, shutil, subprocess
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run([smi, "--query-compute-apps=pid,gpu_uuid,used_memory", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20).stdout
+    except Exception:
+        return None
+    held = {}
+    for line in out.splitlines():
+        parts = [x.strip() for x in line.split(",")]
+        if len(parts) == 3 and parts[0] == str(os.getpid()):
+            held[parts[1]] = int(parts[2]) if parts[2].isdigit() else parts[2]
+    return held
 """
 
 
@@ -119,21 +139,29 @@ def g1_device_context_exit() -> dict:
         else:  # what plain PyTorch does
             with torch.cuda.device(k):
                 torch.ones(1, device=f"cuda:{k}").sum().item()
-        print(json.dumps({"device": k, "contexts": primary_contexts()}))
+        print(json.dumps({"device": k, "contexts": primary_contexts(), "nvidia_smi_mib": gpu_memory_of_this_process()}))
     """
     cases = {case: _fresh(code, case) for case in ("baseline", "main", "thread")}
     k = cases["main"]["device"]
     measured = {f"contexts_after_{c}": v["contexts"] for c, v in cases.items()}
+    measured.update({f"nvidia_smi_mib_after_{c}": v["nvidia_smi_mib"] for c, v in cases.items()})
     measured["device_used"] = k
     if cases["main"]["contexts"] is None:
         return {"status": "skip", "summary": "libcuda's cuDevicePrimaryCtxGetState not available", "measured": measured}
     extra = [c for c in ("main", "thread") if set(cases[c]["contexts"]) - set(cases["baseline"]["contexts"])]
     if k == 0:
-        return {"status": "skip", "measured": measured,
-                "summary": f"needs 2 GPUs to show a context on GPU 0; with one, contexts after exit: {cases['main']['contexts']}"}
+        return {
+            "status": "skip",
+            "measured": measured,
+            "summary": "needs 2 GPUs to show a context on GPU 0; with one, contexts after exit: "
+            f"{cases['main']['contexts']}",
+        }
     if extra:
-        return {"status": "fail", "measured": measured,
-                "summary": f"DeviceContext('cuda:{k}') exit left extra primary contexts ({extra}): {measured}"}
+        return {
+            "status": "fail",
+            "measured": measured,
+            "summary": f"DeviceContext('cuda:{k}') exit left extra primary contexts ({extra}): {measured}",
+        }
     return {"status": "pass", "measured": measured, "summary": f"only cuda:{k} has a context after DeviceContext exit"}
 
 
@@ -160,19 +188,36 @@ def g3_snapshot_from_thread() -> dict:
                 box["error"] = f"{type(e).__name__}: {e}"
         t = threading.Thread(target=snap); t.start(); t.join()
         print(json.dumps({"device": k, "before": before, "after": primary_contexts(),
-                          "count": box.get("snap", {}).get("count"), "error": box.get("error")}))
+                          "count": box.get("snap", {}).get("count"), "error": box.get("error"),
+                          "nvidia_smi_mib": gpu_memory_of_this_process()}))
     """
     r = _fresh(code)
-    measured = {"device_used": r["device"], "contexts_before_snapshot": r["before"],
-                "contexts_after_snapshot": r["after"], "count": r["count"], "error": r["error"]}
+    measured = {
+        "device_used": r["device"],
+        "nvidia_smi_mib_after": r["nvidia_smi_mib"],
+        "contexts_before_snapshot": r["before"],
+        "contexts_after_snapshot": r["after"],
+        "count": r["count"],
+        "error": r["error"],
+    }
     if r["error"] or r["count"] != 3:
-        return {"status": "fail", "measured": measured, "summary": f"snapshot() in a new thread: {r['error'] or r['count']}"}
+        return {
+            "status": "fail",
+            "measured": measured,
+            "summary": f"snapshot() in a new thread: {r['error'] or r['count']}",
+        }
     if r["before"] is not None and set(r["after"]) - set(r["before"]):
-        return {"status": "fail", "measured": measured,
-                "summary": f"snapshot() from a new thread created contexts on {sorted(set(r['after']) - set(r['before']))}"}
+        return {
+            "status": "fail",
+            "measured": measured,
+            "summary": f"snapshot() from a new thread created contexts on {sorted(set(r['after']) - set(r['before']))}",
+        }
     if r["device"] == 0:
-        return {"status": "skip", "measured": measured,
-                "summary": "snapshot() from a new thread resolved 3 timings; the context on GPU 0 needs 2 GPUs to show"}
+        return {
+            "status": "skip",
+            "measured": measured,
+            "summary": "snapshot() from a new thread resolved 3 timings; the context on GPU 0 needs 2 GPUs to show",
+        }
     return {"status": "pass", "measured": measured, "summary": "no context created by snapshot() in a new thread"}
 
 
@@ -202,6 +247,7 @@ def g4_stream_switch() -> dict:
     measured: dict = {}
     multi = torch.cuda.device_count() > 1
     if multi:
+
         @tm.telemetry(name="switches_device")
         def switches_device():
             torch.cuda.set_device(1)
@@ -214,15 +260,23 @@ def g4_stream_switch() -> dict:
         error = None
     except Exception as e:
         snap, error = {}, f"{type(e).__name__}: {e}"
-    measured.update({name: snap.get(name, {}).get("count") for name in ("steady", "switches_stream", "switches_device")})
+    measured.update(
+        {name: snap.get(name, {}).get("count") for name in ("steady", "switches_stream", "switches_device")}
+    )
     measured["snapshot_error"] = error
     lost = error is not None or measured["steady"] != 5 or measured["switches_stream"] != 1
     if multi and measured["switches_device"] != 1:
         lost = True
-    return {"status": "fail" if lost else "pass", "measured": measured,
-            "summary": (f"timings lost after a stream switch: {measured}" if lost else
-                        "snapshot() kept every timing across a stream switch"
-                        + ("" if multi else " (device switch needs 2 GPUs)"))}
+    return {
+        "status": "fail" if lost else "pass",
+        "measured": measured,
+        "summary": (
+            f"timings lost after a stream switch: {measured}"
+            if lost
+            else "snapshot() kept every timing across a stream switch"
+            + ("" if multi else " (device switch needs 2 GPUs)")
+        ),
+    }
 
 
 # --------------------------------------------------------------------------
@@ -260,9 +314,13 @@ def g5_graph_capture() -> dict:
     except Exception as e:
         measured["snapshot"] = f"{type(e).__name__}: {str(e).splitlines()[0]}"
     ok = measured["capture"] == "ok" and measured.get("snapshot") == "ok" and measured.get("replay_result_ok")
-    return {"status": "pass" if ok else "fail", "measured": measured,
-            "summary": "capture, replay and snapshot() work with @telemetry inside the graph" if ok
-            else f"@telemetry inside CUDA graph capture: {measured}"}
+    return {
+        "status": "pass" if ok else "fail",
+        "measured": measured,
+        "summary": "capture, replay and snapshot() work with @telemetry inside the graph"
+        if ok
+        else f"@telemetry inside CUDA graph capture: {measured}",
+    }
 
 
 # --------------------------------------------------------------------------
@@ -286,7 +344,8 @@ def g6_free_memory_guard() -> dict:
     measured.update(
         reserved_minus_allocated_mib=_mib(st["reserved_bytes.all.current"] - st["allocated_bytes.all.current"]),
         inactive_split_mib=_mib(st.get("inactive_split_bytes.all.current")),
-        driver_free_mib=_mib(driver_free), required_mib=_mib(need),
+        driver_free_mib=_mib(driver_free),
+        required_mib=_mib(need),
     )
 
     def verdicts(n: int) -> tuple[str, str]:
@@ -314,10 +373,18 @@ def g6_free_memory_guard() -> dict:
         measured["fraction_guard"], measured["fraction_alloc"] = verdicts(int(total * fraction * 2))
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
-    wrong = [k for k in ("fragmented", "fraction") if (measured[f"{k}_guard"] == "passed") != (measured[f"{k}_alloc"] == "fits")]
-    return {"status": "fail" if wrong else "pass", "measured": measured,
-            "summary": f"assert_free_memory disagrees with the allocator in: {wrong}" if wrong
-            else "assert_free_memory agrees with the real allocation (fragmented cache, memory fraction)"}
+    wrong = [
+        k
+        for k in ("fragmented", "fraction")
+        if (measured[f"{k}_guard"] == "passed") != (measured[f"{k}_alloc"] == "fits")
+    ]
+    return {
+        "status": "fail" if wrong else "pass",
+        "measured": measured,
+        "summary": f"assert_free_memory disagrees with the allocator in: {wrong}"
+        if wrong
+        else "assert_free_memory agrees with the real allocation (fragmented cache, memory fraction)",
+    }
 
 
 # --------------------------------------------------------------------------
@@ -354,18 +421,31 @@ def g7_fork_poisoning() -> dict:
         print(json.dumps({"initialized": initialized, "child_exit": os.waitstatus_to_exitcode(status)}))
     """
     measured = {}
-    for how in ("nothing", "current_device", "get_best_device", "DeviceContext", "autocast_default", "telemetry_first_call"):
+    for how in (
+        "nothing",
+        "current_device",
+        "get_best_device",
+        "DeviceContext",
+        "autocast_default",
+        "telemetry_first_call",
+    ):
         try:
             r = _fresh(code, how)
             measured[how] = "child used CUDA" if r["child_exit"] == 0 else f"poisoned (child exit {r['child_exit']})"
         except Exception as e:
             measured[how] = f"error: {str(e).splitlines()[0]}"
     if measured["nothing"] != "child used CUDA":
-        return {"status": "error", "measured": measured,
-                "summary": f"even after only `import torch` a forked child cannot use CUDA: {measured['nothing']}"}
+        return {
+            "status": "error",
+            "measured": measured,
+            "summary": f"even after only `import torch` a forked child cannot use CUDA: {measured['nothing']}",
+        }
     bad = [k for k, v in measured.items() if v != "child used CUDA"]
-    return {"status": "fail" if bad else "pass", "measured": measured,
-            "summary": f"a forked child cannot use CUDA after: {bad}" if bad else "no entry point poisons fork"}
+    return {
+        "status": "fail" if bad else "pass",
+        "measured": measured,
+        "summary": f"a forked child cannot use CUDA after: {bad}" if bad else "no entry point poisons fork",
+    }
 
 
 # --------------------------------------------------------------------------
@@ -397,9 +477,13 @@ def g10_cpu_fallback_default_device() -> dict:
     torch.cuda.empty_cache()
     measured = {"attempts_on": attempts, "result": result, "default_device_inside_after": default_after}
     ok = result == "cpu"
-    return {"status": "pass" if ok else "fail", "measured": measured,
-            "summary": "CPU fallback ran fn's factories on the CPU under DeviceContext('cuda:0')" if ok
-            else f"CPU fallback under DeviceContext('cuda:0'): {result}"}
+    return {
+        "status": "pass" if ok else "fail",
+        "measured": measured,
+        "summary": "CPU fallback ran fn's factories on the CPU under DeviceContext('cuda:0')"
+        if ok
+        else f"CPU fallback under DeviceContext('cuda:0'): {result}",
+    }
 
 
 # --------------------------------------------------------------------------
@@ -456,9 +540,13 @@ def g11_oom_classification() -> dict:
     wrong = [k for k, m in _NOT_OOM_MESSAGES.items() if retried(lambda m=m: RuntimeError(m))]
     measured.update(oom_messages_missed=missed, non_oom_treated_as_oom=wrong)
     bad = missed or wrong or not measured["real_oom_retried"]
-    return {"status": "fail" if bad else "pass", "measured": measured,
-            "summary": f"missed {missed}, wrongly retried {wrong}, real OOM retried: {measured['real_oom_retried']}" if bad
-            else "every OOM message retried, configuration errors not"}
+    return {
+        "status": "fail" if bad else "pass",
+        "measured": measured,
+        "summary": f"missed {missed}, wrongly retried {wrong}, real OOM retried: {measured['real_oom_retried']}"
+        if bad
+        else "every OOM message retried, configuration errors not",
+    }
 
 
 # --------------------------------------------------------------------------
@@ -494,14 +582,22 @@ def g12_telemetry_per_call() -> dict:
     ref_ms = start.elapsed_time(end) / 5
     got_ms = tm.snapshot()["spin"]["mean_ms"]
     overhead = timed_us - bare_us
-    measured = {"bare_call_us": round(bare_us, 3), "telemetry_call_us": round(timed_us, 3),
-                "overhead_us": round(overhead, 3), "max_memory_allocated_us": round(peak_us, 3),
-                "spin_reference_ms": round(ref_ms, 4), "spin_telemetry_ms": round(got_ms, 4),
-                "timing_error_pct": round(abs(got_ms - ref_ms) / ref_ms * 100, 2)}
+    measured = {
+        "bare_call_us": round(bare_us, 3),
+        "telemetry_call_us": round(timed_us, 3),
+        "overhead_us": round(overhead, 3),
+        "max_memory_allocated_us": round(peak_us, 3),
+        "spin_reference_ms": round(ref_ms, 4),
+        "spin_telemetry_ms": round(got_ms, 4),
+        "timing_error_pct": round(abs(got_ms - ref_ms) / ref_ms * 100, 2),
+    }
     ok = overhead < 15 and measured["timing_error_pct"] < 5
-    return {"status": "pass" if ok else "fail", "measured": measured,
-            "summary": f"@telemetry on CUDA: {overhead:.1f} us per call over a bare call; "
-            f"timing {got_ms:.3f} ms vs {ref_ms:.3f} ms reference"}
+    return {
+        "status": "pass" if ok else "fail",
+        "measured": measured,
+        "summary": f"@telemetry on CUDA: {overhead:.1f} us per call over a bare call; "
+        f"timing {got_ms:.3f} ms vs {ref_ms:.3f} ms reference",
+    }
 
 
 # --------------------------------------------------------------------------
@@ -518,14 +614,22 @@ def g15_bf16_per_device() -> dict:
         with torch._accelerator.DeviceContext(f"cuda:{i}", amp=True) as ctx:
             got[i] = str(ctx.dtype)
     expected = {i: str(torch.bfloat16 if caps[i] >= (8, 0) else torch.float16) for i in range(n)}
-    measured = {"capabilities": [list(c) for c in caps], "amp_dtype": got, "expected": expected,
-                "mixed_machine": len(set(caps)) > 1}
+    measured = {
+        "capabilities": [list(c) for c in caps],
+        "amp_dtype": got,
+        "expected": expected,
+        "mixed_machine": len(set(caps)) > 1,
+    }
     wrong = [i for i in range(n) if got[i] != expected[i]]
     status = "fail" if wrong else ("pass" if measured["mixed_machine"] else "skip")
-    return {"status": status, "measured": measured,
-            "summary": f"wrong autocast dtype on devices {wrong}" if wrong
-            else "autocast dtype follows each device's capability"
-            + ("" if measured["mixed_machine"] else " (a mixed-GPU machine is needed to show G15)")}
+    return {
+        "status": status,
+        "measured": measured,
+        "summary": f"wrong autocast dtype on devices {wrong}"
+        if wrong
+        else "autocast dtype follows each device's capability"
+        + ("" if measured["mixed_machine"] else " (a mixed-GPU machine is needed to show G15)"),
+    }
 
 
 # --------------------------------------------------------------------------
@@ -539,14 +643,26 @@ def rehearse_vs_measured_peak() -> dict:
 
     torch.manual_seed(0)
     models = {
-        "mlp": (lambda: torch.nn.Sequential(torch.nn.Linear(4096, 8192), torch.nn.GELU(), torch.nn.Linear(8192, 4096)),
-                lambda: torch.randn(2048, 4096)),
-        "convnet": (lambda: torch.nn.Sequential(
-            torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(64, 128, 3, padding=1), torch.nn.ReLU(),
-            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(128, 10)),
-            lambda: torch.randn(64, 3, 128, 128)),
-        "transformer": (lambda: torch.nn.TransformerEncoderLayer(1024, 16, 4096, batch_first=True),
-                        lambda: torch.randn(16, 512, 1024)),
+        "mlp": (
+            lambda: torch.nn.Sequential(torch.nn.Linear(4096, 8192), torch.nn.GELU(), torch.nn.Linear(8192, 4096)),
+            lambda: torch.randn(2048, 4096),
+        ),
+        "convnet": (
+            lambda: torch.nn.Sequential(
+                torch.nn.Conv2d(3, 64, 3, padding=1),
+                torch.nn.ReLU(),
+                torch.nn.Conv2d(64, 128, 3, padding=1),
+                torch.nn.ReLU(),
+                torch.nn.AdaptiveAvgPool2d(1),
+                torch.nn.Flatten(),
+                torch.nn.Linear(128, 10),
+            ),
+            lambda: torch.randn(64, 3, 128, 128),
+        ),
+        "transformer": (
+            lambda: torch.nn.TransformerEncoderLayer(1024, 16, 4096, batch_first=True),
+            lambda: torch.randn(16, 512, 1024),
+        ),
     }
     measured = {}
     for name, (make, data) in models.items():
@@ -558,13 +674,19 @@ def rehearse_vs_measured_peak() -> dict:
         model(x).sum().backward()
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated()
-        measured[name] = {"rehearsed_mib": _mib(r.peak_memory), "measured_mib": _mib(peak),
-                          "ratio": round(peak / r.peak_memory, 3)}
+        measured[name] = {
+            "rehearsed_mib": _mib(r.peak_memory),
+            "measured_mib": _mib(peak),
+            "ratio": round(peak / r.peak_memory, 3),
+        }
         del model, x
     off = [k for k, v in measured.items() if not 0.9 <= v["ratio"] <= 1.25]
-    return {"status": "fail" if off else "pass", "measured": measured,
-            "summary": ", ".join(f"{k} x{v['ratio']}" for k, v in measured.items())
-            + " (measured / rehearsed; cuBLAS workspaces and allocator rounding are not rehearsed)"}
+    return {
+        "status": "fail" if off else "pass",
+        "measured": measured,
+        "summary": ", ".join(f"{k} x{v['ratio']}" for k, v in measured.items())
+        + " (measured / rehearsed; cuBLAS workspaces and allocator rounding are not rehearsed)",
+    }
 
 
 # --------------------------------------------------------------------------
@@ -605,16 +727,28 @@ def bench_get_best_device() -> dict:
         d = {"device": f"cuda:{i}", "mem_get_info_free_mib": _mib(free), "mem_get_info_total_mib": _mib(total)}
         if r["probe_before"]:
             (f0, t0), (f1, _) = r["probe_before"][i], r["probe_after"][i]
-            d.update(probe_free_mib=_mib(f0), probe_total_mib=_mib(t0), held_by_call_mib=_mib(f0 - f1),
-                     probe_minus_cuda_free_mib=_mib(f1 - free))
+            d.update(
+                probe_free_mib=_mib(f0),
+                probe_total_mib=_mib(t0),
+                held_by_call_mib=_mib(f0 - f1),
+                probe_minus_cuda_free_mib=_mib(f1 - free),
+            )
         devices.append(d)
-    measured = {"best": r["best"], "cold_ms": round(r["cold_s"] * 1e3, 3), "warm_us": round(r["warm_s"] * 1e6, 2),
-                "cuda_initialized_by_calls": r["initialized"], "primary_contexts_after_calls": r["contexts"],
-                "devices": devices}
+    measured = {
+        "best": r["best"],
+        "cold_ms": round(r["cold_s"] * 1e3, 3),
+        "warm_us": round(r["warm_s"] * 1e6, 2),
+        "cuda_initialized_by_calls": r["initialized"],
+        "primary_contexts_after_calls": r["contexts"],
+        "devices": devices,
+    }
     ok = not r["initialized"] and not r["contexts"]
-    return {"status": "pass" if ok else "fail", "measured": measured,
-            "summary": f"get_best_device cold {measured['cold_ms']} ms, warm {measured['warm_us']} us; "
-            + ("no CUDA context held" if ok else f"left CUDA initialized / contexts {r['contexts']}")}
+    return {
+        "status": "pass" if ok else "fail",
+        "measured": measured,
+        "summary": f"get_best_device cold {measured['cold_ms']} ms, warm {measured['warm_us']} us; "
+        + ("no CUDA context held" if ok else f"left CUDA initialized / contexts {r['contexts']}"),
+    }
 
 
 def bench_safe_run_oom_recovery() -> dict:
@@ -655,14 +789,23 @@ def bench_safe_run_oom_recovery() -> dict:
     released = torch.cuda.clear_cache()
     after_ok = torch.empty(GiB, dtype=torch.uint8, device="cuda").numel() == GiB
     leaked = [a - before for a in seen_allocated[1:2]]
-    measured = {"fill_s": round(fill_s, 3), "filled_gib": round(held / GiB, 2), "actions": info,
-                "result_device": str(out.device), "recover_ms": round(recover_ms, 2),
-                "leaked_at_retry_bytes": leaked[0] if leaked else None, "released_after_mib": _mib(released),
-                "allocates_again": after_ok}
+    measured = {
+        "fill_s": round(fill_s, 3),
+        "filled_gib": round(held / GiB, 2),
+        "actions": info,
+        "result_device": str(out.device),
+        "recover_ms": round(recover_ms, 2),
+        "leaked_at_retry_bytes": leaked[0] if leaked else None,
+        "released_after_mib": _mib(released),
+        "allocates_again": after_ok,
+    }
     ok = out.device.type == "cpu" and (not leaked or leaked[0] <= 0) and after_ok
-    return {"status": "pass" if ok else "fail", "measured": measured,
-            "summary": f"real OOM with the device full: {' -> '.join(map(str, info))} -> result on {out.device} "
-            f"in {recover_ms:.0f} ms; {measured['leaked_at_retry_bytes']} bytes of the failed attempt left at the retry"}
+    return {
+        "status": "pass" if ok else "fail",
+        "measured": measured,
+        "summary": f"real OOM with the device full: {' -> '.join(map(str, info))} -> result on {out.device} "
+        f"in {recover_ms:.0f} ms; {measured['leaked_at_retry_bytes']} bytes of the failed attempt left at the retry",
+    }
 
 
 def bench_clear_cache() -> dict:
@@ -675,38 +818,119 @@ def bench_clear_cache() -> dict:
     released = torch.cuda.clear_cache()
     ms = (time.perf_counter() - t) * 1e3
     free_after, _ = torch.cuda.mem_get_info()
-    measured = {"reserved_before_mib": _mib(reserved), "returned_mib": _mib(released),
-                "reserved_after_mib": _mib(torch.cuda.memory_reserved()),
-                "driver_free_gain_mib": _mib(free_after - free_before), "clear_cache_ms": round(ms, 2)}
+    measured = {
+        "reserved_before_mib": _mib(reserved),
+        "returned_mib": _mib(released),
+        "reserved_after_mib": _mib(torch.cuda.memory_reserved()),
+        "driver_free_gain_mib": _mib(free_after - free_before),
+        "clear_cache_ms": round(ms, 2),
+    }
     ok = released == reserved - torch.cuda.memory_reserved() and released >= 8 * GiB
-    return {"status": "pass" if ok else "fail", "measured": measured,
-            "summary": f"clear_cache() released {measured['returned_mib']} MiB of {measured['reserved_before_mib']} "
-            f"MiB reserved in {ms:.1f} ms; driver free +{measured['driver_free_gain_mib']} MiB"}
+    return {
+        "status": "pass" if ok else "fail",
+        "measured": measured,
+        "summary": f"clear_cache() released {measured['returned_mib']} MiB of {measured['reserved_before_mib']} "
+        f"MiB reserved in {ms:.1f} ms; driver free +{measured['driver_free_gain_mib']} MiB",
+    }
 
 
 PROBES = [
-    Probe("device_context_exit", "G1", "primary contexts after leaving DeviceContext('cuda:last'), main thread and new thread",
-          g1_device_context_exit, 90),
-    Probe("snapshot_from_thread", "G3", "primary contexts and timings when telemetry.snapshot() runs in a new thread",
-          g3_snapshot_from_thread, 60),
-    Probe("stream_switch", "G4", "pending timings kept when a timed call switches stream (and device)", g4_stream_switch, 60),
-    Probe("graph_capture", "G5", "@telemetry inside torch.cuda.graph capture: capture, replay, snapshot", g5_graph_capture, 60),
-    Probe("free_memory_guard", "G6", "assert_free_memory vs a real allocation: fragmented cache, memory fraction",
-          g6_free_memory_guard, 120),
-    Probe("fork_poisoning", "G7", "a forked child can use CUDA after each 'no CUDA init' entry point", g7_fork_poisoning, 150),
-    Probe("cpu_fallback_device", "G10", "safe_run's CPU fallback under DeviceContext('cuda:0'), real OOM",
-          g10_cpu_fallback_default_device, 60),
-    Probe("oom_classification", "G11", "OOM errors safe_run retries: a real one, library and backend messages",
-          g11_oom_classification, 60),
-    Probe("telemetry_per_call", "G12", "@telemetry per call on CUDA (us) and its timing accuracy", g12_telemetry_per_call,
-          90, "benchmark"),
-    Probe("bf16_per_device", "G15", "DeviceContext(amp=True) dtype per device vs its capability", g15_bf16_per_device, 60),
-    Probe("rehearse_peak", "", "dry_run.rehearse peak vs torch.cuda.max_memory_allocated (MLP, conv net, transformer)",
-          rehearse_vs_measured_peak, 120),
-    Probe("get_best_device", "", "cold/warm time, CUDA context held, probe vs mem_get_info on every GPU",
-          bench_get_best_device, 120, "benchmark"),
-    Probe("safe_run_oom_recovery", "", "safe_run from a real OOM with the device full: actions, time, leaks",
-          bench_safe_run_oom_recovery, 120, "benchmark"),
-    Probe("clear_cache", "", "bytes clear_cache() releases vs reserved and the driver's free memory", bench_clear_cache,
-          60, "benchmark"),
+    Probe(
+        "device_context_exit",
+        "G1",
+        "primary contexts after leaving DeviceContext('cuda:last'), main thread and new thread",
+        g1_device_context_exit,
+        90,
+    ),
+    Probe(
+        "snapshot_from_thread",
+        "G3",
+        "primary contexts and timings when telemetry.snapshot() runs in a new thread",
+        g3_snapshot_from_thread,
+        60,
+    ),
+    Probe(
+        "stream_switch",
+        "G4",
+        "pending timings kept when a timed call switches stream (and device)",
+        g4_stream_switch,
+        60,
+    ),
+    Probe(
+        "graph_capture",
+        "G5",
+        "@telemetry inside torch.cuda.graph capture: capture, replay, snapshot",
+        g5_graph_capture,
+        60,
+    ),
+    Probe(
+        "free_memory_guard",
+        "G6",
+        "assert_free_memory vs a real allocation: fragmented cache, memory fraction",
+        g6_free_memory_guard,
+        120,
+    ),
+    Probe(
+        "fork_poisoning",
+        "G7",
+        "a forked child can use CUDA after each 'no CUDA init' entry point",
+        g7_fork_poisoning,
+        150,
+    ),
+    Probe(
+        "cpu_fallback_device",
+        "G10",
+        "safe_run's CPU fallback under DeviceContext('cuda:0'), real OOM",
+        g10_cpu_fallback_default_device,
+        60,
+    ),
+    Probe(
+        "oom_classification",
+        "G11",
+        "OOM errors safe_run retries: a real one, library and backend messages",
+        g11_oom_classification,
+        60,
+    ),
+    Probe(
+        "telemetry_per_call",
+        "G12",
+        "@telemetry per call on CUDA (us) and its timing accuracy",
+        g12_telemetry_per_call,
+        90,
+        "benchmark",
+    ),
+    Probe(
+        "bf16_per_device", "G15", "DeviceContext(amp=True) dtype per device vs its capability", g15_bf16_per_device, 60
+    ),
+    Probe(
+        "rehearse_peak",
+        "",
+        "dry_run.rehearse peak vs torch.cuda.max_memory_allocated (MLP, conv net, transformer)",
+        rehearse_vs_measured_peak,
+        120,
+    ),
+    Probe(
+        "get_best_device",
+        "",
+        "cold/warm time, CUDA context held, probe vs mem_get_info on every GPU",
+        bench_get_best_device,
+        120,
+        "benchmark",
+    ),
+    Probe(
+        "safe_run_oom_recovery",
+        "",
+        "safe_run from a real OOM with the device full: actions, time, leaks",
+        bench_safe_run_oom_recovery,
+        120,
+        "benchmark",
+    ),
+    Probe(
+        "clear_cache",
+        "",
+        "bytes clear_cache() releases vs reserved and the driver's free memory",
+        bench_clear_cache,
+        60,
+        "benchmark",
+    ),
 ]

@@ -103,9 +103,18 @@ class Report:
         self.out = out
         self.t0 = time.monotonic()
         self.data: dict = {
-            "tool": "tools/gpu_check.py", "started": now(), "finished": None, "duration_s": None,
-            "status": "running", "exit_code": None, "reason": None,
-            "environment": {}, "install": None, "probes": [], "tests": None, "restore": None,
+            "tool": "tools/gpu_check.py",
+            "started": now(),
+            "finished": None,
+            "duration_s": None,
+            "status": "running",
+            "exit_code": None,
+            "reason": None,
+            "environment": {},
+            "install": None,
+            "probes": [],
+            "tests": None,
+            "restore": None,
         }
 
     def write(self) -> None:
@@ -142,9 +151,18 @@ def markdown(d: dict) -> str:
         for p in d["probes"]:
             counts[p["status"]] = counts.get(p["status"], 0) + 1
         tests = d.get("tests") or {}
-        lines += ["Probes: " + ", ".join(f"{n} {s}" for s, n in counts.items())
-                  + (f". Tests: {tests.get('status')}, {tests.get('passed', '?')} passed, {tests.get('failed', '?')} failed, "
-                     f"{tests.get('cuda_cases_run', '?')} CUDA cases run." if tests else "."), ""]
+        lines += [
+            "Probes: "
+            + ", ".join(f"{n} {s}" for s, n in counts.items())
+            + (
+                f". Tests: {tests.get('status')}, {tests.get('passed', '?')} passed, "
+                f"{tests.get('failed', '?')} failed, "
+                f"{tests.get('cuda_cases_run', '?')} CUDA cases run."
+                if tests
+                else "."
+            ),
+            "",
+        ]
     env = d.get("environment") or {}
     if env:
         lines += ["## Environment", "", "| | |", "|---|---|"]
@@ -176,8 +194,23 @@ def markdown(d: dict) -> str:
     t = d.get("tests")
     if t:
         lines += ["## Tests (test/, CUDA-gated cases included)", ""]
-        lines.append(", ".join(f"{k} {t[k]}" for k in ("status", "exit_code", "tests", "passed", "failed", "errors",
-                                                        "skipped", "cuda_cases_run", "duration_s") if k in t))
+        lines.append(
+            ", ".join(
+                f"{k} {t[k]}"
+                for k in (
+                    "status",
+                    "exit_code",
+                    "tests",
+                    "passed",
+                    "failed",
+                    "errors",
+                    "skipped",
+                    "cuda_cases_run",
+                    "duration_s",
+                )
+                if k in t
+            )
+        )
         lines.append("")
         for f in t.get("failures", []):
             lines.append(f"- {f}")
@@ -196,8 +229,13 @@ def markdown(d: dict) -> str:
 
 def preflight(fake_gpu: bool) -> dict:
     """What this interpreter's torch sees, from a child process (a hung driver cannot hang the check)."""
-    env: dict = {"python": sys.version.split()[0], "executable": sys.executable, "platform": platform.platform(),
-                 "cpus": os.cpu_count(), "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    env: dict = {
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
     smi = shutil.which("nvidia-smi")
     if smi:
         try:
@@ -208,15 +246,24 @@ def preflight(fake_gpu: bool) -> dict:
     else:
         env["nvidia_smi"] = None
     try:
-        r = subprocess.run([sys.executable, "-c", _PREFLIGHT], capture_output=True, text=True, timeout=120, cwd=tempfile.gettempdir())
-        env.update(json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 and r.stdout.strip()
-                   else {"torch_error": f"the torch query failed (exit {r.returncode}): {tail(r.stderr, 1500)}"})
+        r = subprocess.run(
+            [sys.executable, "-c", _PREFLIGHT], capture_output=True, text=True, timeout=120, cwd=tempfile.gettempdir()
+        )
+        env.update(
+            json.loads(r.stdout.strip().splitlines()[-1])
+            if r.returncode == 0 and r.stdout.strip()
+            else {"torch_error": f"the torch query failed (exit {r.returncode}): {tail(r.stderr, 1500)}"}
+        )
     except subprocess.TimeoutExpired:
         env["torch_error"] = "the torch query did not finish within 120 s (a hung driver?)"
     if fake_gpu:  # tests of this tool only: pretend a GPU is there
         env.pop("torch_error", None)
-        env.update(fake_gpu=True, cuda_build="fake", available=True,
-                   devices=[{"index": 0, "name": "fake GPU", "capability": [9, 0], "total_mib": 1024}])
+        env.update(
+            fake_gpu=True,
+            cuda_build="fake",
+            available=True,
+            devices=[{"index": 0, "name": "fake GPU", "capability": [9, 0], "total_mib": 1024}],
+        )
     return env
 
 
@@ -225,18 +272,27 @@ def refusal(env: dict) -> str | None:
     if env.get("torch_error"):
         return f"refused: no usable torch for {env.get('executable')}: {env['torch_error']}"
     if not env.get("cuda_build"):
-        return (f"refused: torch {env.get('torch')} is not a CUDA build (torch.version.cuda is None): "
-                "the GPU check needs a CUDA build of torch and an NVIDIA GPU")
+        return (
+            f"refused: torch {env.get('torch')} is not a CUDA build (torch.version.cuda is None): "
+            "the GPU check needs a CUDA build of torch and an NVIDIA GPU"
+        )
     if not env.get("available") or not env.get("devices"):
         why = "; ".join(env.get("warnings") or []) or "torch.cuda.is_available() is False"
-        where = f"CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')!r}, " if env.get("CUDA_VISIBLE_DEVICES") is not None else ""
+        where = (
+            f"CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')!r}, "
+            if env.get("CUDA_VISIBLE_DEVICES") is not None
+            else ""
+        )
         smi = "nvidia-smi found" if env.get("nvidia_smi") else "no nvidia-smi on PATH"
-        return (f"refused: no GPU visible to torch {env.get('torch')} (CUDA {env.get('cuda_build')}): {why} "
-                f"({where}{smi})")
+        return (
+            f"refused: no GPU visible to torch {env.get('torch')} (CUDA {env.get('cuda_build')}): {why} ({where}{smi})"
+        )
     driver, build = env.get("driver_cuda_version"), str(env.get("cuda_build") or "")
     if isinstance(driver, int) and driver > 0 and build[:1].isdigit() and driver // 1000 < int(build.split(".")[0]):
-        return (f"refused: the NVIDIA driver supports CUDA {driver // 1000}.{driver % 1000 // 10}, older than the CUDA "
-                f"{build} that torch {env.get('torch')} was built with: update the driver")
+        return (
+            f"refused: the NVIDIA driver supports CUDA {driver // 1000}.{driver % 1000 // 10}, older than the CUDA "
+            f"{build} that torch {env.get('torch')} was built with: update the driver"
+        )
     return None
 
 
@@ -260,20 +316,34 @@ def run_one_probe(module_path: str, name: str, out_path: str) -> int:
         res.setdefault("summary", "")
         res.setdefault("measured", {})
     except BaseException as e:
-        res = {"status": "error", "summary": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-               "measured": {}, "error": tail(traceback.format_exc())}
+        res = {
+            "status": "error",
+            "summary": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+            "measured": {},
+            "error": tail(traceback.format_exc()),
+        }
     res["duration_s"] = round(time.perf_counter() - t, 2)
     Path(out_path).write_text(json.dumps(res, default=str))
     return 0
 
 
-def run_probes(report: Report, module_path: Path, only: set[str] | None, deadline: float, logs: Path, env: dict) -> None:
+def run_probes(
+    report: Report, module_path: Path, only: set[str] | None, deadline: float, logs: Path, env: dict
+) -> None:
     try:
         probes = load_probes(module_path)
     except Exception:
-        report.data["probes"].append({"name": "load_probes", "finding": "", "kind": "probe", "what": str(module_path),
-                                      "status": "error", "summary": "the probes module failed to load",
-                                      "error": tail(traceback.format_exc())})
+        report.data["probes"].append(
+            {
+                "name": "load_probes",
+                "finding": "",
+                "kind": "probe",
+                "what": str(module_path),
+                "status": "error",
+                "summary": "the probes module failed to load",
+                "error": tail(traceback.format_exc()),
+            }
+        )
         return
     logs.mkdir(parents=True, exist_ok=True)
     for p in probes:
@@ -295,8 +365,9 @@ def run_probes(report: Report, module_path: Path, only: set[str] | None, deadlin
         print(f"==> probe {p.name} ({p.finding or p.kind}), timeout {timeout:.0f} s", file=sys.stderr, flush=True)
         with open(log, "w") as f:
             try:
-                rc = run_installed.run_child(cmd, timeout=timeout, stdout=f, stderr=subprocess.STDOUT,
-                                             cwd=tempfile.gettempdir(), env=env)
+                rc = run_installed.run_child(
+                    cmd, timeout=timeout, stdout=f, stderr=subprocess.STDOUT, cwd=tempfile.gettempdir(), env=env
+                )
                 timed_out = False
             except subprocess.TimeoutExpired:
                 rc, timed_out = None, True
@@ -308,8 +379,9 @@ def run_probes(report: Report, module_path: Path, only: set[str] | None, deadlin
             if rc != 0:
                 entry.update(status="error", summary=f"exit {rc} after writing its result", error=tail(text))
         else:
-            entry.update(status="error", summary=f"the probe process died (exit {rc}) before writing a result",
-                         error=tail(text))
+            entry.update(
+                status="error", summary=f"the probe process died (exit {rc}) before writing a result", error=tail(text)
+            )
         entry.setdefault("duration_s", round(time.monotonic() - t, 2))
         print(f"    {entry['status']}: {entry.get('summary', '')}", file=sys.stderr, flush=True)
         report.data["probes"].append(entry)
@@ -330,8 +402,12 @@ def run_tests(report: Report, cmd: list[str], junit: Path | None, timeout: float
                 rc = None
     finally:
         shutil.rmtree(cwd, ignore_errors=True)
-    res: dict = {"command": shlex.join(cmd), "exit_code": rc, "duration_s": round(time.monotonic() - t, 1),
-                 "output_tail": tail(log.read_text(errors="replace"))}
+    res: dict = {
+        "command": shlex.join(cmd),
+        "exit_code": rc,
+        "duration_s": round(time.monotonic() - t, 1),
+        "output_tail": tail(log.read_text(errors="replace")),
+    }
     if junit is not None and junit.exists():
         try:
             res.update(junit_summary(junit))
@@ -359,11 +435,20 @@ def junit_summary(path: Path) -> dict:
                 bad = case.find("failure") if "failure" in kinds else case.find("error")
                 failed += "failure" in kinds
                 errors += "error" in kinds
-                failures.append(f"{name}: {(bad.get('message') or '').splitlines()[0][:300] if bad is not None else ''}")
+                failures.append(
+                    f"{name}: {(bad.get('message') or '').splitlines()[0][:300] if bad is not None else ''}"
+                )
             elif "cuda" in name.lower():
                 cuda += 1
-    return {"tests": tests, "passed": tests - failed - errors - skipped, "failed": failed, "errors": errors,
-            "skipped": skipped, "cuda_cases_run": cuda, "failures": failures[:50]}
+    return {
+        "tests": tests,
+        "passed": tests - failed - errors - skipped,
+        "failed": failed,
+        "errors": errors,
+        "skipped": skipped,
+        "cuda_cases_run": cuda,
+        "failures": failures[:50],
+    }
 
 
 # --------------------------------------------------------------------------
@@ -377,12 +462,15 @@ def main(argv: list[str] | None = None) -> int:
         return run_one_probe(*argv[1:4])
     ap = argparse.ArgumentParser(prog="gpu_check.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, help="folder for report.json, report.md and logs/")
-    ap.add_argument("--require-gpu", action="store_true",
-                    help="only check that torch is a CUDA build, a GPU is visible and the driver is new enough (exit 2 if not)")
+    ap.add_argument(
+        "--require-gpu",
+        action="store_true",
+        help="only check that torch is a CUDA build, a GPU is visible and the driver is new enough (exit 2 if not)",
+    )
     ap.add_argument("--budget", type=float, default=450.0, help="seconds for the whole run (default 450)")
     ap.add_argument("--only", help="comma-separated probe names to run (default: all)")
     ap.add_argument("--no-tests", action="store_true", help="run the probes only")
-    ap.add_argument("--pytest-args", default="", help="extra pytest arguments for the test step, e.g. \"-k cuda\"")
+    ap.add_argument("--pytest-args", default="", help='extra pytest arguments for the test step, e.g. "-k cuda"')
     # For the tests of this tool only: a GPU that is not there, other probes, another test command.
     ap.add_argument("--fake-gpu", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--probes-module", type=Path, default=PROBES_MODULE, help=argparse.SUPPRESS)
@@ -394,9 +482,14 @@ def main(argv: list[str] | None = None) -> int:
         if why:
             print(f"error: {why}", file=sys.stderr)
             return 2
-        devices = "; ".join(f"cuda:{d['index']} {d['name']} (sm_{''.join(map(str, d['capability']))}, {d['total_mib']} MiB)"
-                            for d in env["devices"])
-        print(f"torch {env.get('torch')}, CUDA {env.get('cuda_build')}, driver CUDA {env.get('driver_cuda_version')}: {devices}")
+        devices = "; ".join(
+            f"cuda:{d['index']} {d['name']} (sm_{''.join(map(str, d['capability']))}, {d['total_mib']} MiB)"
+            for d in env["devices"]
+        )
+        print(
+            f"torch {env.get('torch')}, CUDA {env.get('cuda_build')}, "
+            f"driver CUDA {env.get('driver_cuda_version')}: {devices}"
+        )
         return 0
     if args.out is None:
         ap.error("--out DIR is required")
@@ -421,18 +514,39 @@ def main(argv: list[str] | None = None) -> int:
                     report.write()
                     child_env = run_installed.test_env()
                     only = set(args.only.split(",")) if args.only else None
-                    run_probes(report, args.probes_module.resolve(), only, deadline - (0 if args.no_tests else 60),
-                               logs, child_env)
+                    run_probes(
+                        report,
+                        args.probes_module.resolve(),
+                        only,
+                        deadline - (0 if args.no_tests else 60),
+                        logs,
+                        child_env,
+                    )
                     if not args.no_tests:
                         junit = None
                         if args.tests_command:
                             cmd = shlex.split(args.tests_command)
                         else:
                             junit = out / "tests.junit.xml"
-                            cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
-                                   str(ROOT / "test"), "-q", "-rfE", f"--junitxml={junit}", *shlex.split(args.pytest_args)]
+                            cmd = [
+                                sys.executable,
+                                "-m",
+                                "pytest",
+                                "-p",
+                                "no:cacheprovider",
+                                "--rootdir",
+                                str(ROOT),
+                                str(ROOT / "test"),
+                                "-q",
+                                "-rfE",
+                                f"--junitxml={junit}",
+                                *shlex.split(args.pytest_args),
+                            ]
                         run_tests(report, cmd, junit, max(30.0, deadline - time.monotonic() - 15), logs, child_env)
-                report.data["restore"] = {"status": "restored", "message": f"develop --uninstall; the torch in {site} is as before"}
+                report.data["restore"] = {
+                    "status": "restored",
+                    "message": f"develop --uninstall; the torch in {site} is as before",
+                }
             except run_installed.Refused as e:
                 report.data["install"] = {"status": "refused", "message": str(e)}
                 print(f"error: {e}", file=sys.stderr)
@@ -452,7 +566,9 @@ def main(argv: list[str] | None = None) -> int:
     tests = report.data["tests"]
     failed_tests = tests is not None and tests["status"] != "pass"
     if bad or failed_tests:
-        why = ", ".join(filter(None, [f"probes {bad}" if bad else "", f"tests {tests['status']}" if failed_tests else ""]))
+        why = ", ".join(
+            filter(None, [f"probes {bad}" if bad else "", f"tests {tests['status']}" if failed_tests else ""])
+        )
         print(f"==> FAIL: {why}; report in {out}", file=sys.stderr)
         return report.finish("fail", 1, f"failed: {why}")
     print(f"==> PASS; report in {out}", file=sys.stderr)

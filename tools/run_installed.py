@@ -73,7 +73,9 @@ def site_of_torch() -> Path:
     """The folder holding the current interpreter's ``torch/`` (torch is not imported)."""
     spec = importlib.util.find_spec("torch")
     if spec is None or spec.origin is None:
-        raise Refused(f"no torch is installed for {sys.executable}; --installed runs against the torch of this interpreter")
+        raise Refused(
+            f"no torch is installed for {sys.executable}; --installed runs against the torch of this interpreter"
+        )
     return Path(spec.origin).parent.parent
 
 
@@ -184,7 +186,11 @@ class Snapshot:
         diffs += [f"missing: {r}" for r in sorted(set(self.tree) - set(now))]
         for rel in sorted(set(now) & set(self.tree)):
             a, b = self.tree[rel], now[rel]
-            if a[0] != b[0] or (a[0] == "link" and a != b) or (a[0] == "file" and (a[1], a[2], a[3]) != (b[1], b[2], b[3])):
+            if (
+                a[0] != b[0]
+                or (a[0] == "link" and a != b)
+                or (a[0] == "file" and (a[1], a[2], a[3]) != (b[1], b[2], b[3]))
+            ):
                 diffs.append(f"changed: {rel}")
         return diffs
 
@@ -320,14 +326,27 @@ def test_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def _optional_steps() -> None:
     if importlib.util.find_spec("ruff") is not None:
         say("==> lint torch_overlay/ and test/ (ruff.toml)")
-        rc = run_child([sys.executable, "-m", "ruff", "check", "--quiet", "--config", str(ROOT / "ruff.toml"),
-                        str(ROOT / "torch_overlay"), str(ROOT / "test")])
+        rc = run_child(
+            [
+                sys.executable,
+                "-m",
+                "ruff",
+                "check",
+                "--quiet",
+                "--config",
+                str(ROOT / "ruff.toml"),
+                str(ROOT / "torch_overlay"),
+                str(ROOT / "test"),
+            ]
+        )
         if rc != 0:
             say(f"    ruff found problems (exit {rc})")
     else:
         say("==> skipped: ruff lint (ruff is not installed here; tools/run_tests.py runs it)")
-    say("==> skipped: Sphinx docs build and tools/check.py --installed (they need the pinned base wheel and "
-        "requirements/docs.txt; tools/run_tests.py runs them)")
+    say(
+        "==> skipped: Sphinx docs build and tools/check.py --installed (they need the pinned base wheel and "
+        "requirements/docs.txt; tools/run_tests.py runs them)"
+    )
 
 
 def main(argv: list[str], *, test_command: list[str] | None = None) -> int:
@@ -345,8 +364,16 @@ def main(argv: list[str], *, test_command: list[str] | None = None) -> int:
                 if test_command is None:
                     _optional_steps()
                 cmd = test_command or [
-                    sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
-                    str(ROOT / "test"), str(ROOT / "tools" / "test"), *argv,
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-p",
+                    "no:cacheprovider",
+                    "--rootdir",
+                    str(ROOT),
+                    str(ROOT / "test"),
+                    str(ROOT / "tools" / "test"),
+                    *argv,
                 ]
                 say("==> run the tests (pytest, from outside the source tree)")
                 cwd = tempfile.mkdtemp(prefix="torch-tool-installed-")

@@ -25,7 +25,8 @@ FAKE_PROBES = textwrap.dedent(f"""
     from _gpu_probes import Probe
 
     def ok():
-        return {{"status": "pass", "summary": "fine", "measured": {{"per_call_us": 1.5, "devices": [{{"free_mib": 3.0}}]}}}}
+        measured = {{"per_call_us": 1.5, "devices": [{{"free_mib": 3.0}}]}}
+        return {{"status": "pass", "summary": "fine", "measured": measured}}
 
     def fails():
         return {{"status": "fail", "summary": "the finding is real", "measured": {{"contexts": [0, 1]}}}}
@@ -43,7 +44,8 @@ FAKE_PROBES = textwrap.dedent(f"""
 
     def sees_patch_set():
         linked = (Path(os.environ["FAKE_SITE"]) / {OVERLAY_FILE!r}).is_symlink()
-        return {{"status": "pass" if linked else "fail", "summary": "patch set installed", "measured": {{"linked": linked}}}}
+        status = "pass" if linked else "fail"
+        return {{"status": status, "summary": "patch set installed", "measured": {{"linked": linked}}}}
 
     PROBES = [
         Probe("ok", "G1", "a figure", ok, 60),
@@ -59,10 +61,25 @@ FAKE_PROBES = textwrap.dedent(f"""
 def run_check(site, tmp_path, *args, hang_timeout="3", wait=True):
     probes = tmp_path / "fake_probes.py"
     probes.write_text(FAKE_PROBES)
-    env = dict(os.environ, PYTHONPATH=str(site), FAKE_SITE=str(site), FAKE_MARKER=str(tmp_path / "hanging"),
-               FAKE_HANG_TIMEOUT=hang_timeout)
-    cmd = [sys.executable, str(GPU_CHECK), "--out", str(tmp_path / "out"), "--fake-gpu", "--probes-module", str(probes),
-           "--tests-command", f"{sys.executable} -c 'import sys; sys.exit(0)'", *args]
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(site),
+        FAKE_SITE=str(site),
+        FAKE_MARKER=str(tmp_path / "hanging"),
+        FAKE_HANG_TIMEOUT=hang_timeout,
+    )
+    cmd = [
+        sys.executable,
+        str(GPU_CHECK),
+        "--out",
+        str(tmp_path / "out"),
+        "--fake-gpu",
+        "--probes-module",
+        str(probes),
+        "--tests-command",
+        f"{sys.executable} -c 'import sys; sys.exit(0)'",
+        *args,
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     if not wait:
         return proc
@@ -73,13 +90,21 @@ def run_check(site, tmp_path, *args, hang_timeout="3", wait=True):
 def test_refuses_in_seconds_without_a_gpu(tmp_path):
     # CUDA_VISIBLE_DEVICES="": also refuses where a CUDA torch and a GPU are present.
     t = time.monotonic()
-    r = subprocess.run([sys.executable, str(GPU_CHECK), "--out", str(tmp_path)], capture_output=True, text=True,
-                       env=dict(os.environ, CUDA_VISIBLE_DEVICES=""), timeout=300, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, str(GPU_CHECK), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+        timeout=300,
+        cwd=tmp_path,
+    )
     elapsed = time.monotonic() - t
     assert r.returncode == 2, r.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["status"] == "refused" and report["exit_code"] == 2
-    assert report["reason"].startswith("refused: ") and ("not a CUDA build" in report["reason"] or "no GPU" in report["reason"])
+    assert report["reason"].startswith("refused: ") and (
+        "not a CUDA build" in report["reason"] or "no GPU" in report["reason"]
+    )
     assert report["reason"] in (tmp_path / "report.md").read_text()
     assert report["reason"] in r.stderr
     assert report["install"] is None and report["probes"] == []  # nothing was installed or run
@@ -89,17 +114,34 @@ def test_refuses_in_seconds_without_a_gpu(tmp_path):
 @pytest.mark.parametrize(
     "env, reason",
     [
-        ({"executable": "/py", "torch_error": "ModuleNotFoundError: No module named 'torch'"}, "no usable torch for /py"),
+        (
+            {"executable": "/py", "torch_error": "ModuleNotFoundError: No module named 'torch'"},
+            "no usable torch for /py",
+        ),
         ({"torch": "2.13.0+cpu", "cuda_build": None}, "torch 2.13.0+cpu is not a CUDA build"),
         (
-            {"torch": "2.11.0+cu130", "cuda_build": "13.0", "available": False, "devices": [], "nvidia_smi": "x",
-             "warnings": ["CUDA initialization: The NVIDIA driver on your system is too old (found version 12020)."]},
+            {
+                "torch": "2.11.0+cu130",
+                "cuda_build": "13.0",
+                "available": False,
+                "devices": [],
+                "nvidia_smi": "x",
+                "warnings": ["CUDA initialization: The NVIDIA driver on your system is too old (found version 12020)."],
+            },
             "driver on your system is too old",
         ),
-        ({"torch": "2.11.0+cu130", "cuda_build": "13.0", "available": False, "CUDA_VISIBLE_DEVICES": ""}, "CUDA_VISIBLE_DEVICES=''"),
         (
-            {"torch": "2.11.0+cu130", "cuda_build": "13.0", "available": True, "devices": [{"index": 0}],
-             "driver_cuda_version": 12080},
+            {"torch": "2.11.0+cu130", "cuda_build": "13.0", "available": False, "CUDA_VISIBLE_DEVICES": ""},
+            "CUDA_VISIBLE_DEVICES=''",
+        ),
+        (
+            {
+                "torch": "2.11.0+cu130",
+                "cuda_build": "13.0",
+                "available": True,
+                "devices": [{"index": 0}],
+                "driver_cuda_version": 12080,
+            },
             "driver supports CUDA 12.8, older than the CUDA 13.0",
         ),
     ],
@@ -110,17 +152,34 @@ def test_refusal_names_the_reason(env, reason):
 
 
 def test_refusal_none_with_a_gpu():
-    env = {"torch": "2.11.0+cu130", "cuda_build": "13.0", "available": True, "devices": [{"index": 0}], "driver_cuda_version": 13010}
+    env = {
+        "torch": "2.11.0+cu130",
+        "cuda_build": "13.0",
+        "available": True,
+        "devices": [{"index": 0}],
+        "driver_cuda_version": 13010,
+    }
     assert gpu_check.refusal(env) is None
 
 
 def test_require_gpu_only_checks(tmp_path):
-    r = subprocess.run([sys.executable, str(GPU_CHECK), "--require-gpu"], capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, CUDA_VISIBLE_DEVICES=""), cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, str(GPU_CHECK), "--require-gpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+        cwd=tmp_path,
+    )
     assert r.returncode == 2 and "error: refused: " in r.stderr, r.stderr
     assert list(tmp_path.iterdir()) == []  # no report, nothing installed
-    r = subprocess.run([sys.executable, str(GPU_CHECK), "--require-gpu", "--fake-gpu"], capture_output=True, text=True,
-                       timeout=300, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, str(GPU_CHECK), "--require-gpu", "--fake-gpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0 and "cuda:0 fake GPU (sm_90, 1024 MiB)" in r.stdout, r.stderr
 
 
@@ -162,9 +221,24 @@ def test_failing_tests_fail_the_run(torch_tree, tmp_path):
     probes = tmp_path / "fake_probes.py"
     probes.write_text(FAKE_PROBES)
     r = subprocess.run(
-        [sys.executable, str(GPU_CHECK), "--out", str(tmp_path / "out"), "--fake-gpu", "--probes-module", str(probes),
-         "--only", "ok", "--tests-command", f"{sys.executable} -c 'print(\"1 failed\"); raise SystemExit(1)'"],
-        env=dict(os.environ, PYTHONPATH=str(torch_tree)), capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            str(GPU_CHECK),
+            "--out",
+            str(tmp_path / "out"),
+            "--fake-gpu",
+            "--probes-module",
+            str(probes),
+            "--only",
+            "ok",
+            "--tests-command",
+            f"{sys.executable} -c 'print(\"1 failed\"); raise SystemExit(1)'",
+        ],
+        env=dict(os.environ, PYTHONPATH=str(torch_tree)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert r.returncode == 1, r.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())

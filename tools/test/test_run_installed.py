@@ -1,4 +1,4 @@
-"""tools/run_tests.py --installed: the patch set goes into the interpreter's torch for the run, and comes out exactly."""
+"""run_tests.py --installed: the patch set goes into the interpreter's torch for the run, and comes out exactly."""
 
 import os
 import signal
@@ -35,7 +35,11 @@ def start(site: Path, test_code: str, *extra: str, python_flags: tuple[str, ...]
     env = dict(os.environ, PYTHONPATH=str(site))
     env.pop("TORCH_TOOL_INSTALLED", None)
     return subprocess.Popen(
-        [sys.executable, *python_flags, "-c", driver], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, *python_flags, "-c", driver],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -130,7 +134,9 @@ def test_vendored_expecttest_wheel_when_missing(monkeypatch):
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(wheel)
     # Imports from the zip (zipimport), in an interpreter that has no site-packages at all.
     code = "import expecttest; print(expecttest.__file__); expecttest.TestCase.assertExpectedInline"
-    r = subprocess.run([sys.executable, "-S", "-c", code], env={"PYTHONPATH": env["PYTHONPATH"]}, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-S", "-c", code], env={"PYTHONPATH": env["PYTHONPATH"]}, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(str(wheel))
 
