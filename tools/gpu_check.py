@@ -508,8 +508,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {why}", file=sys.stderr)
                 return report.finish("refused", 2, why)
             try:
+                already = run_installed.develop_state(run_installed.site_of_torch()) == "develop"
                 with run_installed.patch_set_installed() as site:
-                    report.data["install"] = {"status": "installed", "message": f"develop mode into {site}"}
+                    report.data["install"] = {
+                        "status": "already in develop mode" if already else "installed",
+                        "message": f"develop mode {'of this checkout, left so' if already else 'into'} {site}",
+                    }
                     report.data["restore"] = {"status": "pending"}
                     report.write()
                     child_env = run_installed.test_env()
@@ -544,8 +548,8 @@ def main(argv: list[str] | None = None) -> int:
                             ]
                         run_tests(report, cmd, junit, max(30.0, deadline - time.monotonic() - 15), logs, child_env)
                 report.data["restore"] = {
-                    "status": "restored",
-                    "message": f"develop --uninstall; the torch in {site} is as before",
+                    "status": "left in develop mode" if already else "restored",
+                    "message": f"the torch in {site} is as before" + ("" if already else " (develop --uninstall)"),
                 }
             except run_installed.Refused as e:
                 report.data["install"] = {"status": "refused", "message": str(e)}
