@@ -58,6 +58,10 @@ def sha256(path: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--installed"]:  # the torch of this interpreter: no venv, no pip (tools/run_installed.py)
+        import run_installed
+
+        return run_installed.main(argv[1:])
     base_args: list[str] = []
     if argv[:1] == ["--base-wheel"] and len(argv) >= 2:
         base_args = ["--base-wheel", str(Path(argv[1]).resolve())]

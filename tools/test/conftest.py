@@ -19,6 +19,8 @@ import patchset  # noqa: E402
 def base_wheel() -> Path:
     # tools/run_tests.py --base-wheel PATH (e.g. the CUDA build on a GPU runner).
     given = os.environ.get("TORCH_TOOL_BASE_WHEEL")
+    if not given and os.environ.get("TORCH_TOOL_INSTALLED"):
+        pytest.skip("installed-torch mode (run_tests.py --installed): no base wheel without pip; set TORCH_TOOL_BASE_WHEEL")
     return Path(given) if given else build_wheel.fetch_base_wheel(patchset.ROOT / "build" / "base")
 
 

@@ -4,13 +4,16 @@ import re
 import subprocess
 import sys
 
-import docutils.core
-import docutils.nodes
 import pytest
-from docutils.parsers.rst import Directive, directives, roles
 
-import check
-import patchset
+pytest.importorskip("docutils", reason="the docs page checks need docutils (requirements/test.txt)")
+
+import docutils.core  # noqa: E402
+import docutils.nodes  # noqa: E402
+from docutils.parsers.rst import Directive, directives, roles  # noqa: E402
+
+import check  # noqa: E402
+import patchset  # noqa: E402
 
 
 PAGES = sorted((patchset.DOCS / "source").glob("*.rst"))

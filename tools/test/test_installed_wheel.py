@@ -1,12 +1,20 @@
 """The test environment's torch is the patched wheel, installed by pip: not the source tree."""
 
 import importlib.metadata
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import build_wheel
 import patchset
+
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("TORCH_TOOL_INSTALLED")),
+    reason="installed-torch mode (run_tests.py --installed) tests a develop install, not the patched wheel",
+)
 
 
 def test_installed_distribution_is_the_patched_wheel():
