@@ -102,6 +102,9 @@ torch` is unchanged.
             # get_best_device(min_free_memory=...) is the first user of the size parser.
             "torch_overlay/torch/utils/_memory_size.py",
             "test/test_utils_memory_size*.py",
+            # DeviceContext is the first decorator applied step by step to coroutines and generators.
+            "torch_overlay/torch/utils/_stepwise.py",
+            "test/test_utils_stepwise*.py",
             "patches/0001-*",
             "patches/0003-*",
             "test/test_accelerator*.py",

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
 import os
 import threading
-import types
 from typing import Any, TYPE_CHECKING, TypeVar
 from typing_extensions import Self
 
@@ -16,9 +14,10 @@ from torch._accelerator._device_probe import available_accelerator
 from torch.amp._defaults import default_dtype
 from torch.utils._contextlib import _DecoratorContextManager
 from torch.utils._device import DeviceContext as _DefaultDeviceMode
+from torch.utils._stepwise import wrap
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterator
+    from collections.abc import Callable, Iterator
     from types import TracebackType
 
 _F = TypeVar("_F", bound="Callable[..., Any]")
@@ -275,35 +274,8 @@ class DeviceContext(_DecoratorContextManager):
         # Coroutines and async generators: the context is entered around each step of
         # the body (like torch.utils._contextlib does for generators), never held across
         # an await or a yield, so it follows the task that runs the body and no other.
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def coroutine_in_context(*args: Any, **kwargs: Any) -> Any:
-                return await _run_in_context(self, func(*args, **kwargs))
-
-            return coroutine_in_context  # type: ignore[return-value]
-        if inspect.isasyncgenfunction(func):
-
-            @functools.wraps(func)
-            async def async_generator_in_context(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-                agen = func(*args, **kwargs)
-                try:
-                    item = await _run_in_context(self, agen.asend(None))
-                    while True:
-                        try:
-                            sent = yield item
-                        except GeneratorExit:
-                            raise
-                        except BaseException as e:  # noqa: B036 - thrown in by the consumer, passed on
-                            item = await _run_in_context(self, agen.athrow(e))
-                        else:
-                            item = await _run_in_context(self, agen.asend(sent))
-                except StopAsyncIteration:
-                    return
-                finally:
-                    await _run_in_context(self, agen.aclose())
-
-            return async_generator_in_context  # type: ignore[return-value]
+        if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+            return wrap(func, lambda: self)  # type: ignore[return-value]
         return super().__call__(func)
 
     def __enter__(self) -> Self:
@@ -346,28 +318,3 @@ class DeviceContext(_DecoratorContextManager):
 
     def __repr__(self) -> str:
         return f"DeviceContext(device={str(self.device)!r}, amp={self._amp!r}, tensorize={self.tensorize!r})"
-
-
-@types.coroutine
-def _run_in_context(ctx: DeviceContext, coro: Coroutine[Any, Any, Any]) -> Generator[Any, Any, Any]:
-    """Drive ``coro`` to completion, entering ``ctx`` around each step and leaving it at each suspension."""
-    to_send: Any = None
-    to_throw: BaseException | None = None
-    while True:
-        try:
-            with ctx:
-                if to_throw is None:
-                    yielded = coro.send(to_send)
-                else:
-                    exc, to_throw = to_throw, None
-                    yielded = coro.throw(exc)
-        except StopIteration as stop:
-            return stop.value
-        try:
-            to_send = yield yielded
-        except GeneratorExit:
-            with ctx:
-                coro.close()
-            raise
-        except BaseException as e:  # noqa: B036 - thrown in by the event loop (cancellation), passed on
-            to_throw, to_send = e, None

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import torch
 from torch.cuda._memory_guard import clear_cache
 from torch.cuda._oom import is_oom, oom_device
-from torch.cuda._wrapping import stay_eager, while_running
+from torch.cuda._wrapping import stay_eager
 
 
 __all__ = ["safe_run"]
@@ -253,12 +253,15 @@ class _Recovery:
                     raise
 
     async def _run_async(self) -> Any:
+        # Imported here: torch.cuda is imported while torch itself is, before torch.utils can be.
+        from torch.utils._stepwise import step_scoped
+
         while True:
             clear_cache()
             try:
                 with self._placement():
                     args, kwargs = self.arguments()
-                    out = await while_running(self.fn(*args, **kwargs), self.state)
+                    out = await step_scoped(self.state, self.fn(*args, **kwargs))
                 return self.finish(out)
             except Exception as e:
                 if self.failed(e) == "give_up":

@@ -4,19 +4,14 @@ Helpers shared by the wrappers of :mod:`torch.cuda`'s memory guards and ``safe_r
 - :func:`stay_eager` marks a wrapper the way ``torch.compiler.disable(wrapper,
   recursive=False, reason=...)`` does, so that ``torch.compile(fullgraph=True)``
   over it fails with our reason instead of Dynamo's generic "marked as skipped".
-- :func:`while_running` runs a coroutine with some thread-local state (autocast,
-  the default device) entered only while that coroutine runs, never while it is
-  suspended and other tasks of the same thread run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator
-from typing import Any, TYPE_CHECKING, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 
-if TYPE_CHECKING:
-    import contextlib
 
 
 __all__: list[str] = []
@@ -41,39 +36,3 @@ def stay_eager(wrapper: W, decorator: str) -> W:
         f"{decorator}(torch.compile(fn, fullgraph=True)), or compile without fullgraph=True"
     )
     return wrapper
-
-
-class _WhileRunning:
-    def __init__(self, awaitable: Awaitable[Any], state: Callable[[], contextlib.AbstractContextManager[Any]]):
-        self.awaitable, self.state = awaitable, state
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        steps = self.awaitable.__await__()
-        sent: Any = None
-        thrown: BaseException | None = None
-        try:
-            while True:
-                # Step the coroutine inside the state; hand what it awaits to the event loop outside it.
-                with self.state():
-                    try:
-                        yielded = steps.send(sent) if thrown is None else steps.throw(thrown)
-                    except StopIteration as stop:
-                        return stop.value
-                sent, thrown = None, None
-                try:
-                    sent = yield yielded
-                except BaseException as e:  # cancellation, or close() of this awaitable
-                    thrown = e
-        finally:
-            close = getattr(steps, "close", None)
-            if close is not None:
-                close()
-
-
-def while_running(awaitable: Awaitable[Any], state: Callable[[], contextlib.AbstractContextManager[Any]]) -> Any:
-    """An awaitable that runs ``awaitable`` with ``state()`` entered around each of its steps.
-
-    Thread-local state entered around a whole ``await`` would also apply to every other task that runs
-    in the same thread while this one is suspended.
-    """
-    return _WhileRunning(awaitable, state)

@@ -455,9 +455,9 @@ def auto_tensorize(
                 bound.arguments[name] = _cast(to_tensor(value, device=target), dtype)
         return bound.args, bound.kwargs
 
-    from torch.utils.error_callback import _kind, _wrap
+    from torch.utils._stepwise import kind, wrap
 
-    if _kind(fn) != "function":
+    if kind(fn) != "function":
 
         def start(*args: Any, **kwargs: Any) -> Any:
             args, kwargs = convert_args(args, kwargs)
@@ -467,7 +467,7 @@ def auto_tensorize(
             back = _back_converter((*args, *kwargs.values()))
             return None if back is None else lambda out: pytree.tree_map_only(torch.Tensor, back, out)
 
-        return _wrap(fn, contextlib.nullcontext, start, converter if return_type == "input" else None)
+        return wrap(fn, contextlib.nullcontext, start, converter if return_type == "input" else None)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

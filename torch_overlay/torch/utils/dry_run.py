@@ -46,7 +46,7 @@ from typing import Any, TypeVar
 import torch
 from torch.utils import _pytree as pytree
 from torch.utils._contextlib import _DecoratorContextManager
-from torch.utils.error_callback import _context_decorator, _kind, _wrap
+from torch.utils._stepwise import context_decorator, kind, wrap
 
 
 __all__ = ["Rehearsal", "dry_run", "is_enabled", "rehearse", "skippable"]
@@ -148,7 +148,7 @@ class dry_run(_DecoratorContextManager):
         _override.reset(self._tokens.pop())
 
     def __call__(self, fn: _F) -> _F:
-        return _context_decorator(self.clone, fn, "dry_run()")
+        return context_decorator(self.clone, fn, "dry_run()")
 
     def clone(self) -> dry_run:
         return dry_run(self.enabled)
@@ -200,8 +200,8 @@ def skippable(fn: _F | None = None, *, returns: Any = None) -> Any:
     if not callable(fn):
         raise TypeError(f"skippable(): expected a callable, but got {fn!r}")
     name = getattr(fn, "__qualname__", repr(fn))
-    kind = _kind(fn)
-    generator = kind in ("generator", "async generator")
+    what = kind(fn)
+    generator = what in ("generator", "async generator")
     if generator and returns is not None and (not isinstance(returns, Iterable) or isinstance(returns, (str, bytes))):
         raise TypeError(
             f"skippable(): {name} is a generator function, so returns= must be None or an iterable "
@@ -216,17 +216,17 @@ def skippable(fn: _F | None = None, *, returns: Any = None) -> Any:
             _log.info("dry run: skipped %s(%s)", name, ", ".join(shown))
         return True
 
-    if kind != "function":
+    if what != "function":
         placeholder: Callable[[Any], Any] = {
             "coroutine": _returning,
             "generator": _yielding,
             "async generator": _yielding_async,
-        }[kind]
+        }[what]
 
         def start(*args: Any, **kwargs: Any) -> Any:
             return placeholder(returns) if skipped(args, kwargs) else fn(*args, **kwargs)
 
-        return _wrap(fn, contextlib.nullcontext, start)
+        return wrap(fn, contextlib.nullcontext, start)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -19,15 +19,13 @@ is logged to ``logging.getLogger("torch.utils.error_callback")`` and dropped.
 from __future__ import annotations
 
 import contextvars
-import functools
-import inspect
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
-from contextlib import AbstractContextManager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
+from torch.utils._stepwise import context_decorator
 from torch.utils.hooks import RemovableHandle
 
 
@@ -45,137 +43,6 @@ _scoped: contextvars.ContextVar[tuple[tuple[ErrorCallback, tuple[type[BaseExcept
 _reporting = threading.local()
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-_ContextFactory = Callable[[], AbstractContextManager[Any]]
-
-
-# Decorating coroutines and generators (used by this module, torch.utils.dry_run, patch_numpy and
-# auto_tensorize).  torch.utils._contextlib wraps generator functions only; these wrappers also
-# cover coroutine functions and async generator functions, and enter the context around each step
-# of the wrapped body, never across a suspension: the state holds while the body's own code runs,
-# not in its consumer, not in other asyncio tasks and not in other generators.
-
-
-def _kind(fn: Callable[..., Any]) -> str:
-    # "coroutine", "generator", "async generator" or "function": what calling ``fn`` runs.  Looks
-    # through functools.partial and bound methods (as inspect does) and at a callable object's __call__.
-    for candidate in (fn, type(fn).__call__):
-        if inspect.iscoroutinefunction(candidate):
-            return "coroutine"
-        if inspect.isasyncgenfunction(candidate):
-            return "async generator"
-        if inspect.isgeneratorfunction(candidate):
-            return "generator"
-    return "function"
-
-
-def _steps(
-    ctx_factory: _ContextFactory, it: Any, convert: Callable[[Any], Any] | None = None
-) -> Generator[Any, Any, Any]:
-    # Drive the generator or coroutine ``it`` (anything with send/throw/close) one step at a time,
-    # each step inside a fresh ``ctx_factory()``; ``convert`` maps yielded values and the result.
-    try:
-        with ctx_factory():
-            value = it.send(None)
-        while True:
-            try:
-                sent = yield value if convert is None else convert(value)
-            except GeneratorExit:
-                with ctx_factory():
-                    it.close()
-                raise
-            except BaseException as e:
-                with ctx_factory():
-                    value = it.throw(e)
-            else:
-                with ctx_factory():
-                    value = it.send(sent)
-    except StopIteration as e:
-        return e.value if convert is None else convert(e.value)
-
-
-class _StepScoped:
-    # ``await _StepScoped(ctx_factory, awaitable)``: await it with each of its steps inside ``ctx_factory()``.
-    __slots__ = ("_ctx_factory", "_it")
-
-    def __init__(self, ctx_factory: _ContextFactory, it: Awaitable[Any]) -> None:
-        self._ctx_factory = ctx_factory
-        self._it = it
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        return _steps(self._ctx_factory, self._it)
-
-
-def _wrap(
-    fn: Callable[..., Any],
-    ctx_factory: _ContextFactory,
-    start: Callable[..., Any] | None = None,
-    converter: Callable[[tuple[Any, ...], dict[str, Any]], Callable[[Any], Any] | None] | None = None,
-) -> Callable[..., Any]:
-    """Return a wrapper of ``fn``'s own kind that runs each step of its body inside ``ctx_factory()``.
-
-    ``start(*args, **kwargs)`` (default ``fn``) makes the call: the wrapper of a coroutine function
-    awaits what it returns, the wrapper of a (async) generator function iterates it, forwarding
-    ``send``/``throw``/``close``.  ``converter(args, kwargs)``, called first in each call, may return
-    a function mapping that call's result and each value its generator yields.
-    """
-    make = fn if start is None else start
-    kind = _kind(fn)
-    if kind == "coroutine":
-
-        @functools.wraps(fn)
-        async def coroutine_wrapper(*args: Any, **kwargs: Any) -> Any:
-            convert = None if converter is None else converter(args, kwargs)
-            out = await _StepScoped(ctx_factory, make(*args, **kwargs))
-            return out if convert is None else convert(out)
-
-        return coroutine_wrapper
-    if kind == "async generator":
-
-        @functools.wraps(fn)
-        async def async_generator_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-            convert = None if converter is None else converter(args, kwargs)
-            agen = make(*args, **kwargs)
-            try:
-                value = await _StepScoped(ctx_factory, agen.asend(None))
-                while True:
-                    try:
-                        sent = yield value if convert is None else convert(value)
-                    except GeneratorExit:
-                        await _StepScoped(ctx_factory, agen.aclose())
-                        raise
-                    except BaseException as e:
-                        value = await _StepScoped(ctx_factory, agen.athrow(e))
-                    else:
-                        value = await _StepScoped(ctx_factory, agen.asend(sent))
-            except StopAsyncIteration:
-                return
-
-        return async_generator_wrapper
-    if kind == "generator":
-
-        @functools.wraps(fn)
-        def generator_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-            convert = None if converter is None else converter(args, kwargs)
-            return (yield from _steps(ctx_factory, make(*args, **kwargs), convert))
-
-        return generator_wrapper
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        convert = None if converter is None else converter(args, kwargs)
-        with ctx_factory():
-            out = make(*args, **kwargs)
-        return out if convert is None else convert(out)
-
-    return wrapper
-
-
-def _context_decorator(ctx_factory: _ContextFactory, fn: _F, caller: str) -> _F:
-    # The decorator form of a context manager class, for every kind of function.
-    if isinstance(fn, type) or not callable(fn):
-        what = "a class; decorate its methods instead" if isinstance(fn, type) else repr(fn)
-        raise TypeError(f"{caller}: can only decorate a function, but got {what}")
-    return _wrap(fn, ctx_factory)  # type: ignore[return-value]
 
 
 def _validate(callback: object, exceptions: object, caller: str) -> tuple[type[BaseException], ...]:
@@ -281,7 +148,7 @@ class error_callback:
         _scoped.reset(self._tokens.pop())
 
     def __call__(self, fn: _F) -> _F:
-        return _context_decorator(self._clone, fn, "error_callback()")
+        return context_decorator(self._clone, fn, "error_callback()")
 
     def _clone(self) -> error_callback:
         # One instance per call of a decorated function: calls in several threads must not share tokens.

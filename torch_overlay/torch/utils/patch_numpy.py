@@ -26,7 +26,7 @@ from typing import Any, TYPE_CHECKING
 
 import torch
 from torch.utils._contextlib import _DecoratorContextManager
-from torch.utils.error_callback import _context_decorator
+from torch.utils._stepwise import context_decorator
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -276,7 +276,7 @@ class patch_numpy(_DecoratorContextManager):
         self._namespace = _namespace_of(target)
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return _context_decorator(self.clone, fn, "patch_numpy()")
+        return context_decorator(self.clone, fn, "patch_numpy()")
 
     def clone(self) -> patch_numpy:
         return patch_numpy(self.target)
