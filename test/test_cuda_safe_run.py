@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import types
 import gc
 import inspect
 import pickle
@@ -798,25 +799,16 @@ class TestSafeRunFindings(FakeGPU, TestCase):
         # G15: bf16 support of the device that ran out (cuda:1 here), not of the current device (cuda:0).
         from torch.cuda._safe_run import _autocast_dtype
 
-        current = [0]
+        asked = []
 
-        @contextlib.contextmanager
-        def device(d):
-            previous, current[0] = current[0], torch.device(d).index
-            try:
-                yield
-            finally:
-                current[0] = previous
+        def properties(index):
+            asked.append(index)
+            return types.SimpleNamespace(major=8 if index == 1 else 7)
 
-        with mock.patch.multiple(
-            torch.cuda,
-            is_initialized=lambda: True,
-            device=device,
-            is_bf16_supported=lambda including_emulation=True: current[0] == 1,
-        ):
+        with mock.patch.multiple(torch.cuda, is_initialized=lambda: True, get_device_properties=properties):
             self.assertEqual(_autocast_dtype(torch.device("cuda", 1)), torch.bfloat16)
-            self.assertEqual(_autocast_dtype(torch.device("cuda", 0)), torch.get_autocast_dtype("cuda"))
-            self.assertEqual(current, [0])
+            self.assertEqual(_autocast_dtype(torch.device("cuda", 0)), torch.float16)
+        self.assertEqual(asked, [1, 0])
 
     def test_retry_runs_under_autocast_of_the_failing_device(self):
         flaky = FlakyOOM(

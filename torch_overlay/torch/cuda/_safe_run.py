@@ -94,12 +94,12 @@ def _failing_device(
 
 
 def _autocast_dtype(device: torch.device) -> torch.dtype:
-    # bf16 where the device that ran out supports it natively, read on that device (not the current one).
-    if device.type == "cuda" and torch.cuda.is_initialized():
-        with torch.cuda.device(device):
-            if torch.cuda.is_bf16_supported(including_emulation=False):
-                return torch.bfloat16
-    return torch.get_autocast_dtype(device.type)
+    # The dtype torch.autocast() picks for the device that ran out (not the current one).
+    from torch.amp._defaults import default_dtype
+
+    if device.type == "cuda" and not torch.cuda.is_initialized():
+        return torch.get_autocast_dtype("cuda")  # nothing ran on CUDA: asking would initialize it
+    return default_dtype(device.type, device.index)
 
 
 def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager[Any]:
