@@ -1,6 +1,7 @@
 # Owner(s): ["module: tests"]
 
 import asyncio
+import functools
 import gc
 import inspect
 import itertools
@@ -595,6 +596,27 @@ class TestAsync(TestCase):
         self.assertEqual(fetch.__name__, "fetch")
         self.assertEqual(run(fetch(1)), "ok")
         self.assertEqual(flaky.calls, 3)
+
+    def test_kind_is_found_through_partial_and_call(self):
+        class Client:
+            def __init__(self):
+                self.calls = 0
+
+            async def __call__(self, x):
+                self.calls += 1
+                if self.calls == 1:
+                    raise ConnectionError
+                return x
+
+        client = Client()
+        f = retry(client, sleep=lambda s: None)
+        self.assertTrue(inspect.iscoroutinefunction(f))
+        self.assertEqual(run(f(5)), 5)
+        flaky = AsyncFlaky(OSError())
+        g = retry(functools.partial(flaky, 1), sleep=lambda s: None)
+        self.assertTrue(inspect.iscoroutinefunction(g))
+        self.assertEqual(run(g()), "ok")
+        self.assertEqual(flaky.calls, 2)
 
     def test_backoff_lets_other_tasks_run(self):
         events = []

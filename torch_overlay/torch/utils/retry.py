@@ -65,7 +65,7 @@ def _type_name(value: object) -> str:
 def _seconds(caller: str, name: str, value: object, optional: bool) -> float | None:
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) not in (float, int) and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
         expected = "a number of seconds or None" if optional else "a number of seconds"
         raise TypeError(f"{caller}(): {name} must be {expected}, but got {_type_name(value)}")
     if not 0 <= value <= _LONGEST:
@@ -105,7 +105,7 @@ class _Policy:
         clock: object,
         rng: object,
     ) -> None:
-        if isinstance(attempts, bool) or not isinstance(attempts, numbers.Integral):
+        if type(attempts) is not int and (isinstance(attempts, bool) or not isinstance(attempts, numbers.Integral)):
             raise TypeError(f"{caller}(): attempts must be an int, but got {_type_name(attempts)}")
         if attempts < 1:
             raise ValueError(f"{caller}(): attempts must be an int >= 1, but got {attempts!r}")
@@ -122,7 +122,7 @@ class _Policy:
         self.max_delay = _seconds(caller, "max_delay", max_delay, True)
         self.jitter: float = _seconds(caller, "jitter", jitter, False)  # type: ignore[assignment]
         self.deadline = _seconds(caller, "deadline", deadline, True)
-        if isinstance(backoff, bool) or not isinstance(backoff, numbers.Real):
+        if type(backoff) not in (float, int) and (isinstance(backoff, bool) or not isinstance(backoff, numbers.Real)):
             raise TypeError(f"{caller}(): backoff must be a number, but got {_type_name(backoff)}")
         if not 1 <= backoff < math.inf:
             raise ValueError(f"{caller}(): backoff must be a finite number >= 1, but got {backoff!r}")
@@ -465,11 +465,13 @@ def retry(
     def decorate(fn: _F) -> _F:
         if not callable(fn):
             raise TypeError(f"retry(): expected a callable to wrap, but got {fn!r}")
-        if inspect.isasyncgenfunction(fn):
+        # An object whose __call__ is an async def (or generator) function is one too.
+        kind = fn if inspect.isroutine(fn) or isinstance(fn, (type, functools.partial)) else type(fn).__call__
+        if inspect.isasyncgenfunction(kind):
             return _retry_async_generator(policy, fn)  # type: ignore[return-value]
-        if inspect.iscoroutinefunction(fn):
+        if inspect.iscoroutinefunction(kind):
             return _retry_coroutine(policy, fn)  # type: ignore[return-value]
-        if inspect.isgeneratorfunction(fn):
+        if inspect.isgeneratorfunction(kind):
             policy.check_sync_hooks("retry", "a generator function")
             return _retry_generator(policy, fn)  # type: ignore[return-value]
         policy.check_sync_hooks("retry", "a synchronous function")
