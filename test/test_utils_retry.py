@@ -9,6 +9,7 @@ import math
 import multiprocessing
 import pickle
 import random
+import time
 import warnings
 from fractions import Fraction
 from unittest import mock
@@ -783,6 +784,15 @@ class TestAsync(TestCase):
             run(main2())
         self.assertIn("decorate an `async def` function instead", str(cm.warning))
         self.assertEqual(cm.filename, __file__)
+
+        async def main3():
+            async for attempt in retry_loop(attempts=2, delay=0.001, sleep=time.sleep):
+                with attempt:
+                    if attempt.number == 1:
+                        raise OSError
+
+        with self.assertWarnsRegex(RuntimeWarning, "sleep=time.sleep blocks the event loop"):
+            run(main3())
 
     def test_no_warning_without_a_running_loop_or_a_real_sleep(self):
         async def main():

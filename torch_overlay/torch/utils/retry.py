@@ -297,6 +297,13 @@ async def _apause(run: _Run, exc: BaseException) -> None:
 
         await asyncio.sleep(delay)
     else:
+        if policy.sleep is time.sleep and delay > 0:
+            warnings.warn(
+                "retry: sleep=time.sleep blocks the event loop for the whole backoff; leave sleep unset "
+                "(the asynchronous forms sleep with asyncio.sleep)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         result = policy.sleep(delay)
         if inspect.isawaitable(result):
             await result
@@ -389,6 +396,11 @@ def retry(
       note saying it was not retried.  ``send``, ``throw`` and ``close`` reach
       the running generator.
 
+    An object whose ``__call__`` is one of these, or a :func:`functools.partial`
+    of one, counts as that kind.  A plain function that merely returns a
+    coroutine (``lambda: fetch()``) is a plain function: its coroutine is
+    returned unretried, so decorate the ``async def`` itself.
+
     Args:
         fn: the function to wrap; omit it to get a decorator.
         attempts: the most calls made, the first one included (``>= 1``).
@@ -437,7 +449,8 @@ def retry(
 
     A synchronous function retried inside a running event loop sleeps with
     :func:`time.sleep`, blocking the loop: it warns (``RuntimeWarning``, once
-    per call site); decorate an ``async def`` function instead.
+    per call site); decorate an ``async def`` function instead.  The
+    asynchronous forms warn likewise when given ``sleep=time.sleep``.
 
     .. note:: The success path costs one ``try`` around the call, and
         :func:`torch.compile` traces through it: a retried function compiles
