@@ -497,7 +497,7 @@ class TestLongRuns(TestCase):
         jitter=st.floats(0, 1e9),
     )
     def test_any_retry_index_gives_a_capped_delay(self, k, delay, backoff, max_delay, jitter):
-        policy = retry_loop(delay=delay, backoff=backoff, max_delay=max_delay, jitter=jitter)._policy
+        policy = retry_loop(delay=delay, backoff=backoff, max_delay=max_delay, jitter=jitter).policy
         d = policy.next_delay(k)
         self.assertTrue(0 <= d <= max_delay)
 

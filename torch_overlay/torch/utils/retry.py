@@ -623,30 +623,31 @@ def _retry_async_generator(policy: _Policy, fn: Callable[..., Any]) -> Callable[
     return wrapper
 
 
-class _RetryLoop:
-    """What :func:`retry_loop` returns: iterate it once, with ``for`` or ``async for``."""
+class _RetryLoop(_Run):
+    """What :func:`retry_loop` returns (and the state of its run): iterate it once, with ``for`` or ``async for``."""
 
-    __slots__ = ("_policy", "_used")
+    __slots__ = ("_used",)
 
     def __init__(self, policy: _Policy) -> None:
-        self._policy = policy
+        super().__init__(policy, None)
         self._used = False
 
-    def _run(self) -> _Run:
+    def _claim(self) -> None:
         if self._used:
             raise RuntimeError("retry_loop(): this loop was already iterated; call retry_loop() for each loop")
         self._used = True
-        policy = self._policy
-        return _Run(policy, policy.clock() if policy.deadline is not None else None)
+        if self.policy.deadline is not None:
+            self.start = self.policy.clock()
 
     def __iter__(self) -> Iterator[Attempt]:
-        run = self._run()
-        if self._policy.sleep is not None or self._policy.on_retry is not None:
-            self._policy.check_sync_hooks("retry_loop", "a `for` loop")
-        return _loop(run)
+        self._claim()
+        if self.policy.sleep is not None or self.policy.on_retry is not None:
+            self.policy.check_sync_hooks("retry_loop", "a `for` loop")
+        return _loop(self)
 
     def __aiter__(self) -> AsyncIterator[Attempt]:
-        return _aloop(self._run())
+        self._claim()
+        return _aloop(self)
 
 
 def _loop(run: _Run) -> Iterator[Attempt]:
