@@ -11,7 +11,9 @@ microseconds) of:
 - ``@torch.utils.retry.retry(attempts=3, delay=0.1)``;
 - ``@tenacity.retry(stop=stop_after_attempt(3), wait=wait_exponential(...))``;
 - one ``for attempt in retry_loop(...): with attempt:`` block and tenacity's
-  ``for attempt in Retrying(...): with attempt:`` equivalent.
+  ``for attempt in Retrying(...): with attempt:`` equivalent;
+- the same for ``async def``: an awaited call of ``@retry`` against a bare
+  ``await`` and tenacity's ``@retry`` (its ``AsyncRetrying``).
 
 Prints each figure and its ratio to ours.
 """
@@ -19,6 +21,8 @@ Prints each figure and its ratio to ours.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import time
 import timeit
 
 import tenacity
@@ -48,8 +52,30 @@ def theirs_loop() -> int:
     raise AssertionError("unreachable")
 
 
+async def awork(x: int) -> int:
+    return x + 1
+
+
+aours = retry(awork, attempts=3, delay=0.1)
+atheirs = tenacity.retry(stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_exponential(multiplier=0.1))(awork)
+
+
 def per_call_us(stmt, number: int, repeat: int) -> float:
     return min(timeit.repeat(stmt, number=number, repeat=repeat)) / number * 1e6
+
+
+def per_await_us(fn, number: int, repeat: int) -> float:
+    async def drive() -> float:
+        start = time.perf_counter()
+        for _ in range(number):
+            await fn(1)
+        return time.perf_counter() - start
+
+    loop = asyncio.new_event_loop()
+    try:
+        return min(loop.run_until_complete(drive()) for _ in range(repeat)) / number * 1e6
+    finally:
+        loop.close()
 
 
 def main() -> None:
@@ -65,13 +91,16 @@ def main() -> None:
         ("bare call", per_call_us(lambda: work(1), n, r)),
         ("torch.utils.retry.retry_loop (one block)", per_call_us(ours_loop, slow_n, r)),
         ("tenacity.Retrying (one block)", per_call_us(theirs_loop, slow_n, r)),
+        ("torch.utils.retry.retry, async def (await)", per_await_us(aours, n, r)),
+        ("tenacity.retry, async def (await)", per_await_us(atheirs, slow_n, r)),
+        ("bare await", per_await_us(awork, n, r)),
     ]
     print("success path: the wrapped call does not fail")
     print(f"  {'method':<42} {'us/call':>10} {'x ours':>8}")
-    for name, us in rows:
-        base = rows[0][1] if "loop" not in name and "Retrying" not in name else rows[3][1]
+    for i, (name, us) in enumerate(rows):
+        base = rows[(0, 0, 0, 3, 3, 5, 5, 5)[i]][1]
         print(f"  {name:<42} {us:>10.3f} {us / base:>8.2f}")
-    print("(each figure includes the lambda call the harness makes; the bare-call row is that floor)")
+    print("(each figure includes the lambda call or await the harness makes; the bare rows are that floor)")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,18 @@
 # Owner(s): ["module: tests"]
 
+import asyncio
+import functools
+import gc
+import inspect
+import itertools
 import math
 import multiprocessing
 import pickle
 import random
+import time
+import warnings
+from fractions import Fraction
+from unittest import mock
 
 from hypothesis import example, given, settings, strategies as st
 
@@ -251,24 +260,39 @@ class TestArguments(TestCase):
     @parametrize("fn", [retry, retry_loop], name_fn=lambda f: f.__name__)
     def test_messages(self, fn):
         name = fn.__name__
+        seconds = "must be a finite number of seconds between 0 and 1e+09, but got"
         cases = [
             (dict(attempts=0), ValueError, f"{name}(): attempts must be an int >= 1, but got 0"),
-            (dict(attempts=2.0), ValueError, f"{name}(): attempts must be an int >= 1, but got 2.0"),
-            (dict(attempts=True), ValueError, f"{name}(): attempts must be an int >= 1, but got True"),
+            (dict(attempts=-(10**100)), ValueError, f"{name}(): attempts must be an int >= 1, but got -{10**100}"),
+            (dict(attempts=2.0), TypeError, f"{name}(): attempts must be an int, but got 2.0 of type float"),
+            (dict(attempts="3"), TypeError, f"{name}(): attempts must be an int, but got '3' of type str"),
+            (dict(attempts=True), TypeError, f"{name}(): attempts must be an int, but got True of type bool"),
             (dict(exceptions=()), TypeError, f"{name}(): exceptions must be an exception class or a non-empty tuple of them, but got ()"),  # noqa: B950
             (dict(exceptions=int), TypeError, f"{name}(): exceptions must be an exception class or a non-empty tuple of them, but got <class 'int'>"),  # noqa: B950
             (dict(exceptions=ValueError("x")), TypeError, f"{name}(): exceptions must be an exception class or a non-empty tuple of them, but got ValueError('x')"),  # noqa: B950
-            (dict(delay=-1), ValueError, f"{name}(): delay must be a non-negative number of seconds, but got -1"),
-            (dict(delay=math.nan), ValueError, f"{name}(): delay must be a non-negative number of seconds, but got nan"),
-            (dict(delay="1s"), TypeError, f"{name}(): delay must be a number of seconds, but got '1s'"),
-            (dict(max_delay=-0.5), ValueError, f"{name}(): max_delay must be a non-negative number of seconds, but got -0.5"),
-            (dict(jitter=-1), ValueError, f"{name}(): jitter must be a non-negative number of seconds, but got -1"),
-            (dict(deadline=-1), ValueError, f"{name}(): deadline must be a non-negative number of seconds, but got -1"),
+            (dict(delay=-1), ValueError, f"{name}(): delay {seconds} -1"),
+            (dict(delay=math.nan), ValueError, f"{name}(): delay {seconds} nan"),
+            (dict(delay=math.inf), ValueError, f"{name}(): delay {seconds} inf"),
+            (dict(delay=1e300), ValueError, f"{name}(): delay {seconds} 1e+300"),
+            (dict(delay=10**400), ValueError, f"{name}(): delay {seconds} {10**400}"),
+            (dict(delay="1s"), TypeError, f"{name}(): delay must be a number of seconds, but got '1s' of type str"),
+            (dict(delay=True), TypeError, f"{name}(): delay must be a number of seconds, but got True of type bool"),
+            (dict(max_delay=-0.5), ValueError, f"{name}(): max_delay {seconds} -0.5"),
+            (dict(max_delay=math.inf), ValueError, f"{name}(): max_delay {seconds} inf"),
+            (dict(max_delay="1"), TypeError, f"{name}(): max_delay must be a number of seconds or None, but got '1' of type str"),  # noqa: B950
+            (dict(jitter=-1), ValueError, f"{name}(): jitter {seconds} -1"),
+            (dict(jitter=math.inf), ValueError, f"{name}(): jitter {seconds} inf"),
+            (dict(deadline=-1), ValueError, f"{name}(): deadline {seconds} -1"),
+            (dict(deadline=math.nan), ValueError, f"{name}(): deadline {seconds} nan"),
+            (dict(deadline=math.inf), ValueError, f"{name}(): deadline {seconds} inf"),
             (dict(backoff=0.5), ValueError, f"{name}(): backoff must be a finite number >= 1, but got 0.5"),
             (dict(backoff=math.inf), ValueError, f"{name}(): backoff must be a finite number >= 1, but got inf"),
+            (dict(backoff=math.nan), ValueError, f"{name}(): backoff must be a finite number >= 1, but got nan"),
+            (dict(backoff="2"), TypeError, f"{name}(): backoff must be a number, but got '2' of type str"),
             (dict(on_retry=3), TypeError, f"{name}(): on_retry must be callable, but got 3"),
-            (dict(sleep=None), TypeError, f"{name}(): sleep must be callable, but got None"),
+            (dict(sleep=0.1), TypeError, f"{name}(): sleep must be callable, but got 0.1"),
             (dict(clock="now"), TypeError, f"{name}(): clock must be callable, but got 'now'"),
+            (dict(clock=None), TypeError, f"{name}(): clock must be callable, but got None"),
             (dict(rng=0), TypeError, f"{name}(): rng must be a random.Random instance, but got 0"),
         ]
         for kwargs, error, message in cases:
@@ -276,6 +300,72 @@ class TestArguments(TestCase):
                 with self.assertRaises(error) as cm:
                     fn(**kwargs)
                 self.assertEqual(str(cm.exception), message)
+
+    @parametrize("fn", [retry, retry_loop], name_fn=lambda f: f.__name__)
+    def test_accepted_numbers(self, fn):
+        # Any real number type (NumPy's, Fraction) and the largest durations; None where documented.
+        for kwargs in (
+            dict(delay=Fraction(1, 10), backoff=Fraction(3, 2), jitter=0, max_delay=1e9, deadline=1e9),
+            dict(attempts=10**100, delay=1e9, max_delay=1e9),
+            dict(attempts=10**400, delay=1e-9, backoff=1.0),
+            dict(sleep=None, on_retry=None, max_delay=None, deadline=None),
+        ):
+            with self.subTest(kwargs=kwargs):
+                fn(**kwargs)
+
+    def test_unbounded_schedule_is_refused(self):
+        # Without max_delay or deadline, a sleep past what the platform can do is refused up front.
+        for fn in (retry, retry_loop):
+            with self.assertRaises(ValueError) as cm:
+                fn(attempts=2000, delay=0.001)
+            self.assertExpectedInline(
+                str(cm.exception).replace("retry_loop(", "retry("),
+                """retry(): with attempts=2000, delay=0.001 and backoff=2.0, the sleep before the last attempt would be 2.9e+598 s, past the longest accepted (1e+09 s); pass max_delay= or deadline=, or fewer attempts""",  # noqa: B950
+            )
+        with self.assertRaisesRegex(ValueError, "would be 1.1e\\+09 s"):
+            retry(attempts=2, delay=1e9, jitter=1e8)
+        # Either bound makes it fine.
+        retry(attempts=2000, delay=0.001, max_delay=1.0)
+        retry(attempts=2000, delay=0.001, deadline=60.0)
+        retry(attempts=31, delay=1.0)  # 2**29 s before the last attempt: under 1e9
+
+    def test_async_hooks_refused_where_nothing_awaits_them(self):
+        async def async_sleep(seconds):
+            pass
+
+        async def async_on_retry(exc, attempt, delay):
+            pass
+
+        def gen():
+            yield 1
+
+        for kwargs in (dict(sleep=async_sleep), dict(on_retry=async_on_retry)):
+            name = next(iter(kwargs))
+            with self.subTest(name=name):
+                with self.assertRaisesRegex(
+                    TypeError, f"retry\\(\\): {name} is an async function, which a synchronous function cannot await"
+                ):
+                    retry(lambda: None, **kwargs)
+                with self.assertRaisesRegex(TypeError, f"{name} is an async function, which a generator function"):
+                    retry(gen, **kwargs)
+                loop = retry_loop(**kwargs)
+                with self.assertRaisesRegex(
+                    TypeError, f"retry_loop\\(\\): {name} is an async function, which a `for` loop cannot await"
+                ):
+                    iter(loop)
+
+    def test_awaitable_returned_to_sync_code(self):
+        err = OSError("flaky")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # and no "coroutine was never awaited"
+            with self.assertRaisesRegex(TypeError, "retry\\(\\): sleep returned an awaitable") as cm:
+                retry(Flaky(err), sleep=lambda s: asyncio.sleep(s))()
+            self.assertIs(cm.exception.__cause__, err)
+            with self.assertRaisesRegex(TypeError, "retry_loop\\(\\): on_retry returned an awaitable"):
+                for attempt in retry_loop(on_retry=lambda *a: asyncio.sleep(0)):
+                    with attempt:
+                        raise OSError
+            gc.collect()
 
     def test_errors_at_decoration_time(self):
         with self.assertRaises(ValueError):
@@ -348,6 +438,555 @@ class TestSchedule(TestCase):
             f()
         # Measured on the policy's clock (a sum of the sleeps may round differently).
         self.assertLessEqual(t.now - start, deadline)
+
+
+class TestLongRuns(TestCase):
+    def test_backoff_past_the_cap_does_not_overflow(self):
+        # FINDINGS C4: delay * backoff**k used to overflow after ~1025 retries.
+        t = FakeTime()
+        flaky = Flaky(*[OSError(str(i)) for i in range(2000)])
+        with self.assertRaises(OSError) as cm:
+            retry(flaky, attempts=2000, delay=0.001, max_delay=1.0, sleep=t.sleep)()
+        self.assertEqual(flaky.calls, 2000)
+        self.assertEqual(len(t.sleeps), 1999)
+        self.assertEqual(t.sleeps[:3], [0.001, 0.002, 0.004])
+        self.assertEqual(set(t.sleeps[10:]), {1.0})
+        self.assertEqual(str(cm.exception), "1999")
+
+    def test_million_attempts(self):
+        t = FakeTime()
+        flaky = Flaky(*[OSError() for _ in range(1500)])
+        f = retry(flaky, attempts=10**6, delay=0.001, backoff=3.0, max_delay=2.0, jitter=0.5, sleep=t.sleep)
+        self.assertEqual(f(), "ok")
+        self.assertEqual(len(t.sleeps), 1500)
+        self.assertLessEqual(max(t.sleeps), 2.0)
+        numbers = []
+        flaky = Flaky(*[OSError() for _ in range(1500)])
+        for attempt in retry_loop(attempts=10**6, delay=0.001, max_delay=1.0, sleep=t.sleep):
+            with attempt:
+                numbers.append(attempt.number)
+                flaky()
+        self.assertEqual(numbers, list(range(1, 1502)))
+
+    def test_deadline_without_cap_gives_up_instead_of_overflowing(self):
+        t = FakeTime()
+        flaky = Flaky(*[OSError() for _ in range(5000)])
+        f = retry(flaky, attempts=10**9, delay=1e-6, backoff=1.5, deadline=3600.0, sleep=t.sleep, clock=t.clock)
+        with self.assertRaises(OSError) as cm:
+            f()
+        self.assertLessEqual(t.now - 100.0, 3600.0)
+        self.assertIn("giving up: the next attempt would start past the 3600 s deadline", cm.exception.__notes__[-1])
+        # A factor so large that the second retry's backoff**k overflows a float.
+        t = FakeTime()
+        with self.assertRaises(OSError):
+            retry(Flaky(*[OSError()] * 3), attempts=4, delay=1.0, backoff=1e300, deadline=1e9, sleep=t.sleep)()
+        self.assertEqual(t.sleeps, [1.0])
+        # A delay so small that backoff**k overflows before delay * backoff**k reaches the deadline.
+        t = FakeTime()
+        with self.assertRaises(OSError):
+            retry(Flaky(*[OSError()] * 1100), attempts=1100, delay=1e-300, deadline=1e9, sleep=t.sleep, clock=t.clock)()
+        self.assertEqual(len(t.sleeps), 1026)
+        self.assertEqual(t.sleeps[1025], math.ldexp(1e-300, 1025), rtol=1e-12, atol=0)
+
+    @settings(max_examples=100, deadline=None)
+    @given(
+        k=st.integers(0, 10**12) | st.integers(0, 10**400),
+        delay=st.floats(0, 1e9),
+        backoff=st.floats(1, 1e300) | st.just(1.0),
+        max_delay=st.floats(0, 1e9),
+        jitter=st.floats(0, 1e9),
+    )
+    def test_any_retry_index_gives_a_capped_delay(self, k, delay, backoff, max_delay, jitter):
+        policy = retry_loop(delay=delay, backoff=backoff, max_delay=max_delay, jitter=jitter).policy
+        d = policy.next_delay(k)
+        self.assertTrue(0 <= d <= max_delay)
+
+    def test_history_is_bounded(self):
+        errors = [OSError(f"e{i}") for i in range(3000)]
+        with self.assertRaises(OSError) as cm:
+            retry(Flaky(*errors), attempts=3000, sleep=lambda s: None)()
+        err = cm.exception
+        self.assertIs(err, errors[-1])
+        chain = []
+        while err is not None:
+            chain.append(err)
+            err = err.__context__
+        self.assertEqual(chain, errors[:-11:-1])  # the last 10, newest first
+        notes = cm.exception.__notes__
+        self.assertEqual(len(notes), 11)
+        self.assertExpectedInline(
+            "\n".join(notes[:2] + notes[-1:]),
+            """\
+torch.utils.retry: attempts 1 to 2990 failed too (only the last 10 are kept)
+torch.utils.retry: attempt 2991 of 3000 failed with OSError: e2990; retrying in 0 s
+torch.utils.retry: attempt 3000 of 3000 failed with OSError: e2999; giving up: no attempts left (3000)""",
+        )
+        # The dropped errors are not kept alive by the kept ones.
+        self.assertIsNone(errors[2990].__context__)
+        self.assertIs(errors[2991].__context__, errors[2990])
+
+    def test_history_of_a_loop_is_bounded(self):
+        with self.assertRaises(OSError) as cm:
+            for attempt in retry_loop(attempts=50, sleep=lambda s: None):
+                with attempt:
+                    raise OSError(attempt.number)
+        self.assertEqual(len(cm.exception.__notes__), 11)
+        self.assertEqual(str(cm.exception.__context__), "49")
+
+
+class RaisesWithoutAddNote(OSError):
+    """An error as on Python 3.10: no ``add_note``."""
+
+    @property
+    def add_note(self):
+        raise AttributeError("'RaisesWithoutAddNote' object has no attribute 'add_note'")
+
+
+class TestPython310(TestCase):
+    def test_give_up_without_add_note(self):
+        errors = [RaisesWithoutAddNote("first"), RaisesWithoutAddNote("second")]
+        self.assertFalse(hasattr(errors[0], "add_note"))
+        with self.assertRaises(RaisesWithoutAddNote) as cm:
+            retry(Flaky(*errors), attempts=2, delay=0.5, sleep=lambda s: None)()
+        self.assertIs(cm.exception, errors[1])
+        self.assertIs(cm.exception.__context__, errors[0])
+        self.assertExpectedInline(
+            "\n".join(cm.exception.__notes__),
+            """\
+torch.utils.retry: attempt 1 of 2 failed with RaisesWithoutAddNote: first; retrying in 0.5 s
+torch.utils.retry: attempt 2 of 2 failed with RaisesWithoutAddNote: second; giving up: no attempts left (2)""",
+        )
+
+    def test_existing_notes_are_kept(self):
+        err = RaisesWithoutAddNote("x")
+        err.__notes__ = ["the user's note"]
+        with self.assertRaises(RaisesWithoutAddNote):
+            retry(Flaky(err), attempts=1)()
+        self.assertEqual(err.__notes__[0], "the user's note")
+        self.assertEqual(len(err.__notes__), 2)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def AsyncFlaky(*errors):
+    """An ``async def`` function failing like :class:`Flaky`; ``.calls`` counts its calls."""
+    flaky = Flaky(*errors)
+
+    async def call(*args, **kwargs):
+        call.calls += 1
+        await asyncio.sleep(0)
+        return flaky(*args, **kwargs)
+
+    call.calls = 0
+    return call
+
+
+class TestAsync(TestCase):
+    def test_coroutine_function_is_retried(self):
+        # FINDINGS S2: @retry on async def used to call once and return the coroutine's result unretried.
+        flaky = Flaky(OSError("a"), OSError("b"))
+
+        @retry(attempts=3, sleep=lambda s: None)
+        async def fetch(x):
+            await asyncio.sleep(0)
+            return flaky(x)
+
+        self.assertTrue(inspect.iscoroutinefunction(fetch))
+        self.assertEqual(fetch.__name__, "fetch")
+        self.assertEqual(run(fetch(1)), "ok")
+        self.assertEqual(flaky.calls, 3)
+
+    def test_kind_is_found_through_partial_and_call(self):
+        class Client:
+            def __init__(self):
+                self.calls = 0
+
+            async def __call__(self, x):
+                self.calls += 1
+                if self.calls == 1:
+                    raise ConnectionError
+                return x
+
+        client = Client()
+        f = retry(client, sleep=lambda s: None)
+        self.assertTrue(inspect.iscoroutinefunction(f))
+        self.assertEqual(run(f(5)), 5)
+        flaky = AsyncFlaky(OSError())
+        g = retry(functools.partial(flaky, 1), sleep=lambda s: None)
+        self.assertTrue(inspect.iscoroutinefunction(g))
+        self.assertEqual(run(g()), "ok")
+        self.assertEqual(flaky.calls, 2)
+
+    def test_backoff_lets_other_tasks_run(self):
+        events = []
+
+        @retry(attempts=2, delay=0.05)
+        async def fetch():
+            events.append(f"attempt {len(events)}")
+            if len(events) == 1:
+                raise ConnectionError
+            return "data"
+
+        async def other():
+            events.append("other started")
+            await asyncio.sleep(0)
+            events.append("other ran")
+
+        async def main():
+            return await asyncio.gather(fetch(), other())
+
+        self.assertEqual(run(main()), ["data", None])
+        # With a blocking sleep the second attempt would come before the other task's steps.
+        self.assertEqual(events, ["attempt 0", "other started", "other ran", "attempt 3"])
+
+    def test_default_sleep_is_asyncio_sleep(self):
+        slept = []
+
+        async def fake_sleep(seconds):
+            slept.append(seconds)
+
+        with mock.patch("asyncio.sleep", fake_sleep):
+            f = retry(AsyncFlaky(OSError(), OSError()), attempts=3, delay=1.0, max_delay=1.5)
+            self.assertEqual(run(f()), "ok")
+        self.assertEqual([s for s in slept if s], [1.0, 1.5])
+
+    def test_injected_sleep_and_on_retry_sync_or_async(self):
+        for kind in ("sync", "async"):
+            with self.subTest(kind=kind):
+                seen = []
+                if kind == "sync":
+
+                    def sleep(s):
+                        seen.append(("sleep", s))
+
+                    def on_retry(exc, attempt, delay):
+                        seen.append(("on_retry", attempt))
+
+                else:
+
+                    async def sleep(s):
+                        await asyncio.sleep(0)
+                        seen.append(("sleep", s))
+
+                    async def on_retry(exc, attempt, delay):
+                        await asyncio.sleep(0)
+                        seen.append(("on_retry", attempt))
+
+                f = retry(AsyncFlaky(OSError(), OSError()), attempts=3, delay=0.5, sleep=sleep, on_retry=on_retry)
+                self.assertEqual(run(f()), "ok")
+                self.assertEqual(seen, [("on_retry", 1), ("sleep", 0.5), ("on_retry", 2), ("sleep", 1.0)])
+
+    def test_gives_up_with_history(self):
+        errors = [TimeoutError("a"), TimeoutError("b")]
+        f = retry(AsyncFlaky(*errors), attempts=2, exceptions=TimeoutError, sleep=lambda s: None)
+        with self.assertRaises(TimeoutError) as cm:
+            run(f())
+        self.assertIs(cm.exception, errors[1])
+        self.assertIs(cm.exception.__context__, errors[0])
+        self.assertEqual(len(cm.exception.__notes__), 2)
+
+    def test_other_exceptions_and_cancellation_are_not_retried(self):
+        flaky = AsyncFlaky(KeyError(), KeyError())
+        with self.assertRaises(KeyError):
+            run(retry(flaky, exceptions=OSError, sleep=lambda s: None)())
+        self.assertEqual(flaky.calls, 1)
+        calls = []
+
+        @retry(attempts=5, sleep=lambda s: None)
+        async def hangs():
+            calls.append(1)
+            await asyncio.sleep(60)
+
+        async def main():
+            task = asyncio.ensure_future(hangs())
+            await asyncio.sleep(0.01)
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+
+        run(main())
+        self.assertEqual(calls, [1])
+
+    def test_deadline(self):
+        t = FakeTime()
+        flaky = AsyncFlaky(*[OSError() for _ in range(10)])
+        f = retry(flaky, attempts=10, delay=1.0, deadline=5.0, sleep=t.sleep, clock=t.clock)
+        with self.assertRaises(OSError):
+            run(f())
+        self.assertEqual(t.sleeps, [1.0, 2.0])
+
+    def test_async_for_retry_loop(self):
+        slept = []
+
+        async def sleep(s):
+            slept.append(s)
+
+        async def main():
+            numbers = []
+            async for attempt in retry_loop(attempts=4, delay=0.25, sleep=sleep):
+                with attempt:
+                    numbers.append(attempt.number)
+                    await asyncio.sleep(0)
+                    if attempt.number < 3:
+                        raise OSError("not yet")
+            return numbers
+
+        self.assertEqual(run(main()), [1, 2, 3])
+        self.assertEqual(slept, [0.25, 0.5])
+
+    def test_async_for_gives_up_and_lets_other_tasks_run(self):
+        events = []
+
+        async def block():
+            async for attempt in retry_loop(attempts=2, delay=0.05, exceptions=KeyError):
+                with attempt:
+                    events.append(f"attempt {attempt.number}")
+                    raise KeyError(attempt.number)
+
+        async def other():
+            events.append("other started")
+            await asyncio.sleep(0)
+            events.append("other ran")
+
+        async def main():
+            return await asyncio.gather(block(), other(), return_exceptions=True)
+
+        err, _ = run(main())
+        self.assertIsInstance(err, KeyError)
+        self.assertIsInstance(err.__context__, KeyError)
+        self.assertEqual(events, ["attempt 1", "other started", "other ran", "attempt 2"])
+
+    def test_sync_for_inside_a_running_loop_warns(self):
+        # FINDINGS F7: a plain `for` sleeps with time.sleep and blocks the event loop.
+        async def main():
+            for attempt in retry_loop(attempts=2, delay=0.001):
+                with attempt:
+                    if attempt.number == 1:
+                        raise OSError
+
+        with self.assertWarnsRegex(RuntimeWarning, "retry_loop\\(\\): time.sleep blocks the running event loop") as cm:
+            run(main())
+        self.assertIn("use `async for attempt in retry_loop(...)`", str(cm.warning))
+        self.assertEqual(cm.filename, __file__)  # points at the `for` statement
+
+        @retry(attempts=2, delay=0.001)
+        def sync_fn(calls=[]):  # noqa: B006
+            calls.append(1)
+            if len(calls) == 1:
+                raise OSError
+
+        async def main2():
+            sync_fn()
+
+        with self.assertWarnsRegex(RuntimeWarning, "retry\\(\\): time.sleep blocks the running event loop") as cm:
+            run(main2())
+        self.assertIn("decorate an `async def` function instead", str(cm.warning))
+        self.assertEqual(cm.filename, __file__)
+
+        async def main3():
+            async for attempt in retry_loop(attempts=2, delay=0.001, sleep=time.sleep):
+                with attempt:
+                    if attempt.number == 1:
+                        raise OSError
+
+        with self.assertWarnsRegex(RuntimeWarning, "sleep=time.sleep blocks the event loop"):
+            run(main3())
+
+    def test_no_warning_without_a_running_loop_or_a_real_sleep(self):
+        async def main():
+            for attempt in retry_loop(attempts=2, sleep=lambda s: None, delay=1.0):
+                with attempt:
+                    if attempt.number == 1:
+                        raise OSError
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            run(main())
+            for attempt in retry_loop(attempts=2, delay=0.001):
+                with attempt:
+                    if attempt.number == 1:
+                        raise OSError
+
+    def test_loop_iterates_once(self):
+        loop = retry_loop()
+        for attempt in loop:
+            with attempt:
+                pass
+        with self.assertRaisesRegex(RuntimeError, "retry_loop\\(\\): this loop was already iterated"):
+            iter(loop)
+
+        async def main():
+            async for _ in loop:
+                pass
+
+        with self.assertRaisesRegex(RuntimeError, "already iterated"):
+            run(main())
+
+
+class TestGenerators(TestCase):
+    def make(self, failures, items=(1, 2, 3), fail_after=None, async_=False, **kwargs):
+        """A decorated (async) generator function failing ``failures`` times before its first item."""
+        runs = []
+
+        def body():
+            runs.append(1)
+            if len(runs) <= failures:
+                raise ConnectionError(f"run {len(runs)}")
+
+        if async_:
+
+            async def gen():
+                body()
+                for i, item in enumerate(items):
+                    if i == fail_after:
+                        raise ConnectionError("midway")
+                    await asyncio.sleep(0)
+                    yield item
+
+        else:
+
+            def gen():
+                body()
+                for i, item in enumerate(items):
+                    if i == fail_after:
+                        raise ConnectionError("midway")
+                    yield item
+                return "done"
+
+        kwargs.setdefault("sleep", lambda s: None)
+        return retry(gen, **kwargs), runs
+
+    @staticmethod
+    async def collect(agen):
+        return [x async for x in agen]
+
+    def test_retried_before_the_first_item(self):
+        # FINDINGS S3: @retry used to cover only the creation of the generator.
+        g, runs = self.make(2, attempts=3)
+        self.assertTrue(inspect.isgeneratorfunction(g))
+        self.assertEqual(list(g()), [1, 2, 3])
+        self.assertEqual(len(runs), 3)
+        ag, aruns = self.make(2, async_=True, attempts=3)
+        self.assertTrue(inspect.isasyncgenfunction(ag))
+        self.assertEqual(run(self.collect(ag())), [1, 2, 3])
+        self.assertEqual(len(aruns), 3)
+
+    def test_gives_up_before_the_first_item(self):
+        for async_ in (False, True):
+            with self.subTest(async_=async_):
+                g, runs = self.make(5, async_=async_, attempts=2)
+                with self.assertRaisesRegex(ConnectionError, "run 2") as cm:
+                    run(self.collect(g())) if async_ else list(g())
+                self.assertEqual(len(runs), 2)
+                self.assertEqual(str(cm.exception.__context__), "run 1")
+                self.assertIn("giving up: no attempts left (2)", cm.exception.__notes__[-1])
+
+    def test_not_retried_after_an_item(self):
+        for async_ in (False, True):
+            with self.subTest(async_=async_):
+                g, runs = self.make(0, async_=async_, fail_after=2, attempts=5)
+                got = []
+
+                async def consume():
+                    async for x in g():
+                        got.append(x)
+
+                def consume_sync():
+                    got.extend(g())
+
+                with self.assertRaisesRegex(ConnectionError, "midway") as cm:
+                    run(consume()) if async_ else consume_sync()
+                self.assertEqual(got, [1, 2])  # nothing repeated
+                self.assertEqual(len(runs), 1)
+                self.assertExpectedInline(
+                    cm.exception.__notes__[-1],
+                    """torch.utils.retry: not retried: the generator had already yielded, so a retry would repeat its items""",  # noqa: B950
+                )
+
+    def test_empty_generator_and_return_value(self):
+        g, _ = self.make(1, items=())
+        self.assertEqual(list(g()), [])
+        g, _ = self.make(1)
+
+        def outer():
+            return (yield from g())
+
+        it = outer()
+        self.assertEqual(list(itertools.islice(it, 3)), [1, 2, 3])
+        with self.assertRaises(StopIteration) as cm:
+            next(it)
+        self.assertEqual(cm.exception.value, "done")
+
+    def test_send_throw_close_reach_the_generator(self):
+        log = []
+
+        @retry(attempts=2, sleep=lambda s: None)
+        def echo():
+            log.append("start")
+            if len(log) == 1:
+                raise OSError("first start fails")
+            try:
+                received = yield "ready"
+                while True:
+                    try:
+                        received = yield f"got {received}"
+                    except KeyError as e:
+                        received = f"caught {e!r}"
+            finally:
+                log.append("closed")
+
+        g = echo()
+        self.assertEqual(next(g), "ready")
+        self.assertEqual(g.send("a"), "got a")
+        self.assertEqual(g.throw(KeyError("k")), "got caught KeyError('k')")
+        with self.assertRaises(ValueError):
+            g.throw(ValueError("not caught"))
+        self.assertEqual(log, ["start", "start", "closed"])
+        g = echo()
+        next(g)
+        g.close()
+        self.assertEqual(log[-2:], ["start", "closed"])
+
+    def test_asend_athrow_aclose_reach_the_generator(self):
+        log = []
+
+        @retry(attempts=2, sleep=lambda s: None)
+        async def echo():
+            log.append("start")
+            if len(log) == 1:
+                raise OSError("first start fails")
+            try:
+                received = yield "ready"
+                while True:
+                    try:
+                        received = yield f"got {received}"
+                    except KeyError as e:
+                        received = f"caught {e!r}"
+            finally:
+                await asyncio.sleep(0)
+                log.append("closed")
+
+        async def main():
+            g = echo()
+            out = [await g.__anext__(), await g.asend("a"), await g.athrow(KeyError("k"))]
+            await g.aclose()
+            return out
+
+        self.assertEqual(run(main()), ["ready", "got a", "got caught KeyError('k')"])
+        self.assertEqual(log, ["start", "start", "closed"])
+
+    def test_async_generator_sleeps_with_asyncio(self):
+        slept = []
+
+        async def fake_sleep(seconds):
+            slept.append(seconds)
+
+        with mock.patch("asyncio.sleep", fake_sleep):
+            ag, _ = self.make(2, async_=True, attempts=3, delay=0.5, sleep=None)
+            self.assertEqual(run(self.collect(ag())), [1, 2, 3])
+        self.assertEqual([s for s in slept if s], [0.5, 1.0])
 
 
 class TestComposability(TestCase):

@@ -3,17 +3,24 @@ Retry a call that fails with a transient error, with exponential backoff.
 
 Two forms share one policy:
 
-* :func:`retry` decorates a function: ``@retry(attempts=5, exceptions=OSError, delay=0.1)``;
-* :func:`retry_loop` retries a block: ``for attempt in retry_loop(...): with attempt: ...``.
+* :func:`retry` decorates a function: ``@retry(attempts=5, exceptions=OSError, delay=0.1)``.
+  It works on plain functions, ``async def`` functions (the wrapper is a
+  coroutine function that sleeps with :func:`asyncio.sleep`), and generator and
+  async generator functions (retried only until their first item, see
+  :func:`retry`);
+* :func:`retry_loop` retries a block: ``for attempt in retry_loop(...): with attempt: ...``,
+  or ``async for attempt in retry_loop(...)`` in a coroutine.
 
 Only the listed ``exceptions`` are retried; anything else propagates at once.
 Before retry ``k`` (``k = 0`` for the first retry) the policy sleeps
-``min(delay * backoff**k + U(0, jitter), max_delay)`` seconds, and gives up early
-when that sleep would end past ``deadline`` seconds after the first attempt
-started.  The error finally raised is the last one, its ``__context__`` chain
-holding the earlier ones and one note per attempt (:meth:`BaseException.add_note`).
-Every failed attempt is reported to :func:`torch.utils.error_callback.report`
-with ``source="torch.utils.retry"``.
+``min(delay * backoff**k + U(0, jitter), max_delay)`` seconds (computed without
+overflow however many attempts), and gives up early when that sleep would end
+past ``deadline`` seconds after the first attempt started.  The error finally
+raised is the last one, its ``__context__`` chain holding the errors of the
+attempts before it and one note per attempt (:meth:`BaseException.add_note`);
+both keep the last 10 attempts only, so that a long run does not hold every
+error it met.  Every failed attempt is reported to
+:func:`torch.utils.error_callback.report` with ``source="torch.utils.retry"``.
 
 Retrying does not bound how long one attempt runs: combine it with
 :func:`torch.utils.timeout.timeout` for that.
@@ -22,10 +29,14 @@ Retrying does not bound how long one attempt runs: combine it with
 from __future__ import annotations
 
 import functools
+import inspect
 import math
+import numbers
 import random
+import sys
 import time
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 from typing_extensions import Self
 
@@ -37,6 +48,31 @@ __all__ = ["Attempt", "retry", "retry_loop"]
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 _default_rng = random.Random()
+
+# How many failed attempts the final error keeps (chained errors and notes).
+_KEPT = 10
+# The longest sleep accepted, in seconds (about 31.7 years): every duration is
+# checked against it, so no sleep can overflow a platform's time.sleep.
+_LONGEST = 1e9
+
+_NOT_RETRIED = "torch.utils.retry: not retried: the generator had already yielded, so a retry would repeat its items"
+
+
+def _type_name(value: object) -> str:
+    return f"{value!r} of type {type(value).__name__}"
+
+
+def _seconds(caller: str, name: str, value: object, optional: bool) -> float | None:
+    if value is None and optional:
+        return None
+    if type(value) not in (float, int) and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        expected = "a number of seconds or None" if optional else "a number of seconds"
+        raise TypeError(f"{caller}(): {name} must be {expected}, but got {_type_name(value)}")
+    if not 0 <= value <= _LONGEST:
+        raise ValueError(
+            f"{caller}(): {name} must be a finite number of seconds between 0 and {_LONGEST:g}, but got {value!r}"
+        )
+    return float(value)
 
 
 class _Policy:
@@ -69,7 +105,9 @@ class _Policy:
         clock: object,
         rng: object,
     ) -> None:
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        if type(attempts) is not int and (isinstance(attempts, bool) or not isinstance(attempts, numbers.Integral)):
+            raise TypeError(f"{caller}(): attempts must be an int, but got {_type_name(attempts)}")
+        if attempts < 1:
             raise ValueError(f"{caller}(): attempts must be an int >= 1, but got {attempts!r}")
         # Same rule and message as torch.utils.error_callback's filter, kept local:
         # Dynamo inlines this module (retry's success path compiles in one graph)
@@ -80,76 +118,196 @@ class _Policy:
                 f"{caller}(): exceptions must be an exception class or a non-empty tuple of them, "
                 f"but got {exceptions!r}"
             )
-        for name, value, optional in (
-            ("delay", delay, False),
-            ("max_delay", max_delay, True),
-            ("jitter", jitter, False),
-            ("deadline", deadline, True),
-        ):
-            if value is None and optional:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{caller}(): {name} must be a number of seconds, but got {value!r}")
-            if not value >= 0:
-                raise ValueError(f"{caller}(): {name} must be a non-negative number of seconds, but got {value!r}")
-        if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or not 1 <= backoff < math.inf:
+        self.delay: float = _seconds(caller, "delay", delay, False)  # type: ignore[assignment]
+        self.max_delay = _seconds(caller, "max_delay", max_delay, True)
+        self.jitter: float = _seconds(caller, "jitter", jitter, False)  # type: ignore[assignment]
+        self.deadline = _seconds(caller, "deadline", deadline, True)
+        if type(backoff) not in (float, int) and (isinstance(backoff, bool) or not isinstance(backoff, numbers.Real)):
+            raise TypeError(f"{caller}(): backoff must be a number, but got {_type_name(backoff)}")
+        if not 1 <= backoff < math.inf:
             raise ValueError(f"{caller}(): backoff must be a finite number >= 1, but got {backoff!r}")
         for name, fn in (("on_retry", on_retry), ("sleep", sleep), ("clock", clock)):
-            if not callable(fn) and not (name == "on_retry" and fn is None):
+            if not callable(fn) and not (fn is None and name != "clock"):
                 raise TypeError(f"{caller}(): {name} must be callable, but got {fn!r}")
         if rng is not None and not isinstance(rng, random.Random):
             raise TypeError(f"{caller}(): rng must be a random.Random instance, but got {rng!r}")
-        self.attempts = attempts
+        self.attempts = int(attempts)
         self.exceptions = types
-        self.delay = float(delay)  # type: ignore[arg-type]
         self.backoff = float(backoff)
-        self.max_delay = None if max_delay is None else float(max_delay)  # type: ignore[arg-type]
-        self.jitter = float(jitter)  # type: ignore[arg-type]
-        self.deadline = None if deadline is None else float(deadline)  # type: ignore[arg-type]
         self.on_retry = on_retry
         self.sleep = sleep
         self.clock = clock
         self.rng = _default_rng if rng is None else rng
+        if self.max_delay is None and self.deadline is None and self.attempts > 1 and self.delay:
+            # Nothing caps the schedule: its last sleep must be one the platform can do.
+            longest = self.backed_off(self.attempts - 2) + self.jitter
+            if longest > _LONGEST:
+                if math.isinf(longest):  # say how large, without overflowing
+                    e = math.log10(self.delay) + (self.attempts - 2) * math.log10(self.backoff)
+                    shown = f"{10 ** (e - math.floor(e)):.2g}e+{math.floor(e)}"
+                else:
+                    shown = f"{longest:.3g}"
+                raise ValueError(
+                    f"{caller}(): with attempts={attempts!r}, delay={delay!r} and backoff={backoff!r}, the sleep "
+                    f"before the last attempt would be {shown} s, past the longest accepted ({_LONGEST:g} s); "
+                    "pass max_delay= or deadline=, or fewer attempts"
+                )
+
+    def backed_off(self, retry_index: int) -> float:
+        """``delay * backoff**retry_index``, ``inf`` where that overflows."""
+        if not self.delay or not retry_index or self.backoff == 1.0:
+            return self.delay
+        try:
+            return self.delay * self.backoff**retry_index
+        except OverflowError:
+            pass
+        # backoff**retry_index is past the float range, yet a tiny delay may bring the product back.
+        try:
+            log = math.log(self.delay) + retry_index * math.log(self.backoff)
+        except OverflowError:  # retry_index itself is past the float range
+            return math.inf
+        return math.exp(log) if log < 709.0 else math.inf
 
     def next_delay(self, retry_index: int) -> float:
         """The sleep before retry ``retry_index`` (0 for the first retry)."""
-        base = self.delay * self.backoff**retry_index if self.delay else 0.0
+        base = self.backed_off(retry_index)
         if self.jitter:
             base += self.rng.uniform(0.0, self.jitter)
         if self.max_delay is not None and base > self.max_delay:
             base = self.max_delay
         return base
 
-    def after_failure(
-        self, exc: BaseException, number: int, start: float | None, history: list[tuple[BaseException, str]]
-    ) -> float:
-        """Record failed attempt ``number``; return the sleep before the next one, or raise ``exc``."""
-        if history and exc.__context__ is None and exc is not history[-1][0]:
-            exc.__context__ = history[-1][0]
+    def check_sync_hooks(self, caller: str, what: str) -> None:
+        """Refuse an ``async def`` ``sleep``/``on_retry`` where nothing would await it."""
+        for name in ("sleep", "on_retry"):
+            if inspect.iscoroutinefunction(getattr(self, name)):
+                raise TypeError(
+                    f"{caller}(): {name} is an async function, which {what} cannot await; "
+                    "pass a plain function, or retry an `async def` function / use `async for` in a coroutine"
+                )
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    add_note = getattr(exc, "add_note", None)
+    if add_note is not None:
+        add_note(note)
+        return
+    # Python 3.10 has no BaseException.add_note: do what it does (PEP 678),
+    # which 3.11+ tracebacks and the exceptiongroup backport print.
+    notes = getattr(exc, "__notes__", None)
+    if notes is None:
+        notes = exc.__notes__ = []  # type: ignore[attr-defined]
+    notes.append(note)
+
+
+def _blocks_event_loop() -> bool:
+    asyncio = sys.modules.get("asyncio")  # no asyncio imported: no event loop runs
+    return asyncio is not None and asyncio._get_running_loop() is not None
+
+
+class _Run:
+    """The state of one retried call or loop: which attempt runs, since when, the errors kept."""
+
+    __slots__ = ("policy", "start", "number", "kept", "dropped")
+
+    def __init__(self, policy: _Policy, start: float | None) -> None:
+        self.policy = policy
+        self.start = start
+        self.number = 1
+        self.kept: list[tuple[BaseException, str]] = []
+        self.dropped = 0
+
+    def failed(self, exc: BaseException) -> float:
+        """Record that the current attempt failed; return the sleep before the next one, or raise ``exc``."""
+        policy = self.policy
+        kept = self.kept
+        if kept and exc.__context__ is None and all(exc is not e for e, _ in kept):
+            exc.__context__ = kept[-1][0]
+        number = self.number
         delay = 0.0
         reason = None
-        if number >= self.attempts:
-            reason = f"no attempts left ({self.attempts})"
+        if number >= policy.attempts:
+            reason = f"no attempts left ({policy.attempts})"
         else:
-            delay = self.next_delay(number - 1)
-            if start is not None and self.clock() + delay - start > self.deadline:  # type: ignore[operator]
-                reason = f"the next attempt would start past the {self.deadline:g} s deadline"
-        summary = f"attempt {number} of {self.attempts} failed with {type(exc).__name__}: {exc}"
+            delay = policy.next_delay(number - 1)
+            if self.start is not None and policy.clock() + delay - self.start > policy.deadline:  # type: ignore[operator]
+                reason = f"the next attempt would start past the {policy.deadline:g} s deadline"
+        summary = f"attempt {number} of {policy.attempts} failed with {type(exc).__name__}: {exc}"
+        if len(kept) == _KEPT:  # forget the oldest kept attempt, and unchain its error
+            oldest = kept.pop(0)[0]
+            if kept and kept[0][0].__context__ is oldest:
+                kept[0][0].__context__ = None
+            self.dropped += 1
         if reason is None:
-            history.append((exc, f"{summary}; retrying in {delay:.3g} s"))
+            kept.append((exc, f"{summary}; retrying in {delay:.3g} s"))
             error_callback.report(
-                exc, source="torch.utils.retry", attempt=number, attempts=self.attempts, next_action="retry", next_delay=delay
+                exc, source="torch.utils.retry", attempt=number, attempts=policy.attempts, next_action="retry", next_delay=delay
             )
-            if self.on_retry is not None:
-                self.on_retry(exc, number, delay)
             return delay
-        history.append((exc, f"{summary}; giving up: {reason}"))
+        kept.append((exc, f"{summary}; giving up: {reason}"))
         error_callback.report(
-            exc, source="torch.utils.retry", attempt=number, attempts=self.attempts, next_action="raise", next_delay=None
+            exc, source="torch.utils.retry", attempt=number, attempts=policy.attempts, next_action="raise", next_delay=None
         )
-        for _, note in history:
-            exc.add_note(f"torch.utils.retry: {note}")
+        if self.dropped:
+            _add_note(exc, f"torch.utils.retry: attempts 1 to {self.dropped} failed too (only the last {_KEPT} are kept)")
+        for _, note in kept:
+            _add_note(exc, f"torch.utils.retry: {note}")
         raise exc
+
+
+def _sync(result: object, exc: BaseException, caller: str, name: str) -> None:
+    if inspect.isawaitable(result):
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()  # no "never awaited" warning on top of this error
+        raise TypeError(
+            f"{caller}(): {name} returned an awaitable, which synchronous code cannot await; pass a plain "
+            "function, or retry an `async def` function / use `async for` in a coroutine"
+        ) from exc
+
+
+def _pause(run: _Run, exc: BaseException, caller: str, hint: str, stacklevel: int) -> None:
+    """After a failed attempt: record it (or raise), call ``on_retry``, sleep, move to the next attempt."""
+    delay = run.failed(exc)
+    policy = run.policy
+    if policy.on_retry is not None:
+        _sync(policy.on_retry(exc, run.number, delay), exc, caller, "on_retry")
+    sleep = time.sleep if policy.sleep is None else policy.sleep
+    if sleep is time.sleep and delay > 0 and _blocks_event_loop():
+        # One warning per call site (the message does not vary).
+        warnings.warn(
+            f"{caller}(): time.sleep blocks the running event loop for the whole backoff; {hint}",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
+    _sync(sleep(delay), exc, caller, "sleep")
+    run.number += 1
+
+
+async def _apause(run: _Run, exc: BaseException) -> None:
+    """:func:`_pause` for the asynchronous forms: awaits ``on_retry`` and ``sleep`` when they return awaitables."""
+    delay = run.failed(exc)
+    policy = run.policy
+    if policy.on_retry is not None:
+        result = policy.on_retry(exc, run.number, delay)
+        if inspect.isawaitable(result):
+            await result
+    if policy.sleep is None:
+        import asyncio
+
+        await asyncio.sleep(delay)
+    else:
+        if policy.sleep is time.sleep and delay > 0:
+            warnings.warn(
+                "retry: sleep=time.sleep blocks the event loop for the whole backoff; leave sleep unset "
+                "(the asynchronous forms sleep with asyncio.sleep)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        result = policy.sleep(delay)
+        if inspect.isawaitable(result):
+            await result
+    run.number += 1
 
 
 class Attempt:
@@ -157,7 +315,8 @@ class Attempt:
 
     A retryable exception raised in the block is recorded and suppressed, and the
     loop goes on to the next attempt (or raises the final error); any other
-    exception propagates at once.  A block that completes ends the loop.
+    exception propagates at once.  A block that completes ends the loop.  The
+    same ``with attempt:`` serves ``for`` and ``async for`` loops.
 
     Attributes:
         number (int): this attempt's number, from 1.
@@ -193,6 +352,14 @@ class Attempt:
             return True
         return False
 
+    def _outcome(self) -> BaseException | None:
+        if not self._entered:
+            raise RuntimeError(
+                f"retry_loop(): attempt {self.number} was not used; write `with attempt:` around the work"
+            )
+        exc, self._exception = self._exception, None
+        return exc
+
     def __repr__(self) -> str:
         return f"<Attempt {self.number} of {self.attempts}>"
 
@@ -209,13 +376,30 @@ def retry(
     jitter: float = 0.0,
     deadline: float | None = None,
     on_retry: Callable[[BaseException, int, float], object] | None = None,
-    sleep: Callable[[float], object] = time.sleep,
+    sleep: Callable[[float], object] | None = None,
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
 ) -> Any:
     r"""Call the decorated function again when it raises one of ``exceptions``, with backoff.
 
-    Usable as ``@retry``, ``@retry(...)`` or ``retry(fn, ...)``.
+    Usable as ``@retry``, ``@retry(...)`` or ``retry(fn, ...)``.  What is
+    retried depends on the kind of ``fn``, found when decorating:
+
+    * a plain function: the call;
+    * an ``async def`` function: the wrapper is a coroutine function that awaits
+      each attempt and sleeps with :func:`asyncio.sleep`, so other tasks run
+      during the backoff;
+    * a generator function, or an async generator function: the wrapper is a
+      generator (async generator) function that starts the generator again
+      while it fails *before yielding its first item*.  Once an item was
+      yielded a retry would repeat items, so a later error propagates, with a
+      note saying it was not retried.  ``send``, ``throw`` and ``close`` reach
+      the running generator.
+
+    An object whose ``__call__`` is one of these, or a :func:`functools.partial`
+    of one, counts as that kind.  A plain function that merely returns a
+    coroutine (``lambda: fetch()``) is a plain function: its coroutine is
+    returned unretried, so decorate the ``async def`` itself.
 
     Args:
         fn: the function to wrap; omit it to get a decorator.
@@ -232,8 +416,12 @@ def retry(
             ``None`` for no limit.  It does not interrupt a running attempt
             (see :func:`torch.utils.timeout.timeout`).
         on_retry: called as ``on_retry(exc, attempt, next_delay)`` before each
-            sleep, ``attempt`` being the number of the attempt that failed.
-        sleep: how to wait (tests pass a fake to take no wall time).
+            sleep, ``attempt`` being the number of the attempt that failed; the
+            asynchronous forms await what it returns if that is awaitable.
+        sleep: how to wait; ``None`` for :func:`time.sleep`, or
+            :func:`asyncio.sleep` in the asynchronous forms, which await what it
+            returns if that is awaitable (tests pass a fake to take no wall time;
+            pass ``trio.sleep`` under trio).
         clock: the monotonic clock ``deadline`` is measured with.
         rng: the :class:`random.Random` jitter is drawn from; pass a seeded one
             for a reproducible schedule.
@@ -243,11 +431,26 @@ def retry(
 
     Raises:
         TypeError: ``fn``, ``on_retry``, ``sleep`` or ``clock`` is not callable,
-            ``exceptions`` is not exception classes, or a duration is not a number.
-        ValueError: ``attempts < 1``, a negative duration or ``backoff < 1``.
+            ``exceptions`` is not exception classes, ``attempts`` is not an int
+            (a bool is not), a duration or ``backoff`` is not a number, or
+            ``sleep``/``on_retry`` is an ``async def`` function while ``fn`` is not.
+        ValueError: ``attempts < 1``; a duration (``delay``, ``max_delay``,
+            ``jitter``, ``deadline``) negative, NaN, infinite or above ``1e9``
+            seconds; ``backoff`` below 1 or not finite; or, with neither
+            ``max_delay`` nor ``deadline``, a schedule whose last sleep would
+            pass ``1e9`` seconds.
 
     The error raised when the policy gives up is the last attempt's, with the
-    earlier ones chained as its ``__context__`` and one note per attempt.
+    earlier ones chained as its ``__context__`` and one note per attempt; both
+    keep the last 10 attempts (one more note counts the others).  On Python
+    3.10, which has no :meth:`BaseException.add_note`, the notes are appended
+    to the exception's ``__notes__`` list as that method does (PEP 678); 3.10's
+    traceback does not print them.
+
+    A synchronous function retried inside a running event loop sleeps with
+    :func:`time.sleep`, blocking the loop: it warns (``RuntimeWarning``, once
+    per call site); decorate an ``async def`` function instead.  The
+    asynchronous forms warn likewise when given ``sleep=time.sleep``.
 
     .. note:: The success path costs one ``try`` around the call, and
         :func:`torch.compile` traces through it: a retried function compiles
@@ -275,6 +478,16 @@ def retry(
     def decorate(fn: _F) -> _F:
         if not callable(fn):
             raise TypeError(f"retry(): expected a callable to wrap, but got {fn!r}")
+        # An object whose __call__ is an async def (or generator) function is one too.
+        kind = fn if inspect.isroutine(fn) or isinstance(fn, (type, functools.partial)) else type(fn).__call__
+        if inspect.isasyncgenfunction(kind):
+            return _retry_async_generator(policy, fn)  # type: ignore[return-value]
+        if inspect.iscoroutinefunction(kind):
+            return _retry_coroutine(policy, fn)  # type: ignore[return-value]
+        if inspect.isgeneratorfunction(kind):
+            policy.check_sync_hooks("retry", "a generator function")
+            return _retry_generator(policy, fn)  # type: ignore[return-value]
+        policy.check_sync_hooks("retry", "a synchronous function")
         retried = policy.exceptions
         timed = policy.deadline is not None
 
@@ -292,18 +505,171 @@ def retry(
     return decorate if fn is None else decorate(fn)
 
 
+_SYNC_HINT = "decorate an `async def` function instead (it sleeps with asyncio.sleep), or pass sleep="
+_LOOP_HINT = "use `async for attempt in retry_loop(...)` in a coroutine (it sleeps with asyncio.sleep)"
+
+
 def _call_again(
     policy: _Policy, fn: Callable[..., Any], args: Any, kwargs: Any, exc: BaseException, start: float | None
 ) -> Any:
-    history: list[tuple[BaseException, str]] = []
-    number = 1
+    run = _Run(policy, start)
     while True:
-        policy.sleep(policy.after_failure(exc, number, start, history))
-        number += 1
+        _pause(run, exc, "retry", _SYNC_HINT, 4)  # _pause, _call_again, wrapper, the caller
         try:
             return fn(*args, **kwargs)
         except policy.exceptions as e:
             exc = e
+
+
+def _retry_coroutine(policy: _Policy, fn: Callable[..., Any]) -> Callable[..., Any]:
+    retried = policy.exceptions
+    timed = policy.deadline is not None
+    clock = policy.clock
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = clock() if timed else None
+        try:
+            return await fn(*args, **kwargs)
+        except retried as e:
+            exc = e
+        run = _Run(policy, start)
+        while True:
+            await _apause(run, exc)
+            try:
+                return await fn(*args, **kwargs)
+            except retried as e:
+                exc = e
+
+    return wrapper
+
+
+def _retry_generator(policy: _Policy, fn: Callable[..., Any]) -> Callable[..., Any]:
+    retried = policy.exceptions
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        run = _Run(policy, policy.clock() if policy.deadline is not None else None)
+        while True:
+            gen = fn(*args, **kwargs)
+            try:
+                value = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            except retried as e:
+                exc = e
+            else:
+                break
+            _pause(run, exc, "retry", _SYNC_HINT, 3)  # _pause, wrapper, the consumer
+        # From the first item on, delegate as `yield from` does (PEP 380).
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                gen.close()
+                raise
+            except BaseException as thrown:
+                step, arg = gen.throw, thrown
+            else:
+                step, arg = gen.send, sent
+            try:
+                value = step(arg)
+            except StopIteration as stop:
+                return stop.value
+            except retried as e:
+                if e is not arg:
+                    _add_note(e, _NOT_RETRIED)
+                raise
+
+    return wrapper
+
+
+def _retry_async_generator(policy: _Policy, fn: Callable[..., Any]) -> Callable[..., Any]:
+    retried = policy.exceptions
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        run = _Run(policy, policy.clock() if policy.deadline is not None else None)
+        while True:
+            agen = fn(*args, **kwargs)
+            try:
+                value = await agen.__anext__()
+            except StopAsyncIteration:
+                return
+            except retried as e:
+                exc = e
+            else:
+                break
+            await _apause(run, exc)
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                await agen.aclose()
+                raise
+            except BaseException as thrown:
+                step, arg = agen.athrow, thrown
+            else:
+                step, arg = agen.asend, sent
+            try:
+                value = await step(arg)
+            except StopAsyncIteration:
+                return
+            except retried as e:
+                if e is not arg:
+                    _add_note(e, _NOT_RETRIED)
+                raise
+
+    return wrapper
+
+
+class _RetryLoop(_Run):
+    """What :func:`retry_loop` returns (and the state of its run): iterate it once, with ``for`` or ``async for``."""
+
+    __slots__ = ("_used",)
+
+    def __init__(self, policy: _Policy) -> None:
+        super().__init__(policy, None)
+        self._used = False
+
+    def _claim(self) -> None:
+        if self._used:
+            raise RuntimeError("retry_loop(): this loop was already iterated; call retry_loop() for each loop")
+        self._used = True
+        if self.policy.deadline is not None:
+            self.start = self.policy.clock()
+
+    def __iter__(self) -> Iterator[Attempt]:
+        self._claim()
+        if self.policy.sleep is not None or self.policy.on_retry is not None:
+            self.policy.check_sync_hooks("retry_loop", "a `for` loop")
+        return _loop(self)
+
+    def __aiter__(self) -> AsyncIterator[Attempt]:
+        self._claim()
+        return _aloop(self)
+
+
+def _loop(run: _Run) -> Iterator[Attempt]:
+    policy = run.policy
+    while True:
+        attempt = Attempt(run.number, policy.attempts, policy.exceptions)
+        yield attempt
+        exc = attempt._outcome()
+        if exc is None:
+            return
+        _pause(run, exc, "retry_loop", _LOOP_HINT, 3)  # _pause, _loop, the `for` statement
+
+
+async def _aloop(run: _Run) -> AsyncIterator[Attempt]:
+    policy = run.policy
+    while True:
+        attempt = Attempt(run.number, policy.attempts, policy.exceptions)
+        yield attempt
+        exc = attempt._outcome()
+        if exc is None:
+            return
+        await _apause(run, exc)
 
 
 def retry_loop(
@@ -316,10 +682,10 @@ def retry_loop(
     jitter: float = 0.0,
     deadline: float | None = None,
     on_retry: Callable[[BaseException, int, float], object] | None = None,
-    sleep: Callable[[float], object] = time.sleep,
+    sleep: Callable[[float], object] | None = None,
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
-) -> Iterator[Attempt]:
+) -> _RetryLoop:
     r"""Retry a block: ``for attempt in retry_loop(...): with attempt: ...``.
 
     Takes the arguments of :func:`retry` (without ``fn``) and yields
@@ -327,13 +693,22 @@ def retry_loop(
     block completes; when the policy gives up it raises the last error, with
     the history of attempts (see :func:`retry`).
 
+    In a coroutine, write ``async for attempt in retry_loop(...): with attempt:``:
+    the backoff sleeps with :func:`asyncio.sleep` (or awaits what ``sleep`` and
+    ``on_retry`` return), so other tasks run meanwhile.  A plain ``for`` loop
+    sleeps with :func:`time.sleep`; inside a running event loop that blocks the
+    loop, so it warns (``RuntimeWarning``, once per call site) and still sleeps.
+    The object returned is iterated once, either way.
+
     Returns:
-        An iterator of :class:`Attempt`.
+        An iterable and async iterable of :class:`Attempt`.
 
     Raises:
-        TypeError, ValueError: bad arguments, at once (see :func:`retry`).
+        TypeError, ValueError: bad arguments, at once (see :func:`retry`);
+            ``TypeError`` when a plain ``for`` starts with an ``async def``
+            ``sleep`` or ``on_retry``.
         RuntimeError: an attempt was not used as ``with attempt:`` before the
-            loop asked for the next one.
+            loop asked for the next one, or the loop is iterated twice.
 
     Example::
 
@@ -347,24 +722,8 @@ def retry_loop(
         >>> tries
         [1, 2]
     """
-    policy = _Policy(
-        "retry_loop", attempts, exceptions, delay, backoff, max_delay, jitter, deadline, on_retry, sleep, clock, rng
+    return _RetryLoop(
+        _Policy(
+            "retry_loop", attempts, exceptions, delay, backoff, max_delay, jitter, deadline, on_retry, sleep, clock, rng
+        )
     )
-    return _loop(policy)
-
-
-def _loop(policy: _Policy) -> Iterator[Attempt]:
-    start = policy.clock() if policy.deadline is not None else None
-    history: list[tuple[BaseException, str]] = []
-    number = 1
-    while True:
-        attempt = Attempt(number, policy.attempts, policy.exceptions)
-        yield attempt
-        if not attempt._entered:
-            raise RuntimeError(f"retry_loop(): attempt {number} was not used; write `with attempt:` around the work")
-        exc = attempt._exception
-        if exc is None:
-            return
-        attempt._exception = None
-        policy.sleep(policy.after_failure(exc, number, start, history))
-        number += 1
