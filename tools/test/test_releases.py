@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import snapshot
@@ -157,6 +158,7 @@ def test_torch_logs_turns_on_the_registered_loggers():
     # what torch.utils.dry_run skips is logged; `import torch` itself imports no overlay module.
     code = """
 import sys
+from pathlib import Path
 import torch
 import torch._logging._internal as internal
 assert "torch.utils.dry_run" not in sys.modules
@@ -182,3 +184,19 @@ with dry_run():
     env.pop("TORCH_LOGS")
     quiet = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd="/", timeout=300)
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+
+def test_run_tests_runs_each_tested_release_in_its_own_venv():
+    import run_tests
+
+    assert list(run_tests.TESTED) == ["2.13.0", "2.14.1"]
+    assert run_tests.TESTED["2.13.0"] == patchset.ROOT / ".venv"
+    assert run_tests.TESTED["2.14.1"] == patchset.ROOT / ".venv-2.14.1"
+    assert run_tests._parse([]) == (["2.13.0", "2.14.1"], None, [])
+    assert run_tests._parse(["--torch", "2.14.1", "-k", "retry"]) == (["2.14.1"], None, ["-k", "retry"])
+    wheel = "/w/torch-2.14.1-cp311-cp311-manylinux_2_28_x86_64.whl"
+    assert run_tests._parse(["--base-wheel", wheel]) == (["2.14.1"], Path(wheel), [])
+    with pytest.raises(SystemExit, match="--torch 2.15.0: the suite runs on 2.13.0, 2.14.1"):
+        run_tests._parse(["--torch", "2.15.0"])
+    with pytest.raises(SystemExit, match="is torch 2.14.1"):
+        run_tests._parse(["--torch", "2.13.0", "--base-wheel", wheel])
