@@ -175,7 +175,8 @@ def run_release(release: str, base: Path | None, pytest_args: list[str], *, lint
     if release != patchset.BASE_VERSION:
         # Release-independent and the longest tooling test (the whole suite again, commit by commit of
         # the exported stack): run on the base release only, to keep CI within its time.
-        args = ["--deselect", f"tools/test/test_export_upstream.py::{STACK_TEST}", *args]  # a node id: relative to --rootdir
+        # (--deselect takes a node id, relative to --rootdir.)
+        args = ["--deselect", f"tools/test/test_export_upstream.py::{STACK_TEST}", *args]
     cmd = [py, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", ROOT, *targets, *args]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TORCH_TOOL_BASE_WHEEL=str(base))
     rc = subprocess.run([str(c) for c in cmd], cwd=venv, env=env).returncode
