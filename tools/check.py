@@ -529,8 +529,8 @@ def main(argv: list[str] | None = None) -> int:
         variants = [p for p in patchset.series(release) if p.parent != patchset.PATCHES]
         print(
             f"patch set OK: {len(patchset.overlay_files())} overlay files compile and import what {base.name} has; "
-            f"the {len(patchset.series(release))} patches of torch {release}'s series ({len(variants)} variants) "
-            "apply exactly"
+            f"the {len(patchset.series(release))} patches of torch {release}'s series "
+            f"({len(variants)} of them {release}'s variants) apply exactly"
         )
     return 1 if errors else 0
 
