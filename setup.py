@@ -2,12 +2,17 @@
 """The PyTorch-familiar entry point of the Torch Tool patch set.
 
     python setup.py bdist_wheel [--base-wheel PATH] [--dist-dir DIR]
-        Build the patched torch wheel into dist/ from the pinned base
-        (torch==2.13.0, resolved by pip) and print its path.
+        Build the patched torch wheel into dist/ from a base wheel of any
+        supported release (default: torch==2.13.0, resolved by pip) and print
+        its path.
 
     python setup.py develop [--uninstall]
         Link the overlay into the active environment's torch (and apply the
-        patches) for fast iteration; --uninstall restores it exactly.
+        patches of its release) for fast iteration; --uninstall restores it
+        exactly.
+
+The supported releases are those of ``patches/releases`` (2.11.0 to 2.15.0);
+each takes its own series, chosen from the target's ``torch/version.py``.
 
 This project does not package itself: it patches torch.  So this file is not a
 setuptools script; it parses the two commands PyTorch developers type.
@@ -32,7 +37,10 @@ def _site_packages_of_torch() -> Path:
     # find_spec does not execute torch/__init__.py, so a half-patched torch is fine.
     spec = importlib.util.find_spec("torch")
     if spec is None or spec.origin is None:
-        raise patchset.PatchSetError(f"no torch installed for {sys.executable}; pip install torch=={patchset.BASE_VERSION} first")
+        raise patchset.PatchSetError(
+            f"no torch installed for {sys.executable}; pip install one of the supported releases first "
+            f"({', '.join(patchset.supported_releases())})"
+        )
     return Path(spec.origin).parent.parent
 
 
@@ -40,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="setup.py", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     b = sub.add_parser("bdist_wheel", help="build the patched wheel into dist/")
-    b.add_argument("--base-wheel", type=Path, help=f"base torch wheel (default: torch=={patchset.BASE_VERSION} via pip)")
+    b.add_argument("--base-wheel", type=Path, help=f"base torch wheel of a supported release (default: torch=={patchset.BASE_VERSION} via pip)")
     b.add_argument("--dist-dir", "-d", type=Path, default=ROOT / "dist")
     d = sub.add_parser("develop", help="link the overlay into the active environment's torch")
     d.add_argument("--uninstall", action="store_true", help="restore the environment's torch exactly")

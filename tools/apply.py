@@ -6,7 +6,9 @@
     python tools/apply.py TARGET --reverse  # restore the original bytes exactly
 
 TARGET is an environment's site-packages, an unpacked wheel, or a PyTorch
-source checkout (which also receives ``test/`` and ``docs/source/`` files).
+source checkout (which also receives ``test/`` and ``docs/source/`` files),
+of any supported torch release (``patches/releases``: 2.11.0 to 2.15.0); the
+release's own series is read from its ``torch/version.py``.
 Every overlay file and every hunk is verified before anything is written: on
 any mismatch the target is left exactly as it was and the error names the
 file, the hunk and the torch version found.  Exit status: 0 done (or nothing
@@ -39,10 +41,10 @@ def run(target: Path, *, check: bool = False, reverse: bool = False, link: bool 
         for ch in p.changes:
             action = "remove" if ch.after is None else ("link" if ch.link else ("create" if ch.before is None else "patch"))
             say(f"would {action} {ch.rel}")
-        say(f"{verb} would change {len(p.changes)} files in {target}; all hunks match")
+        say(f"{verb} would change {len(p.changes)} files in {target}; all hunks of torch {p.release}'s series match")
         return p
     patchset.execute(target, p)
-    say(f"{verb}: changed {len(p.changes)} files in {target} (torch {patchset.torch_version(tree)})")
+    say(f"{verb}: changed {len(p.changes)} files in {target} (torch {patchset.torch_version(tree)}, {p.release}'s series)")
     return p
 
 

@@ -42,15 +42,21 @@ class ZipTree:
 
 
 def local_version(base_version: str, revision: int = patchset.REVISION) -> str:
-    """``2.13.0+cpu`` -> ``2.13.0+cpu.torchtool1``; ``2.13.0`` -> ``2.13.0+torchtool1``."""
+    """The base wheel's version with ``torchtool<revision>`` added to its local label.
+
+    ``2.13.0+cpu`` -> ``2.13.0+cpu.torchtool1``; ``2.15.0`` (PyPI's wheel) ->
+    ``2.15.0+torchtool1``; ``2.14.1+cu130`` (the CUDA index's) -> ``2.14.1+cu130.torchtool1``.
+    """
     sep = "." if "+" in base_version else "+"
     return f"{base_version}{sep}torchtool{revision}"
 
 
 def fetch_base_wheel(cache: Path, spec: str = f"torch=={patchset.BASE_VERSION}") -> Path:
-    """The pinned base wheel, resolved by pip into ``cache`` (once)."""
+    """The base wheel ``spec`` (``torch==<release>``) names, resolved by pip into ``cache`` (once)."""
+    release = spec.split("==", 1)[1] if "==" in spec else patchset.BASE_VERSION
+
     def found() -> list[Path]:
-        return sorted(cache.glob(f"torch-{patchset.BASE_VERSION}*.whl"))
+        return sorted(w for w in cache.glob(f"torch-{release}*.whl") if patchset.release_of(w.name.split("-")[1]) == release)
 
     if not found():
         cache.mkdir(parents=True, exist_ok=True)
@@ -102,7 +108,8 @@ def build(base_wheel: Path, dist_dir: Path, *, revision: int = patchset.REVISION
         version = local_version(base_version, revision)
         new_di = f"torch-{version}.dist-info/"
 
-        new_files = {ch.rel: ch.after for ch in patchset.plan(ZipTree(zf)).changes if ch.after is not None}
+        planned = patchset.plan(ZipTree(zf))
+        new_files = {ch.rel: ch.after for ch in planned.changes if ch.after is not None}
         rewritten = {old_di + "METADATA", old_di + "RECORD"}
         metadata = re.sub(rb"^Version: .*$", f"Version: {version}".encode(), zf.read(old_di + "METADATA"), count=1, flags=re.M)
         new_files[new_di + "METADATA"] = metadata
@@ -142,7 +149,7 @@ def build(base_wheel: Path, dist_dir: Path, *, revision: int = patchset.REVISION
                 tmp_path.unlink()
     if not quiet:
         print(
-            f"built {out_path.name} in {time.perf_counter() - t0:.2f} s "
+            f"built {out_path.name} (torch {planned.release}'s series) in {time.perf_counter() - t0:.2f} s "
             f"({len(kept) + len(moved)} members copied raw, {len(new_files)} written)",
             file=sys.stderr,
         )

@@ -3,10 +3,17 @@
 
     python tools/check.py [--base-wheel PATH] [--installed]
 
-- ``patches/series`` lists exactly the ``*.patch`` files in ``patches/``;
-- every patch parses, only modifies files that exist in the base, and every
-  hunk applies to the base wheel's bytes (read in place, nothing extracted);
+- ``patches/series`` lists exactly the ``*.patch`` files in ``patches/``; every
+  folder under ``patches/`` is a variant folder that ``patches/releases``
+  names, holding only variants of patches of the series;
+- the base wheel (default: torch 2.13.0's) is a supported release, and every
+  patch of that release's series parses, only modifies files that exist in
+  the base, and every hunk applies exactly to the base wheel's bytes (read in
+  place, nothing extracted);
 - no overlay file already exists in the base (the overlay only adds files);
+  every overlay module compiles, and every module and name it imports from
+  torch outside a ``try:`` exists in the base (or the overlay): what differs
+  between releases must be feature-detected;
 - every overlay module has a docstring, and every public module (and every
   package ``__init__``) defines ``__all__`` naming things it defines or imports;
 - every overlay file, patch, test file and docs page belongs to exactly one PR
@@ -50,12 +57,127 @@ import rawzip  # noqa: E402
 
 def check_series() -> list[str]:
     errors = []
-    listed = {p.name for p in patchset.series()}
+    try:
+        folders = {f for fs in patchset.releases().values() for f in fs}
+    except patchset.PatchSetError as e:
+        return [str(e)]
+    listed = set(patchset.series_names())
     present = {p.name for p in patchset.PATCHES.glob("*.patch")}
     for name in sorted(present - listed):
         errors.append(f"patches/{name} is not listed in patches/series")
     for name in sorted(listed - present):
         errors.append(f"patches/series lists {name}, which is not a .patch file")
+    for sub in sorted(p for p in patchset.PATCHES.iterdir() if p.is_dir()):
+        if sub.name not in folders:
+            errors.append(f"patches/{sub.name}/ is not a variant folder of any release in patches/releases")
+        for f in sorted(sub.iterdir()):
+            if f.name not in listed:
+                errors.append(
+                    f"patches/{sub.name}/{f.name} is not a variant of a patch of patches/series "
+                    "(a variant has the name of the patch it replaces)"
+                )
+    return errors
+
+
+def check_overlay_compiles() -> list[str]:
+    """Every overlay module compiles (syntax of the oldest supported Python is ruff's job)."""
+    errors = []
+    for rel, path in patchset.overlay_files().items():
+        if path.suffix == ".py":
+            try:
+                compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+            except SyntaxError as e:
+                errors.append(f"torch_overlay/{rel}:{e.lineno}: does not compile: {e.msg}")
+    return errors
+
+
+def _top_level_names(source: bytes) -> set[str] | None:
+    """Names a module defines at its top level (in ``if``/``try`` blocks too); None if it has ``__getattr__`` or ``*``."""
+    names: set[str] = set()
+    todo = list(ast.parse(source).body)
+    while todo:
+        n = todo.pop()
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if n.name == "__getattr__":
+                return None
+            names.add(n.name)
+        elif isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for t in n.targets if isinstance(n, ast.Assign) else [n.target]:
+                names.update(x.id for x in ast.walk(t) if isinstance(x, ast.Name))
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            if any(a.name == "*" for a in n.names):
+                return None
+            names.update((a.asname or a.name).split(".")[0] for a in n.names)
+        elif isinstance(n, (ast.If, ast.Try, ast.With)):
+            todo += n.body + getattr(n, "orelse", []) + getattr(n, "finalbody", [])
+            for h in getattr(n, "handlers", []):
+                todo += h.body
+    return names
+
+
+def _imports_outside_try(tree: ast.AST, package: str) -> list[tuple[int, str, list[str]]]:
+    """``(line, module, names)`` of every import of torch not guarded by a ``try:``."""
+    guarded: set[int] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Try):
+            guarded.update(id(x) for stmt in n.body for x in ast.walk(stmt))
+    out = []
+    for n in ast.walk(tree):
+        if id(n) in guarded:
+            continue
+        if isinstance(n, ast.Import):
+            out += [(n.lineno, a.name, []) for a in n.names if a.name.split(".")[0] == "torch"]
+        elif isinstance(n, ast.ImportFrom):
+            if n.level:
+                base = package.split(".")
+                base = base[: len(base) - n.level + 1]
+                module = ".".join(base + ([n.module] if n.module else []))
+            else:
+                module = n.module or ""
+            if module.split(".")[0] == "torch":
+                out.append((n.lineno, module, [a.name for a in n.names]))
+    return out
+
+
+def check_overlay_imports(tree: patchset.Tree, label: str) -> list[str]:
+    """Every torch module and name the overlay imports outside a ``try:`` exists in ``tree`` (patched) or the overlay."""
+    errors = []
+    overlay = patchset.overlay_files()
+    patched = {ch.rel: ch.after for ch in patchset.plan(tree).changes if ch.after is not None}
+
+    def source(module: str) -> bytes | None:
+        for rel in (module.replace(".", "/") + ".py", module.replace(".", "/") + "/__init__.py"):
+            if rel in patched:
+                return patched[rel]
+            data = tree.read(rel)
+            if data is not None:
+                return data
+        return None
+
+    def exists(module: str) -> bool:
+        base = module.replace(".", "/")
+        return source(module) is not None or tree.read(base + ".pyi") is not None or any(
+            tree.read(f"{base}{ext}") is not None for ext in (".cpython-311-x86_64-linux-gnu.so", ".abi3.so")
+        )
+
+    for rel, path in overlay.items():
+        if path.suffix != ".py":
+            continue
+        module = _module_name(path)
+        package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        for lineno, imported, names in _imports_outside_try(ast.parse(path.read_bytes()), package):
+            if imported.startswith("torch._C") or not exists(imported):
+                if not imported.startswith("torch._C"):
+                    errors.append(f"torch_overlay/{rel}:{lineno}: imports {imported}, which {label} does not have")
+                continue
+            defined = _top_level_names(source(imported) or b"")
+            for name in names:
+                if defined is None or name in defined or exists(f"{imported}.{name}"):
+                    continue
+                errors.append(
+                    f"torch_overlay/{rel}:{lineno}: imports {name} from {imported}, which {label} does not define; "
+                    "feature-detect it (try/except ImportError or getattr)"
+                )
     return errors
 
 
@@ -74,6 +196,7 @@ def check_against_base(base_wheel: Path) -> list[str]:
             return [str(e)]
         if p.unchanged:
             errors.append(f"{base_wheel.name} already contains parts of the patch set: {p.unchanged}")
+        errors += check_overlay_imports(tree, base_wheel.name)
     return errors
 
 
@@ -256,8 +379,10 @@ def check_stack(base_wheel: Path) -> list[str]:
     except stack.StackError as e:
         return str(e).splitlines()
     with rawzip.RawZip(base_wheel) as zf:
+        tree = build_wheel.ZipTree(zf)
         try:
-            for _ in export_upstream.commits(export_upstream.pristine_files(build_wheel.ZipTree(zf))):
+            release = patchset.select_release(patchset.torch_version(tree), tree.describe())
+            for _ in export_upstream.commits(export_upstream.pristine_files(tree), release):
                 pass
         except patchset.PatchSetError as e:
             return [str(e)]
@@ -379,12 +504,13 @@ def _autosummary_entries(text: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--base-wheel", type=Path, help=f"default: torch=={patchset.BASE_VERSION} via pip")
+    ap.add_argument("--base-wheel", type=Path, help=f"base torch wheel of a supported release (default: torch=={patchset.BASE_VERSION} via pip)")
     ap.add_argument("--installed", action="store_true", help="also check the torch importable here")
     args = ap.parse_args(argv)
 
     base = args.base_wheel or build_wheel.fetch_base_wheel(patchset.ROOT / "build" / "base")
     errors = check_series()
+    errors += check_overlay_compiles()
     errors += check_against_base(base)
     errors += check_overlay_sources()
     errors += check_test_conventions()
@@ -398,8 +524,14 @@ def main(argv: list[str] | None = None) -> int:
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     if not errors:
-        n_patches = len(patchset.series())
-        print(f"patch set OK: {len(patchset.overlay_files())} overlay files, {n_patches} patches apply cleanly to {base.name}")
+        with rawzip.RawZip(base) as zf:
+            release = patchset.select_release(patchset.torch_version(build_wheel.ZipTree(zf)))
+        variants = [p for p in patchset.series(release) if p.parent != patchset.PATCHES]
+        print(
+            f"patch set OK: {len(patchset.overlay_files())} overlay files compile and import what {base.name} has; "
+            f"the {len(patchset.series(release))} patches of torch {release}'s series "
+            f"({len(variants)} of them {release}'s variants) apply exactly"
+        )
     return 1 if errors else 0
 
 

@@ -7,8 +7,9 @@ Each PR of ``tools/stack.py`` that has files becomes one commit carrying its
 new files (``torch/...``), its patches applied to the pristine upstream files,
 its tests (``test/...``) and its docs pages (``docs/source/...``), with the
 PR's commit message.  The commits apply with ``git am`` onto a PyTorch
-2.13.0 checkout, one after the other; ``ghstack submit`` then opens one PR
-per commit.  The output is reproducible: same inputs, same bytes.
+checkout of the base wheel's release (default 2.13.0; each supported release
+takes its own series, see ``patches/releases``), one after the other;
+``ghstack submit`` then opens one PR per commit.  The output is reproducible: same inputs, same bytes.
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ def target_path(rel: str) -> str | None:
 
 
 def pristine_files(tree: patchset.Tree) -> dict[str, bytes]:
-    """The upstream files the patches modify, as ``tree`` holds them (the base)."""
+    """The upstream files the patches of the tree's release modify, as ``tree`` holds them (the base)."""
     out = {}
-    for patch_file, fp in patchset.file_patches():
+    release = patchset.select_release(patchset.torch_version(tree), tree.describe())
+    for patch_file, fp in patchset.file_patches(release):
         data = tree.read(fp.path)
         if data is None:
             raise patchset.PatchSetError(
@@ -67,17 +69,19 @@ def pristine_files(tree: patchset.Tree) -> dict[str, bytes]:
     return out
 
 
-def commits(pristine: dict[str, bytes]) -> Iterator[tuple[stack.PR, dict[str, bytes], list[str]]]:
+def commits(
+    pristine: dict[str, bytes], release: str = patchset.BASE_VERSION
+) -> Iterator[tuple[stack.PR, dict[str, bytes], list[str]]]:
     """For each non-empty PR in order: the PR, the files its commit writes, its test files.
 
     Patched files are the pristine bytes with every patch of this PR and the
-    PRs before it applied in ``patches/series`` order.  Raises
+    PRs before it applied in ``patches/series`` order (``release``'s variants).  Raises
     :class:`patchset.PatchSetError` naming the PR and the hunk when a PR's
     patches do not apply without a later PR's.
     """
     groups = stack.assign()
-    order = {p.name: i for i, p in enumerate(patchset.series())}
-    file_patches = patchset.file_patches()
+    order = {p.name: i for i, p in enumerate(patchset.series(release))}
+    file_patches = patchset.file_patches(release)
     landed: set[str] = set()
     for pr in stack.STACK:
         files = groups[pr.name]
@@ -100,7 +104,7 @@ def commits(pristine: dict[str, bytes]) -> Iterator[tuple[stack.PR, dict[str, by
                     content = unidiff.apply_file_patch(content, fp)
                 except unidiff.HunkError as e:
                     raise patchset.PatchSetError(
-                        f"PR {pr.name!r}: patches/{pf.name} does not apply on top of the PRs before it: {e}; "
+                        f"PR {pr.name!r}: {pf.relative_to(patchset.ROOT).as_posix()} does not apply on top of the PRs before it: {e}; "
                         "a patch it depends on belongs to a later PR (reorder tools/stack.py or patches/series)"
                     ) from None
             written[path] = content
@@ -118,7 +122,9 @@ def _git(repo: Path, *args: str) -> str:
 def export(outdir: Path, base_wheel: Path) -> list[Path]:
     """Write the stack as ``git format-patch`` files into ``outdir``; return them in order."""
     with rawzip.RawZip(base_wheel) as zf:
-        pristine = pristine_files(build_wheel.ZipTree(zf))
+        tree = build_wheel.ZipTree(zf)
+        pristine = pristine_files(tree)
+        release = patchset.release_of(patchset.torch_version(tree))
     outdir.mkdir(parents=True, exist_ok=True)
     for old in outdir.glob("*.patch"):
         old.unlink()
@@ -129,9 +135,9 @@ def export(outdir: Path, base_wheel: Path) -> list[Path]:
             (repo / path).parent.mkdir(parents=True, exist_ok=True)
             (repo / path).write_bytes(data)
         _git(repo, "add", "-A")
-        _git(repo, "commit", "--quiet", "--allow-empty", "-m", f"PyTorch {patchset.BASE_VERSION} (files the stack modifies)")
+        _git(repo, "commit", "--quiet", "--allow-empty", "-m", f"PyTorch {release} (files the stack modifies)")
         base = _git(repo, "rev-parse", "HEAD").strip()
-        for pr, written, tests in commits(pristine):
+        for pr, written, tests in commits(pristine, release):
             for path, data in written.items():
                 (repo / path).parent.mkdir(parents=True, exist_ok=True)
                 (repo / path).write_bytes(data)

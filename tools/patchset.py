@@ -1,5 +1,14 @@
 """The patch set as data: overlay files + ``patches/series``, planned against a torch tree.
 
+One patch set serves every supported torch release.  ``patches/series``
+names the patch files in order; ``patches/releases`` lists the supported
+releases, each with the variant folders searched before ``patches/`` itself
+for a patch whose upstream file differs in that release (e.g.
+``patches/2.11/0003-....patch``).  A patch that applies to every release
+stays one file; only the differing ones have variants, and every variant
+applies exactly (no fuzz).  The release is read from the target's
+``torch/version.py`` (``2.14.1+cu130`` is release ``2.14.1``).
+
 A *plan* is computed entirely in memory before anything is written: every
 overlay file and every hunk is checked first, so a mismatch anywhere leaves
 the target untouched.  The same planner serves ``tools/apply.py`` (a folder on
@@ -25,7 +34,8 @@ PATCHES = ROOT / "patches"
 TESTS = ROOT / "test"
 DOCS = ROOT / "docs"
 
-#: The PyTorch release the patch set is written against.
+#: The PyTorch release the patch set is written against (``patches/*.patch``
+#: apply to it as they are); the default base wheel of the tools.
 BASE_VERSION = "2.13.0"
 #: Bumped whenever the patch set changes what it installs; ends up in the
 #: wheel's local version label ``+<base local>.torchtool<REVISION>``.
@@ -65,6 +75,11 @@ class DirTree:
         return (self.root / "setup.py").is_file() and (self.root / "test").is_dir()
 
 
+def release_of(version: str) -> str:
+    """The release of a torch version: ``2.14.1+cu130`` -> ``2.14.1`` (the local label stripped)."""
+    return version.split("+", 1)[0].strip()
+
+
 def torch_version(tree: Tree) -> str:
     """The version a torch tree declares, for error messages ("unknown" if none)."""
     text = tree.read("torch/version.py")
@@ -81,25 +96,66 @@ def torch_version(tree: Tree) -> str:
 # --------------------------------------------------------------------------
 
 
-def series() -> list[Path]:
-    """The patch files in application order, as ``patches/series`` lists them."""
+def _lines(name: str) -> list[tuple[int, list[str]]]:
     out = []
-    text = (PATCHES / "series").read_text()
-    for lineno, line in enumerate(text.splitlines(), 1):
-        name = line.split("#", 1)[0].strip()
-        if not name:
-            continue
-        path = PATCHES / name
+    for lineno, line in enumerate((PATCHES / name).read_text().splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if words:
+            out.append((lineno, words))
+    return out
+
+
+def releases() -> dict[str, tuple[str, ...]]:
+    """Every supported release -> its variant folders under ``patches/``, as ``patches/releases`` lists them."""
+    out: dict[str, tuple[str, ...]] = {}
+    for lineno, (release, *folders) in _lines("releases"):
+        for folder in folders:
+            if not (PATCHES / folder).is_dir():
+                raise PatchSetError(f"patches/releases:{lineno}: variant folder patches/{folder}/ does not exist")
+        out[release] = tuple(folders)
+    return out
+
+
+def supported_releases() -> list[str]:
+    """The torch releases the patch set supports, oldest first."""
+    return sorted(releases(), key=lambda r: tuple(int(x) if x.isdigit() else -1 for x in r.split(".")))
+
+
+def select_release(version: str, where: str = "") -> str:
+    """The supported release of a torch ``version``; :class:`PatchSetError` naming the supported ones if none."""
+    release = release_of(version)
+    if release not in releases():
+        raise PatchSetError(
+            f"torch {version}{f' in {where}' if where else ''} is not supported by the patch set; "
+            f"supported releases: {', '.join(supported_releases())}. Nothing was changed."
+        )
+    return release
+
+
+def series_names() -> list[str]:
+    """The patch file names in application order, as ``patches/series`` lists them."""
+    return [words[0] for _, words in _lines("series")]
+
+
+def series(release: str = BASE_VERSION) -> list[Path]:
+    """The patch files of ``release`` in application order: each name of ``patches/series``
+    from the first of the release's variant folders that has it, else from ``patches/``."""
+    folders = releases().get(release_of(release))
+    if folders is None:
+        select_release(release)
+    out = []
+    for lineno, (name, *_) in _lines("series"):
+        path = next((PATCHES / f / name for f in folders if (PATCHES / f / name).is_file()), PATCHES / name)
         if not path.is_file():
             raise PatchSetError(f"patches/series:{lineno}: {name} does not exist")
         out.append(path)
     return out
 
 
-def file_patches() -> list[tuple[Path, unidiff.FilePatch]]:
-    """Every per-file patch of the series, with the patch file it came from."""
+def file_patches(release: str = BASE_VERSION) -> list[tuple[Path, unidiff.FilePatch]]:
+    """Every per-file patch of the release's series, with the patch file it came from."""
     out = []
-    for path in series():
+    for path in series(release):
         for fp in unidiff.parse(path.read_bytes(), source=str(path.relative_to(ROOT))):
             out.append((path, fp))
     return out
@@ -146,6 +202,7 @@ class Change:
 class Plan:
     changes: list[Change]
     unchanged: list[str]  # already in the requested state
+    release: str = BASE_VERSION  # whose series was planned
 
     @property
     def is_noop(self) -> bool:
@@ -168,7 +225,8 @@ def plan(tree: Tree, *, reverse: bool = False, link: bool = False, source_checko
     state for some file.
     """
     version = torch_version(tree)
-    where = f"{tree.describe()} (torch {version}; patch set written for {BASE_VERSION})"
+    release = select_release(version, tree.describe())
+    where = f"{tree.describe()} (torch {version})"
     changes: list[Change] = []
     unchanged: list[str] = []
 
@@ -199,7 +257,7 @@ def plan(tree: Tree, *, reverse: bool = False, link: bool = False, source_checko
                     "the overlay only adds new files. Nothing was changed."
                 )
 
-    applicable = [fp for fp in file_patches() if source_checkout or fp[1].path.startswith("torch/")]
+    applicable = [fp for fp in file_patches(release) if source_checkout or fp[1].path.startswith("torch/")]
     # Several patch files may touch one file: fold them in series order.
     by_file: dict[str, list[tuple[Path, unidiff.FilePatch]]] = {}
     for patch_file, fp in applicable:
@@ -208,7 +266,7 @@ def plan(tree: Tree, *, reverse: bool = False, link: bool = False, source_checko
         have = tree.read(rel)
         if have is None:
             raise PatchSetError(
-                f"cannot {'reverse' if reverse else 'apply'} {fps[0][0].name}: {rel} does not exist in {where}. "
+                f"cannot {'reverse' if reverse else 'apply'} {fps[0][0].relative_to(ROOT).as_posix()}: {rel} does not exist in {where}. "
                 "Nothing was changed."
             )
         try:
@@ -216,7 +274,7 @@ def plan(tree: Tree, *, reverse: bool = False, link: bool = False, source_checko
         except unidiff.HunkError as err:
             patch_file = next(pf for pf, fp in fps if fp.path == err.path)
             raise PatchSetError(
-                f"cannot {'reverse' if reverse else 'apply'} patches/{patch_file.name}: {err} "
+                f"cannot {'reverse' if reverse else 'apply'} {patch_file.relative_to(ROOT).as_posix()}: {err} "
                 f"in {where}. Nothing was changed."
             ) from None
         target = pristine if reverse else _apply_all(pristine, fps)
@@ -224,7 +282,7 @@ def plan(tree: Tree, *, reverse: bool = False, link: bool = False, source_checko
             unchanged.append(rel)
         else:
             changes.append(Change(rel, have, target))
-    return Plan(changes, unchanged)
+    return Plan(changes, unchanged, release)
 
 
 def _apply_all(content: bytes, fps: list[tuple[Path, unidiff.FilePatch]], *, reverse: bool = False) -> bytes:

@@ -28,12 +28,18 @@ def base_wheel() -> Path:
 def _base_subtree(base_wheel, tmp_path_factory) -> Path:
     """The base files the patch set touches, plus neighbours it must not touch."""
     root = tmp_path_factory.mktemp("base_subtree")
-    wanted = {fp.path for _, fp in patchset.file_patches()}
+    wanted = {fp.path for release in patchset.supported_releases() for _, fp in patchset.file_patches(release)}
     wanted |= {"torch/version.py", "torch/accelerator/__init__.py", "torch/accelerator/_utils.py"}
     with zipfile.ZipFile(base_wheel) as zf:
         for name in wanted:
             zf.extract(name, root)
     return root
+
+
+@pytest.fixture(scope="session")
+def base_release(_base_subtree) -> str:
+    """The supported release of the base wheel (2.13.0 unless run_tests.py --torch says otherwise)."""
+    return patchset.select_release(patchset.torch_version(patchset.DirTree(_base_subtree)))
 
 
 @pytest.fixture

@@ -134,7 +134,8 @@ def test_stack_applies_commit_by_commit_and_its_tests_pass(exported, base_wheel,
     repo = tmp_path / "pytorch"
     repo.mkdir()
     git(repo, "init", "--quiet", "--initial-branch=main")
-    touched = {fp.path for _, fp in patchset.file_patches()} | {"torch/version.py"}
+    release = patchset.release_of(base_wheel.name.split("-")[1])
+    touched = {fp.path for _, fp in patchset.file_patches(release)} | {"torch/version.py"}
     with zipfile.ZipFile(base_wheel) as zf:
         for name in sorted(touched):
             zf.extract(name, repo)

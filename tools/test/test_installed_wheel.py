@@ -20,7 +20,13 @@ pytestmark = pytest.mark.skipif(
 def test_installed_distribution_is_the_patched_wheel():
     import torch
 
-    assert importlib.metadata.version("torch") == build_wheel.local_version(torch.__version__)
+    # The base wheel's version with torchtool<N> added to its local label: 2.13.0+cpu.torchtool1,
+    # or 2.14.1+torchtool1 for PyPI's 2.14.1 (whose torch.__version__ says 2.14.1+cu130).
+    installed = importlib.metadata.version("torch")
+    assert installed.endswith(f"torchtool{patchset.REVISION}"), installed
+    assert patchset.release_of(installed) == patchset.release_of(torch.__version__)
+    if installed.split("+", 1)[1] != f"torchtool{patchset.REVISION}":  # the base had a label: it is kept
+        assert installed == build_wheel.local_version(torch.__version__)
     site = Path(torch.__file__).parent.parent
     assert site.name == "site-packages" and Path(sys.prefix) in site.parents, f"torch imported from {site}"
     recorded = {str(f) for f in importlib.metadata.files("torch")}

@@ -182,7 +182,7 @@ def test_names_a_patch_adds_to_an_upstream_module_are_checked(base_wheel, monkey
     import torch.amp
 
     fp = _add_to_amp_all(base_wheel, "fake_default")
-    monkeypatch.setattr(patchset, "file_patches", lambda: [(patchset.PATCHES / "0005-fake.patch", fp)])
+    monkeypatch.setattr(patchset, "file_patches", lambda release=None: [(patchset.PATCHES / "0005-fake.patch", fp)])
 
     def fake_default():
         pass
@@ -198,7 +198,7 @@ def test_a_name_a_patch_adds_must_exist(base_wheel, monkeypatch):
     import patchset
 
     fp = _add_to_amp_all(base_wheel, "missing_default")
-    monkeypatch.setattr(patchset, "file_patches", lambda: [(patchset.PATCHES / "0005-fake.patch", fp)])
+    monkeypatch.setattr(patchset, "file_patches", lambda release=None: [(patchset.PATCHES / "0005-fake.patch", fp)])
     assert check.check_patched_public_names(base_wheel) == ["torch.amp.__all__ names 'missing_default', which does not exist"]
 
 
@@ -207,7 +207,7 @@ def test_a_name_a_patch_adds_must_be_on_a_docs_page(base_wheel, monkeypatch):
     import torch.amp
 
     fp = _add_to_amp_all(base_wheel, "fake_default")
-    monkeypatch.setattr(patchset, "file_patches", lambda: [(patchset.PATCHES / "0005-fake.patch", fp)])
+    monkeypatch.setattr(patchset, "file_patches", lambda release=None: [(patchset.PATCHES / "0005-fake.patch", fp)])
     monkeypatch.setattr(torch.amp, "__all__", [*torch.amp.__all__, "fake_default"])
     assert check.check_docs_installed(base_wheel) == [
         "torch.amp.fake_default (added by a patch) is on no docs page: list it in the autosummary of a page "
