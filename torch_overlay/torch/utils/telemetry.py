@@ -642,7 +642,10 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
         eagerly and still compiles the wrapped function itself.  Results are
         the eager ones.  With ``fullgraph=True`` compilation stops with a
         message saying to apply ``@telemetry`` outside the compiled function
-        (e.g. to the function that calls it).
+        (e.g. to the function that calls it).  (The first decoration of a
+        plain function therefore imports :mod:`torch._dynamo`.)  Coroutine and
+        generator wrappers are not traced either (Dynamo skips this module):
+        they graph-break, and ``fullgraph=True`` stops with Dynamo's message.
 
     .. note::
         On an accelerator the duration is the time between two events on the
