@@ -389,6 +389,30 @@ class TestCoroutinesAndGenerators(TelemetryTestCase):
         stats = snapshot()
         self.assertEqual((stats["A"]["total_ms"], stats["B"]["total_ms"]), (0.003, 0.006))
 
+    def test_interleaved_decorated_coroutines(self):
+        times = iter([0, 1_000, 3_000, 7_000])
+
+        @telemetry(name="job")
+        async def job(entered, leave):
+            entered.set()
+            await leave.wait()
+
+        async def main():
+            a_in, b_in, a_out, b_out = (asyncio.Event() for _ in range(4))
+            ta = asyncio.ensure_future(job(a_in, a_out))
+            await a_in.wait()
+            tb = asyncio.ensure_future(job(b_in, b_out))
+            await b_in.wait()
+            a_out.set()
+            await ta
+            b_out.set()
+            await tb
+
+        with mock.patch.object(tm, "_perf_counter_ns", lambda: next(times)):
+            asyncio.run(main())
+        s = snapshot()["job"]
+        self.assertEqual((s["count"], s["min_ms"], s["max_ms"]), (2, 0.003, 0.006))
+
     def test_generator_one_call_from_first_next_to_exhaustion(self):
         @telemetry(name="batches")
         def batches(n):
