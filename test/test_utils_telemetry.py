@@ -352,7 +352,7 @@ class TestCoroutinesAndGenerators(TelemetryTestCase):
             a, b = asyncio.Event(), asyncio.Event()
             b_started = asyncio.Event()
             # A waits for b, B sets it and waits for a: their blocks overlap, exits interleave.
-            await asyncio.gather(task("A", b, a), task("B", b_started, b), _set_later(b_started))
+            await asyncio.wait_for(asyncio.gather(task("A", b, a), task("B", b_started, b), _set_later(b_started)), 60)
 
         async def _set_later(event):
             await asyncio.sleep(0)
@@ -385,7 +385,7 @@ class TestCoroutinesAndGenerators(TelemetryTestCase):
             await tb
 
         with mock.patch.object(tm, "_perf_counter_ns", lambda: next(times)):
-            asyncio.run(main())
+            asyncio.run(asyncio.wait_for(main(), 60))  # a task that fails early must not hang the test
         stats = snapshot()
         self.assertEqual((stats["A"]["total_ms"], stats["B"]["total_ms"]), (0.003, 0.006))
 
@@ -409,7 +409,7 @@ class TestCoroutinesAndGenerators(TelemetryTestCase):
             await tb
 
         with mock.patch.object(tm, "_perf_counter_ns", lambda: next(times)):
-            asyncio.run(main())
+            asyncio.run(asyncio.wait_for(main(), 60))  # a task that fails early must not hang the test
         s = snapshot()["job"]
         self.assertEqual((s["count"], s["min_ms"], s["max_ms"]), (2, 0.003, 0.006))
 
