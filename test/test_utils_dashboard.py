@@ -108,6 +108,14 @@ data.load  cpu         1       0   1.5 us   1.5 us   1.5 us   1.5 us   1.5 us   
             show()
         self.assertIn("no timed calls recorded", out.getvalue())
 
+    def test_file_must_be_a_file_object(self):
+        with self.assertRaises(TypeError) as cm:
+            show(file="out.txt")
+        self.assertExpectedInline(
+            str(cm.exception),
+            """show(): file must be a file object with a write() method (e.g. sys.stdout, or open(path, 'w') for a path), but got 'out.txt'""",  # noqa: B950
+        )
+
     def test_control_characters_cannot_move_the_cursor(self):
         record("evil\x1b[2J\nname", [1000])
         out = io.StringIO()
@@ -133,9 +141,38 @@ class TestWatch(DashboardTestCase):
         self.assertEqual(out.getvalue().count("\x1b[2J"), 1)
 
     def test_bad_arguments(self):
-        for kwargs in ({"refresh": -1}, {"refresh": float("nan")}, {"refresh": "1"}, {"iterations": 0}, {"iterations": 1.5}):
-            with self.assertRaises(ValueError, msg=kwargs):
+        for kwargs, error in (
+            ({"refresh": -1}, ValueError),
+            ({"refresh": float("nan")}, ValueError),
+            ({"refresh": "1"}, TypeError),
+            ({"refresh": True}, TypeError),
+            ({"iterations": 0}, ValueError),
+            ({"iterations": 1.5}, TypeError),
+            ({"iterations": "2"}, TypeError),
+        ):
+            with self.assertRaises(error, msg=kwargs):
                 watch(file=io.StringIO(), **kwargs)
+        with self.assertRaises(TypeError) as cm:
+            watch(refresh="1", file=io.StringIO())
+        self.assertExpectedInline(str(cm.exception), """watch(): refresh must be a number of seconds >= 0 (int or float), but got '1'""")  # noqa: B950
+        with self.assertRaises(TypeError) as cm:
+            watch(iterations=1.5, file=io.StringIO())
+        self.assertExpectedInline(str(cm.exception), """watch(): iterations must be an int >= 1 or None, but got 1.5""")
+        with self.assertRaises(TypeError) as cm:
+            watch(iterations=1, file="out.txt")
+        self.assertIn("watch(): file must be a file object with a write() method", str(cm.exception))
+
+    def test_file_without_flush(self):
+        class Sink:
+            def __init__(self):
+                self.parts = []
+
+            def write(self, text):
+                self.parts.append(text)
+
+        sink = Sink()
+        watch(refresh=0, iterations=1, file=sink)
+        self.assertIn("torch.utils.telemetry", "".join(sink.parts))
 
 
 class TestEndpoints(DashboardTestCase):
@@ -355,15 +392,90 @@ class TestServerLifecycle(DashboardTestCase):
             ({"port": "80"}, TypeError),
             ({"port": True}, TypeError),
             ({"host": None}, TypeError),
-            ({"host": ""}, TypeError),
+            ({"host": 127001}, TypeError),
+            ({"host": ""}, ValueError),
+            ({"host": " 127.0.0.1"}, ValueError),
+            ({"host": "http://127.0.0.1"}, ValueError),
+            ({"host": "127.0.0.1:8000"}, ValueError),
+            ({"host": "[::1]"}, ValueError),
             ({"refresh": 0}, ValueError),
             ({"refresh": float("inf")}, ValueError),
+            ({"refresh": "1"}, TypeError),
         ):
-            with self.assertRaises(error, msg=kwargs):
-                live_dashboard(**kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with self.assertRaises(error, msg=kwargs):
+                    live_dashboard(**kwargs)
+            self.assertEqual(caught, [], kwargs)  # no "not a loopback address" warning before the error
+        with self.assertRaises(ValueError) as cm:
+            live_dashboard(host="http://127.0.0.1")
+        self.assertExpectedInline(str(cm.exception), """live_dashboard(): host must be a host name or IP address such as '127.0.0.1', '::1', 'localhost' or '0.0.0.0' (not a URL, no brackets), but got 'http://127.0.0.1'""")  # noqa: B950
+        with self.assertRaises(TypeError) as cm:
+            live_dashboard(refresh="1")
+        self.assertExpectedInline(str(cm.exception), """live_dashboard(): refresh must be a number of seconds > 0 (int or float), but got '1'""")  # noqa: B950
         with self.assertRaises(ValueError) as cm:
             live_dashboard(port=70000)
         self.assertExpectedInline(str(cm.exception), """live_dashboard(): port must be in 0..65535 (0 picks a free port), but got 70000""")  # noqa: B950
+
+    def test_no_warning_before_a_bind_that_fails(self):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with self.assertRaises(OSError):
+                live_dashboard(host="192.0.2.1")  # TEST-NET-1: never an address of this machine
+        self.assertEqual(caught, [])
+
+    def test_request_errors_are_logged_and_serving_goes_on(self):
+        board = self.start()
+        with mock.patch.object(tm, "snapshot", side_effect=RuntimeError("injected")):
+            with self.assertLogs("torch.utils.dashboard", "ERROR") as logs:
+                self.assertEqual(get(board.url + "api/stats")[0], 500)
+        self.assertIn("failed to serve /api/stats", logs.output[0])
+        # An error outside the endpoint code (socketserver's handle_error path): logged, not printed.
+        with mock.patch.object(dashboard._Handler, "parse_request", side_effect=RuntimeError("injected")):
+            stderr = mock.patch("sys.stderr", new_callable=io.StringIO)
+            with self.assertLogs("torch.utils.dashboard", "ERROR") as logs, stderr as err:
+                try:
+                    get(board.url + "metrics")
+                except (http.client.HTTPException, OSError):
+                    pass  # the connection is dropped
+                for _ in range(100):
+                    if logs.output:
+                        break
+                    threading.Event().wait(0.05)
+        self.assertIn("still serving", logs.output[0])
+        self.assertEqual(err.getvalue(), "")
+        self.assertEqual(get(board.url + "api/stats")[0], 200)
+        self.assertTrue(board.running)
+
+    def test_server_loop_error_does_not_kill_the_thread(self):
+        calls = []
+        real = dashboard._Server.service_actions
+
+        def failing_once(server):
+            if not calls:
+                calls.append(1)
+                raise RuntimeError("injected")
+            real(server)
+
+        with mock.patch.object(dashboard._Server, "service_actions", failing_once):
+            with self.assertLogs("torch.utils.dashboard", "ERROR") as logs:
+                board = self.start()
+                for _ in range(200):
+                    if calls:
+                        break
+                    threading.Event().wait(0.05)
+                self.assertEqual(get(board.url + "api/stats")[0], 200)
+        self.assertIn("server loop", logs.output[0])
+        self.assertTrue(board.running)
+        board.stop()
+        self.assertFalse(board._thread.is_alive())
+
+    def test_stop_on_exception_in_with_block(self):
+        with self.assertRaises(KeyError):
+            with live_dashboard() as board:
+                raise KeyError("user code")
+        self.assertFalse(board.running)
+        self.assertFalse(board._thread.is_alive())
 
     def test_import_starts_no_thread_and_opens_no_socket(self):
         code = (

@@ -1,5 +1,7 @@
 # Owner(s): ["module: tests"]
 
+import asyncio
+import inspect
 import json
 import logging
 import math
@@ -9,6 +11,7 @@ import pickle
 import tempfile
 import threading
 import unittest
+import weakref
 from unittest import mock
 
 from hypothesis import given, settings, strategies as st
@@ -96,15 +99,42 @@ class TestForms(TelemetryTestCase):
             pass
         self.assertEqual(snapshot()["block"]["count"], 2)
 
-    def test_block_object_reusable_but_not_reentrant(self):
+    def test_block_object_reusable_and_reentrant(self):
         block = telemetry("b")
         with block:
             pass
-        with block:
-            with self.assertRaisesRegex(RuntimeError, "already timing a block"):
+        with mock.patch.object(tm, "_perf_counter_ns", FakeClock(1_000, 3_000)):
+            with block:  # nested in itself: each entry is timed on its own
                 with block:
                     pass
-        self.assertEqual(snapshot()["b"]["count"], 2)
+        stats = snapshot()["b"]
+        self.assertEqual(stats["count"], 3)
+        self.assertEqual(tm._open_blocks.get(), ())
+
+    def test_exit_without_enter(self):
+        with self.assertRaises(RuntimeError) as cm:
+            telemetry("b").__exit__(None, None, None)
+        self.assertExpectedInline(
+            str(cm.exception), """telemetry('b'): __exit__ without a matching __enter__ in this thread or task"""
+        )
+
+    def test_shared_block_object_across_threads(self):
+        block = telemetry("shared")
+        barrier = threading.Barrier(4)
+
+        def work():
+            for _ in range(200):
+                with block:
+                    barrier.wait(timeout=60) if _ == 0 else None
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stats = snapshot()["shared"]
+        self.assertEqual((stats["count"], stats["errors"]), (800, 0))
+        self.assertLess(stats["max_ms"], 60_000)  # no entry lost its start (would read as ~now since 0)
 
     def test_snapshot_shape_and_json(self):
         module_level_step(torch.ones(2))
@@ -141,6 +171,17 @@ class TestForms(TelemetryTestCase):
         with self.assertRaises(TypeError) as cm:
             telemetry("a")(3)
         self.assertExpectedInline(str(cm.exception), """telemetry('a') decorates a callable, but got 3""")
+
+    def test_bad_snapshot_and_json_arguments(self):
+        with self.assertRaises(TypeError) as cm:
+            snapshot(all_ranks="yes")
+        self.assertExpectedInline(str(cm.exception), """snapshot(): all_ranks must be a bool, but got 'yes'""")
+        with self.assertRaises(TypeError) as cm:
+            to_json(indent="  ")
+        self.assertExpectedInline(str(cm.exception), """to_json(): indent must be an int or None, but got '  '""")
+        with self.assertRaises(ValueError) as cm:
+            to_json(indent=-1)
+        self.assertExpectedInline(str(cm.exception), """to_json(): indent must be >= 0 (spaces per level) or None, but got -1""")
 
     def test_module_level_functions_pickle(self):
         self.assertIs(pickle.loads(pickle.dumps(module_level_step)), module_level_step)
@@ -252,6 +293,237 @@ class TestProfiler(TelemetryTestCase):
         self.assertEqual(snapshot()["module_level_step"]["count"], 2)
 
 
+class TestCoroutinesAndGenerators(TelemetryTestCase):
+    def test_coroutine_function_times_the_awaited_call(self):
+        @telemetry(name="fetch")
+        async def fetch(x):
+            await asyncio.sleep(0)
+            return x * 2
+
+        self.assertTrue(inspect.iscoroutinefunction(fetch))
+        with mock.patch.object(tm, "_perf_counter_ns", FakeClock(5_000_000)):
+            self.assertEqual(asyncio.run(fetch(21)), 42)
+        s = snapshot()["fetch"]
+        self.assertEqual((s["count"], s["errors"], s["total_ms"]), (1, 0, 5.0))
+
+    def test_coroutine_errors_counted_cancellation_is_not(self):
+        @telemetry(name="bad")
+        async def bad():
+            await asyncio.sleep(0)
+            raise ValueError("boom")
+
+        @telemetry(name="slow")
+        async def slow():
+            await asyncio.sleep(3600)
+
+        async def main():
+            task = asyncio.ensure_future(slow())
+            await asyncio.sleep(0)
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            with self.assertRaises(ValueError):
+                await bad()
+
+        seen = []
+        with ec.error_callback(lambda exc, info: seen.append(info["name"])):
+            asyncio.run(main())
+        stats = snapshot()
+        self.assertEqual((stats["bad"]["count"], stats["bad"]["errors"]), (1, 1))
+        self.assertEqual((stats["slow"]["count"], stats["slow"]["errors"]), (1, 0))
+        self.assertEqual(seen, ["bad"])
+
+    def test_async_with_block_and_interleaved_tasks(self):
+        # Two tasks interleave awaits inside blocks of one shared object and of their own names:
+        # each block times its own task's span.
+        shared = telemetry("shared")
+        order = []
+
+        async def task(name, first, second):
+            async with shared:
+                async with telemetry(name):
+                    order.append(name)
+                    await first.wait()
+                    second.set()
+                    await asyncio.sleep(0)
+            order.append(name + " done")
+
+        async def main():
+            a, b = asyncio.Event(), asyncio.Event()
+            b_started = asyncio.Event()
+            # A waits for b, B sets it and waits for a: their blocks overlap, exits interleave.
+            await asyncio.wait_for(asyncio.gather(task("A", b, a), task("B", b_started, b), _set_later(b_started)), 60)
+
+        async def _set_later(event):
+            await asyncio.sleep(0)
+            event.set()
+
+        asyncio.run(main())
+        stats = snapshot()
+        self.assertEqual((stats["shared"]["count"], stats["A"]["count"], stats["B"]["count"]), (2, 1, 1))
+        self.assertEqual(sum(s["errors"] for s in stats.values()), 0)
+        self.assertEqual(tm._open_blocks.get(), ())
+
+    def test_interleaved_tasks_get_their_own_durations(self):
+        # A enters at t=0, B at t=1; A exits at t=3, B at t=7 (µs): a per-thread stack would swap them.
+        times = iter([0, 1_000, 3_000, 7_000])
+
+        async def task(name, entered, leave):
+            async with telemetry(name):
+                entered.set()
+                await leave.wait()
+
+        async def main():
+            a_in, b_in, a_out, b_out = (asyncio.Event() for _ in range(4))
+            ta = asyncio.ensure_future(task("A", a_in, a_out))
+            await a_in.wait()
+            tb = asyncio.ensure_future(task("B", b_in, b_out))
+            await b_in.wait()
+            a_out.set()
+            await ta
+            b_out.set()
+            await tb
+
+        with mock.patch.object(tm, "_perf_counter_ns", lambda: next(times)):
+            asyncio.run(asyncio.wait_for(main(), 60))  # a task that fails early must not hang the test
+        stats = snapshot()
+        self.assertEqual((stats["A"]["total_ms"], stats["B"]["total_ms"]), (0.003, 0.006))
+
+    def test_interleaved_decorated_coroutines(self):
+        times = iter([0, 1_000, 3_000, 7_000])
+
+        @telemetry(name="job")
+        async def job(entered, leave):
+            entered.set()
+            await leave.wait()
+
+        async def main():
+            a_in, b_in, a_out, b_out = (asyncio.Event() for _ in range(4))
+            ta = asyncio.ensure_future(job(a_in, a_out))
+            await a_in.wait()
+            tb = asyncio.ensure_future(job(b_in, b_out))
+            await b_in.wait()
+            a_out.set()
+            await ta
+            b_out.set()
+            await tb
+
+        with mock.patch.object(tm, "_perf_counter_ns", lambda: next(times)):
+            asyncio.run(asyncio.wait_for(main(), 60))  # a task that fails early must not hang the test
+        s = snapshot()["job"]
+        self.assertEqual((s["count"], s["min_ms"], s["max_ms"]), (2, 0.003, 0.006))
+
+    def test_generator_one_call_from_first_next_to_exhaustion(self):
+        @telemetry(name="batches")
+        def batches(n):
+            yield from range(n)
+            return "done"
+
+        self.assertTrue(inspect.isgeneratorfunction(batches))
+        gen = batches(3)
+        self.assertNotIn("batches", snapshot())  # not started: nothing timed
+        with mock.patch.object(tm, "_perf_counter_ns", FakeClock(4_000_000)):
+            self.assertEqual(list(gen), [0, 1, 2])
+        s = snapshot()["batches"]
+        self.assertEqual((s["count"], s["errors"], s["total_ms"]), (1, 0, 4.0))
+        gen = batches(1)
+        next(gen)
+        with self.assertRaises(StopIteration) as cm:
+            next(gen)
+        self.assertEqual(cm.exception.value, "done")
+
+    def test_generator_close_and_errors(self):
+        @telemetry(name="gen")
+        def gen():
+            yield 1
+            yield 2
+            raise KeyError("inside")
+
+        g = gen()
+        next(g)
+        g.close()  # closed early: a call, not an error
+        self.assertEqual((snapshot()["gen"]["count"], snapshot()["gen"]["errors"]), (1, 0))
+        with self.assertRaises(KeyError):
+            list(gen())
+        g = gen()
+        next(g)
+        with self.assertRaises(ValueError):
+            g.throw(ValueError("from the consumer"))  # not handled inside: propagates out of the generator
+        s = snapshot()["gen"]
+        self.assertEqual((s["count"], s["errors"]), (3, 2))
+
+    def test_generator_send_passes_through(self):
+        @telemetry(name="echo")
+        def echo():
+            received = yield "ready"
+            while received is not None:
+                received = yield received * 2
+
+        g = echo()
+        self.assertEqual(next(g), "ready")
+        self.assertEqual(g.send(5), 10)
+        with self.assertRaises(StopIteration):
+            g.send(None)
+        self.assertEqual(snapshot()["echo"]["count"], 1)
+
+    def test_async_generator(self):
+        @telemetry(name="stream")
+        async def stream(n):
+            for i in range(n):
+                await asyncio.sleep(0)
+                yield i
+
+        @telemetry(name="broken")
+        async def broken():
+            yield 1
+            raise OSError("disk")
+
+        @telemetry(name="echo")
+        async def echo():
+            received = yield "ready"
+            while received is not None:
+                try:
+                    received = yield received * 2
+                except KeyError:
+                    received = yield "caught"
+
+        self.assertTrue(inspect.isasyncgenfunction(stream))
+
+        async def main():
+            self.assertEqual([i async for i in stream(3)], [0, 1, 2])
+            with self.assertRaises(OSError):
+                async for _ in broken():
+                    pass
+            agen = stream(5)
+            await agen.__anext__()
+            await agen.aclose()  # closed early: a call, not an error
+            e = echo()
+            self.assertEqual(await e.__anext__(), "ready")
+            self.assertEqual(await e.asend(4), 8)
+            self.assertEqual(await e.athrow(KeyError("k")), "caught")
+            with self.assertRaises(StopAsyncIteration):
+                await e.asend(None)
+
+        asyncio.run(main())
+        stats = snapshot()
+        self.assertEqual((stats["stream"]["count"], stats["stream"]["errors"]), (2, 0))
+        self.assertEqual((stats["broken"]["count"], stats["broken"]["errors"]), (1, 1))
+        self.assertEqual((stats["echo"]["count"], stats["echo"]["errors"]), (1, 0))
+
+    def test_block_around_yield_in_generator(self):
+        def gen():
+            with telemetry("inside"):
+                yield 1
+                yield 2
+
+        self.assertEqual(list(gen()), [1, 2])
+        g = gen()
+        next(g)
+        g.close()
+        s = snapshot()["inside"]
+        self.assertEqual((s["count"], s["errors"]), (2, 0))
+
+
 @instantiate_parametrized_tests
 class TestCompile(TelemetryTestCase):
     @parametrize("backend", ["eager", "aot_eager"])
@@ -270,6 +542,19 @@ class TestCompile(TelemetryTestCase):
         self.assertEqual(torch.compile(inner, backend=backend)(x), inner(x))
         # Host-side timing: every call is counted, compiled or not.
         self.assertEqual(snapshot()["inner"]["count"], 4)
+
+    def test_fullgraph_says_to_decorate_outside(self):
+        torch._dynamo.reset()
+
+        @telemetry(name="inner")
+        def inner(x):
+            return x.sin()
+
+        def outer(x):
+            return inner(x) + 1
+
+        with self.assertRaisesRegex(Exception, "apply @telemetry .*outside the torch.compile'd function"):
+            torch.compile(outer, backend="eager", fullgraph=True)(torch.randn(4))
 
     @parametrize("backend", ["eager", "aot_eager"])
     def test_block_in_compiled_function(self, backend):
@@ -376,43 +661,89 @@ class TestDistributed(TelemetryTestCase):
 
 
 class FakeEvent:
-    """Stands in for torch.Event: elapsed times come from a shared schedule, sync calls are counted."""
+    """Stands in for torch.Event: records on a stream, checks which device guard is entered when it is
+    waited for, read or destroyed, and counts synchronize calls."""
 
     created = []
     syncs = 0
+    guard = []  # the device indices of the entered fake device guards, innermost last
+    outside_guard = []  # what was done to an event of device k while the guard of k was not entered
+    fail = set()  # streams whose pairs cannot be resolved
 
     def __init__(self, enable_timing=False):
         self.done = False
-        FakeEvent.created.append(self)
+        self.stream = None
+        FakeEvent.created.append(weakref.ref(self))  # weak: the test must not keep events alive
+
+    def _check(self, what):
+        if self.stream is not None and (not FakeEvent.guard or FakeEvent.guard[-1] != self.stream.device_index):
+            FakeEvent.outside_guard.append(what)
 
     def record(self, stream=None):
-        self.t = len(FakeEvent.created)
+        self.stream = stream
 
     def query(self):
+        self._check("query")
         return self.done
 
     def synchronize(self):
+        self._check("synchronize")
         FakeEvent.syncs += 1
         self.done = True
 
     def elapsed_time(self, end):
+        self._check("elapsed_time")
+        if self.stream is not end.stream or self.stream in FakeEvent.fail:
+            raise RuntimeError("Both events must be recorded on the same device and stream")
         return 2.0  # ms
+
+    def __del__(self):
+        if self.stream is not None and self.stream.device_index is not None:
+            self._check("destroyed")
+
+
+class FakeStream:
+    def __init__(self, device_index):
+        self.device_index = device_index
+
+
+class FakeGuard:
+    """Stands in for torch.accelerator.device_index."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def __enter__(self):
+        FakeEvent.guard.append(self.index)
+
+    def __exit__(self, *exc):
+        FakeEvent.guard.pop()
 
 
 class TestAcceleratorPath(TelemetryTestCase):
-    """The accelerator code path on any machine, with a fake device module and fake events."""
+    """The accelerator code path on any machine, with a fake device module, events, streams and guard."""
 
     def setUp(self):
         super().setUp()
-        FakeEvent.created, FakeEvent.syncs = [], 0
-        fake_module = mock.Mock(is_initialized=mock.Mock(return_value=True))
+        FakeEvent.created, FakeEvent.syncs, FakeEvent.guard, FakeEvent.outside_guard = [], 0, [], []
+        FakeEvent.fail = set()
+        self.capturing = False
+        self.device = 1
+        self.streams = {i: FakeStream(i) for i in range(3)}
+        self.fake_module = mock.Mock(
+            is_initialized=mock.Mock(return_value=True),
+            is_current_stream_capturing=mock.Mock(side_effect=lambda: self.capturing),
+        )
+        self.peaks = mock.Mock(side_effect=lambda index: 100 * (index + 1))
         for patcher in (
-            mock.patch.object(tm, "_device_module", fake_module),
+            mock.patch.object(tm, "_device_module", self.fake_module),
             mock.patch.object(tm, "_backlog_logged", False),
+            mock.patch.object(tm, "_device_guard", FakeGuard),
             mock.patch.object(torch, "Event", FakeEvent),
             mock.patch.object(torch.accelerator, "current_accelerator", return_value=torch.device("cuda")),
-            mock.patch.object(torch.accelerator, "current_device_index", return_value=1),
-            mock.patch.object(torch.accelerator, "max_memory_allocated", side_effect=[100, 300, 200, 50]),
+            mock.patch.object(torch.accelerator, "current_device_index", side_effect=lambda: self.device),
+            mock.patch.object(torch.accelerator, "current_stream", side_effect=lambda index: self.streams[index]),
+            mock.patch.object(torch.accelerator, "max_memory_allocated", self.peaks),
         ):
             patcher.start()
             self.addCleanup(patcher.stop)
@@ -427,11 +758,85 @@ class TestAcceleratorPath(TelemetryTestCase):
         stats = snapshot()
         self.assertEqual(FakeEvent.syncs, 3)
         step = stats["module_level_step"]
-        self.assertEqual((step["count"], step["total_ms"], step["device"], step["peak_memory_bytes"]), (2, 4.0, "cuda:1", 300))
+        self.assertEqual((step["count"], step["total_ms"], step["device"], step["peak_memory_bytes"]), (2, 4.0, "cuda:1", 200))
         self.assertEqual(stats["blk"]["peak_memory_bytes"], 200)
 
+    def test_peak_read_at_snapshot_once_per_device_not_per_call(self):
+        # G12: max_memory_allocated builds the allocator's whole statistics dict: never in the hot path.
+        for _ in range(50):
+            module_level_step(1)
+            with telemetry("blk"):
+                pass
+        self.peaks.assert_not_called()
+        self.assertEqual(snapshot()["module_level_step"]["peak_memory_bytes"], 200)
+        self.peaks.assert_called_once_with(1)
+        snapshot()  # no call since: not sampled again
+        self.assertEqual(self.peaks.call_count, 1)
+
+    def test_peak_unreadable_is_logged_once_and_left_none(self):
+        self.peaks.side_effect = RuntimeError("no memory stats on this backend")
+        module_level_step(1)
+        with self.assertLogs("torch.utils.telemetry", logging.WARNING) as logs:
+            stats = snapshot()
+        self.assertEqual((stats["module_level_step"]["count"], stats["module_level_step"]["peak_memory_bytes"]), (1, None))
+        self.assertIn("cannot read the peak memory of device 1", logs.output[0])
+
+    def test_events_resolved_and_destroyed_inside_their_device_guard(self):
+        # G3: resolving in another thread (a dashboard request) must not fall back to that thread's device 0.
+        for self.device in (0, 2, 1):
+            module_level_step(1)
+        result = []
+        thread = threading.Thread(target=lambda: result.append(snapshot()))
+        thread.start()
+        thread.join()
+        self.assertEqual(result[0]["module_level_step"]["count"], 3)
+        self.assertEqual(FakeEvent.syncs, 3)
+        self.assertEqual(FakeEvent.outside_guard, [])
+        self.assertEqual(FakeEvent.guard, [])
+
+    def test_both_events_on_the_entry_stream(self):
+        # G4: the timed code switches device: the end event still goes on the stream of entry.
+        @telemetry(name="switch")
+        def switch():
+            self.device = 2
+
+        self.device = 1
+        switch()
+        start, end = (ref() for ref in FakeEvent.created)
+        self.assertIs(start.stream, self.streams[1])
+        self.assertIs(end.stream, self.streams[1])
+        s = snapshot()["switch"]
+        self.assertEqual((s["count"], s["total_ms"], s["device"]), (1, 2.0, "cuda:1"))
+
+    def test_failing_pair_drops_only_itself(self):
+        # G4: one pair that cannot be resolved is reported; every other pending timing is kept.
+        for self.device in (0, 1, 2):
+            module_level_step(1)
+            with telemetry("blk"):
+                pass
+        FakeEvent.fail = {self.streams[1]}
+        with self.assertLogs("torch.utils.telemetry", logging.WARNING) as logs:
+            stats = snapshot()
+        self.assertEqual((stats["module_level_step"]["count"], stats["blk"]["count"]), (2, 2))
+        self.assertEqual(len(logs.output), 2)
+        self.assertIn("could not read the duration of a call of 'module_level_step' on cuda:", logs.output[0])
+        self.assertIn("the others are kept", logs.output[0])
+        self.assertEqual(snapshot()["blk"]["count"], 2)  # nothing left pending, nothing retried forever
+
+    def test_graph_capture_times_on_host(self):
+        # G5: events recorded while a stream is capturing belong to the graph: use the host clock.
+        self.capturing = True
+        with mock.patch.object(tm, "_perf_counter_ns", FakeClock(7_000, 9_000)):
+            module_level_step(1)
+            with telemetry("blk"):
+                pass
+        self.assertEqual(FakeEvent.created, [])
+        stats = snapshot()
+        self.assertEqual((stats["module_level_step"]["total_ms"], stats["blk"]["total_ms"]), (0.007, 0.009))
+        self.assertEqual(stats["blk"]["device"], "cpu")
+
     def test_backlog_is_bounded(self):
-        with mock.patch.object(tm, "_MAX_PENDING", 8), mock.patch.object(torch.accelerator, "max_memory_allocated", return_value=1):
+        with mock.patch.object(tm, "_MAX_PENDING", 8):
             with self.assertLogs("torch.utils.telemetry", logging.WARNING) as logs:
                 for _ in range(9):
                     module_level_step(1)
@@ -439,6 +844,31 @@ class TestAcceleratorPath(TelemetryTestCase):
             self.assertLessEqual(len(tm._stats["module_level_step"].pending), 8)
             self.assertEqual(snapshot()["module_level_step"]["count"], 9)
             self.assertEqual(snapshot()["module_level_step"]["total_ms"], 18.0)
+        # Waited for and read inside the guard; only the calling thread, which recorded them, destroys some.
+        self.assertEqual(set(FakeEvent.outside_guard) - {"destroyed"}, set(), FakeEvent.outside_guard)
+
+    def test_coroutine_on_device_keeps_entry_stream(self):
+        @telemetry(name="acoro")
+        async def coro():
+            self.device = 2
+            await asyncio.sleep(0)
+
+        asyncio.run(coro())
+        self.assertEqual([ref().stream for ref in FakeEvent.created], [self.streams[1]] * 2)
+        self.assertEqual(snapshot()["acoro"]["count"], 1)
+
+
+class TestDeviceGuard(TestCase):
+    def test_device_guard_is_torchs_maybe_exchanging_guard(self):
+        # G3: its exit must "maybe exchange" back: a plain set-device would create a context on device 0.
+        self.assertIs(tm._device_guard, torch.accelerator.device_index)
+        with mock.patch.object(torch._C, "_accelerator_exchangeDevice", return_value=0) as exchange, mock.patch.object(
+            torch._C, "_accelerator_maybeExchangeDevice"
+        ) as maybe_exchange:
+            with tm._device_guard(3):
+                pass
+        exchange.assert_called_once_with(3)
+        maybe_exchange.assert_called_once_with(0)
 
 
 @unittest.skipIf(not TEST_CUDA, "needs CUDA")

@@ -10,7 +10,10 @@ Views of :mod:`torch.utils.telemetry`: a text table, a live terminal view and a 
   and the Prometheus text exposition format (``/metrics``).
 
 Nothing runs until one of these is called: importing the module starts no
-thread and opens no socket.
+thread and opens no socket.  The server thread never dies from an error: a
+failing request gets a ``500``, and any error is logged on
+``logging.getLogger("torch.utils.dashboard")`` (shown with
+``TORCH_LOGS="telemetry"``) while the server goes on serving.
 """
 
 from __future__ import annotations
@@ -100,7 +103,11 @@ def show(file: TextIO | None = None) -> None:
     p95, min, max and total duration, and peak device memory (``-`` on CPU).
 
     Args:
-        file: where to write (default: :data:`sys.stdout`).
+        file: where to write: a text file object, anything with a ``write``
+            method (default: :data:`sys.stdout`).
+
+    Raises:
+        TypeError: ``file`` has no ``write`` method (e.g. a path was given).
 
     Example::
 
@@ -114,12 +121,26 @@ def show(file: TextIO | None = None) -> None:
         ----  ------  -----  ------  -------  -------  -------  -------  -------  -------  -----------
         load  cpu         1       0   2.1 us   2.1 us   2.1 us   2.1 us   2.1 us   2.1 us            -
     """
-    (sys.stdout if file is None else file).write(_table(_telemetry.snapshot()))
+    _check_file(file, "show").write(_table(_telemetry.snapshot()))
 
 
-def _check_refresh(refresh: object, caller: str) -> float:
-    if isinstance(refresh, bool) or not isinstance(refresh, (int, float)) or not math.isfinite(refresh) or refresh < 0:
-        raise ValueError(f"{caller}(): refresh must be a finite number of seconds >= 0, but got {refresh!r}")
+def _check_file(file: object, caller: str) -> Any:
+    if file is None:
+        return sys.stdout
+    if not callable(getattr(file, "write", None)):
+        raise TypeError(
+            f"{caller}(): file must be a file object with a write() method (e.g. sys.stdout, or "
+            f"open(path, 'w') for a path), but got {file!r}"
+        )
+    return file
+
+
+def _check_refresh(refresh: object, caller: str, *, positive: bool) -> float:
+    bound = "> 0" if positive else ">= 0"
+    if isinstance(refresh, bool) or not isinstance(refresh, (int, float)):
+        raise TypeError(f"{caller}(): refresh must be a number of seconds {bound} (int or float), but got {refresh!r}")
+    if not math.isfinite(refresh) or refresh < 0 or (positive and refresh == 0):
+        raise ValueError(f"{caller}(): refresh must be a finite number of seconds {bound}, but got {refresh!r}")
     return float(refresh)
 
 
@@ -135,8 +156,10 @@ def watch(refresh: float = 1.0, *, iterations: int | None = None, file: TextIO |
         file: the terminal to draw on (default: :data:`sys.stdout`).
 
     Raises:
+        TypeError: ``refresh`` is not a number, ``iterations`` not an int
+            or ``file`` has no ``write`` method.
         ValueError: ``refresh`` is negative or not finite, or ``iterations``
-            is not a positive int.
+            is less than 1.
 
     Example::
 
@@ -147,10 +170,13 @@ def watch(refresh: float = 1.0, *, iterations: int | None = None, file: TextIO |
         >>> out.getvalue().count("\x1b[2J")
         2
     """
-    refresh = _check_refresh(refresh, "watch")
-    if iterations is not None and (isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1):
-        raise ValueError(f"watch(): iterations must be a positive int or None, but got {iterations!r}")
-    out = sys.stdout if file is None else file
+    refresh = _check_refresh(refresh, "watch", positive=False)
+    if iterations is not None:
+        if isinstance(iterations, bool) or not isinstance(iterations, int):
+            raise TypeError(f"watch(): iterations must be an int >= 1 or None, but got {iterations!r}")
+        if iterations < 1:
+            raise ValueError(f"watch(): iterations must be >= 1 or None (until Ctrl-C), but got {iterations!r}")
+    out = _check_file(file, "watch")
     drawn = 0
     try:
         while iterations is None or drawn < iterations:
@@ -158,7 +184,9 @@ def watch(refresh: float = 1.0, *, iterations: int | None = None, file: TextIO |
                 time.sleep(refresh)
             stamp = time.strftime("%H:%M:%S")
             out.write(f"\x1b[H\x1b[2Jtorch.utils.telemetry  {stamp}  (Ctrl-C to stop)\n\n{_table(_telemetry.snapshot())}")
-            out.flush()
+            flush = getattr(out, "flush", None)
+            if flush is not None:
+                flush()
             drawn += 1
     except KeyboardInterrupt:
         out.write("\n")
@@ -282,6 +310,10 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     refresh: float
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints the traceback to stderr; report it on our logger and keep serving.
+        _log.exception("live_dashboard: error while handling a request from %s; still serving", client_address)
+
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host's FQDN, a DNS query we do not need.
         socketserver.TCPServer.server_bind(self)
@@ -324,10 +356,22 @@ class LiveDashboard:
         self.url = f"http://{shown}:{self.port}/"
         self._stopped = False
         self._stop_lock = threading.Lock()
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"torch.utils.dashboard:{self.port}", daemon=True
-        )
-        self._thread.start()
+        self._thread = threading.Thread(target=self._serve, name=f"torch.utils.dashboard:{self.port}", daemon=True)
+        try:
+            self._thread.start()
+        except BaseException:
+            server.server_close()
+            raise
+
+    def _serve(self) -> None:
+        # The thread must not die from an error while the board is running: report it, go on serving.
+        while not self._stopped:
+            try:
+                self._server.serve_forever(poll_interval=0.1)
+                return
+            except Exception:
+                _log.exception("live_dashboard: the server loop of %s failed; still serving", self.url)
+                time.sleep(0.1)
 
     def __repr__(self) -> str:
         return f"LiveDashboard(url={self.url!r}, running={self.running})"
@@ -369,6 +413,22 @@ class LiveDashboard:
         self.stop()
 
 
+def _check_host(host: object) -> str:
+    if not isinstance(host, str):
+        raise TypeError(f"live_dashboard(): host must be a str (a host name or IP address), but got {host!r}")
+    expected = "a host name or IP address such as '127.0.0.1', '::1', 'localhost' or '0.0.0.0'"
+    if not host or host != host.strip() or any(c.isspace() or c in "/[]@?#" for c in host):
+        raise ValueError(f"live_dashboard(): host must be {expected} (not a URL, no brackets), but got {host!r}")
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(
+                f"live_dashboard(): host must be {expected}, but got {host!r}; pass a port as port=, not in host"
+            ) from None
+    return host
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -406,9 +466,11 @@ def live_dashboard(host: str = "127.0.0.1", port: int = 0, refresh: float = 1.0)
         manager that stops the server on exit.
 
     Raises:
-        TypeError: ``host`` is not a str or ``port`` not an int.
-        ValueError: ``port`` is outside 0..65535 or ``refresh`` is not a
-            positive number.
+        TypeError: ``host`` is not a str, ``port`` not an int or ``refresh``
+            not a number.
+        ValueError: ``host`` is empty or not a host name or address (a URL,
+            ``host:port``), ``port`` is outside 0..65535 or ``refresh`` is not
+            a finite number > 0.
         OSError: the address cannot be bound; ``errno.EADDRINUSE`` when the
             port is already in use, with a message saying so.
 
@@ -431,22 +493,12 @@ def live_dashboard(host: str = "127.0.0.1", port: int = 0, refresh: float = 1.0)
         >>> stats["step"]["count"] >= 1
         True
     """
-    if not isinstance(host, str) or not host:
-        raise TypeError(f"live_dashboard(): host must be a non-empty str, but got {host!r}")
+    host = _check_host(host)
     if isinstance(port, bool) or not isinstance(port, int):
         raise TypeError(f"live_dashboard(): port must be an int, but got {port!r}")
     if not 0 <= port <= 65535:
         raise ValueError(f"live_dashboard(): port must be in 0..65535 (0 picks a free port), but got {port}")
-    refresh = _check_refresh(refresh, "live_dashboard")
-    if refresh == 0:
-        raise ValueError("live_dashboard(): refresh must be a finite number of seconds > 0, but got 0")
-    if not _is_loopback(host):
-        warnings.warn(
-            f"live_dashboard(): serving telemetry on {host!r}, which is not a loopback address: "
-            "anyone who can reach this machine can read the figures and function names",
-            UserWarning,
-            stacklevel=2,
-        )
+    refresh = _check_refresh(refresh, "live_dashboard", positive=True)
 
     server_class = _ServerV6 if ":" in host else _Server
     try:
@@ -460,6 +512,14 @@ def live_dashboard(host: str = "127.0.0.1", port: int = 0, refresh: float = 1.0)
             ) from e
         raise OSError(e.errno, f"live_dashboard(): cannot serve on {host}:{port}: {e.strerror or e}") from e
     server.refresh = refresh
+    if not _is_loopback(host):
+        # Only once the address is bound: a host that fails gets its error, not a warning first.
+        warnings.warn(
+            f"live_dashboard(): serving telemetry on {host!r}, which is not a loopback address: "
+            "anyone who can reach this machine can read the figures and function names",
+            UserWarning,
+            stacklevel=2,
+        )
     board = LiveDashboard(server, host)
     _log.info("live_dashboard: serving telemetry at %s", board.url)
     return board

@@ -14,11 +14,19 @@ How a duration is measured:
 
 * On CPU (or while the accelerator is not initialized in this process): two
   :func:`time.perf_counter_ns` reads around the call.
-* On an initialized accelerator: a pair of timing :class:`torch.Event` recorded
-  on the current stream, resolved lazily by :func:`snapshot`.  The hot path
-  never synchronizes; if more than 4096 pairs are pending per name, the
-  completed ones are resolved and, only if the device is still that far
-  behind, the oldest are waited for (logged once).
+* On an initialized accelerator: a pair of timing :class:`torch.Event`, both
+  recorded on the stream that was current when the call began (even if the
+  timed code switches device or stream), resolved lazily by :func:`snapshot`.
+  The hot path never synchronizes; if more than 4096 pairs are pending per
+  name, the completed ones are resolved and, only if the device is still that
+  far behind, the oldest are waited for (logged once).  Events are waited for,
+  read and destroyed inside :class:`torch.accelerator.device_index` of their
+  device, whose exit does not make the calling thread's previous device
+  current again, so a :func:`snapshot` from another thread (the dashboard's)
+  creates no context on device 0.  A pair that cannot be resolved is logged
+  as a warning and left out; the other timings are kept.
+* While the current stream is capturing a graph (:class:`torch.cuda.graph`):
+  on the host clock, since events recorded during capture belong to the graph.
 
 Bounded memory: a call appends its duration to a per-name buffer that is
 folded, every 256 calls and at each :func:`snapshot`, into a log-scale
@@ -28,10 +36,13 @@ read from it with a relative error of at most 1/32 (about 3 %); count, total,
 mean, minimum and maximum are exact.
 
 While a profiler is recording (:class:`torch.profiler.profile`), every timed
-call also appears as a :func:`torch.profiler.record_function` range of the
-same name; otherwise no range is created, which is what keeps a call cheap.
+call of a function and every block also appears as a
+:func:`torch.profiler.record_function` range of the same name; otherwise no
+range is created, which is what keeps a call cheap.  (Coroutines and
+generators get no range: their spans interleave with other code.)
 Failures inside a timed call are counted, logged at ``DEBUG`` on
-``logging.getLogger("torch.utils.telemetry")``, passed to
+``logging.getLogger("torch.utils.telemetry")`` (shown with
+``TORCH_LOGS="+telemetry"``), passed to
 :func:`torch.utils.error_callback.report` (``source="torch.utils.telemetry"``,
 ``name=...``) and re-raised unchanged.
 
@@ -44,11 +55,14 @@ figures of every rank.
 from __future__ import annotations
 
 import collections
+import contextvars
 import functools
+import inspect
 import json
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -74,7 +88,6 @@ _FLUSH_EVERY = 256
 _NO_MIN = 1 << 64
 
 _perf_counter_ns = time.perf_counter_ns
-_is_compiling = torch.compiler.is_compiling
 
 
 class _Stat:
@@ -85,7 +98,10 @@ class _Stat:
     figures under the lock: the per-call cost stays that of an append.
     """
 
-    __slots__ = ("count", "errors", "total_ns", "min_ns", "max_ns", "buckets", "device", "peak", "pending", "buffer")
+    __slots__ = (
+        "count", "errors", "total_ns", "min_ns", "max_ns", "buckets", "device", "index", "peak", "peak_due", "pending",
+        "buffer",
+    )
 
     def __init__(self, device: str) -> None:
         self.count = 0
@@ -95,9 +111,13 @@ class _Stat:
         self.max_ns = 0
         self.buckets = [0] * _NUM_BUCKETS
         self.device = device
+        # the accelerator device index of the latest call, None on the host
+        self.index: int | None = None
         self.peak: int | None = None
-        # accelerator (start, end) event pairs not yet resolved
-        self.pending: list[tuple[torch.Event, torch.Event]] = []
+        # whether calls ran on the accelerator since the peak was last sampled
+        self.peak_due = False
+        # accelerator (start, end, device index) event triples not yet resolved
+        self.pending: list[tuple[torch.Event, torch.Event, int]] = []
         # host durations (ns) not yet folded into the figures
         self.buffer: collections.deque[int] = collections.deque()
 
@@ -176,12 +196,33 @@ _stats: dict[str, _Stat] = {}
 # None until first needed; then the accelerator's device module, or False when there is none.
 _device_module: Any = None
 _backlog_logged = False
+_peak_failed_logged = False
+# What a forked child inherited from its parent: kept alive, never used, so that destroying the
+# parent's accelerator events cannot call into a device runtime the child cannot use.
+_inherited: list[Any] = []
+# The ``with telemetry(...)`` blocks open in this thread or asyncio task (each task runs in its own
+# copy of the context) whose object's slot was taken: (block, token, profiler range).  A block
+# object shared between threads or tasks therefore times each of their entries separately.
+_open_blocks: contextvars.ContextVar[tuple[tuple[_Block, Any, Any], ...]] = contextvars.ContextVar(
+    "torch.utils.telemetry.open_blocks", default=()
+)
+# Passed to torch.compiler.disable: what Dynamo prints when fullgraph=True meets a timed call.
+_COMPILE_REASON = (
+    "torch.utils.telemetry times calls on the host and cannot be traced: apply @telemetry (or "
+    "`with telemetry(...)`) outside the torch.compile'd function, e.g. to the function that calls it, "
+    "or compile without fullgraph=True to graph-break here (the timed function itself is still compiled)"
+)
+# Resolving events switches to their device with PyTorch's own guard, whose exit "maybe exchanges" back:
+# it never makes the calling thread's previous device current, so it creates no context there (a
+# dashboard thread would otherwise make one on device 0).
+_device_guard = torch.accelerator.device_index
 
 
 def _after_fork_in_child() -> None:
     global _lock, _stats, _backlog_logged
     # The parent's lock may have been held by another thread at fork time, and
     # its pending accelerator events mean nothing in the child.
+    _inherited.append(_stats)
     _lock = threading.Lock()
     _stats = {}
     _backlog_logged = False
@@ -204,6 +245,11 @@ def _active_accelerator() -> Any:
     is_initialized = getattr(module, "is_initialized", None)
     if is_initialized is None or not is_initialized():
         return None
+    # Events recorded during graph capture (torch.cuda.graph) belong to the graph and cannot be
+    # waited for outside it: time such calls on the host.
+    capturing = getattr(module, "is_current_stream_capturing", None)
+    if capturing is not None and capturing():
+        return None
     return module
 
 
@@ -219,6 +265,31 @@ def _host_stat(name: str) -> _Stat:
         return _stat(name, "cpu")
 
 
+def _begin() -> Any:
+    """Start timing: a host timestamp (int, ns), or (start event, stream, device index) on an accelerator."""
+    if _device_module is not False and _active_accelerator() is not None:
+        index = torch.accelerator.current_device_index()
+        # Both events go on the stream current at entry, even if the timed code switches device or stream.
+        stream = torch.accelerator.current_stream(index)
+        start = torch.Event(enable_timing=True)
+        start.record(stream)
+        return (start, stream, index)
+    return _perf_counter_ns()
+
+
+def _end(name: str, token: Any, exc: BaseException | None) -> None:
+    """Record the span started by :func:`_begin`; ``exc`` is the error that ended it, if any."""
+    if type(token) is int:
+        _record_host(name, _perf_counter_ns() - token, exc is not None)
+    else:
+        start, stream, index = token
+        end = torch.Event(enable_timing=True)
+        end.record(stream)
+        _record_device(name, index, start, end, exc is not None)
+    if exc is not None:
+        _failed(name, exc)
+
+
 def _record_host(name: str, ns: int, failed: bool) -> None:
     stat = _stats.get(name) or _host_stat(name)
     if failed:
@@ -230,29 +301,48 @@ def _record_host(name: str, ns: int, failed: bool) -> None:
             stat.fold()
 
 
-def _record_device(name: str, device: str, start: torch.Event, end: torch.Event, failed: bool, peak: int) -> None:
+def _record_device(name: str, index: int, start: torch.Event, end: torch.Event, failed: bool) -> None:
+    device = f"{torch.accelerator.current_accelerator()}:{index}"
     with _lock:
         stat = _stat(name, device)
         if failed:
             stat.errors += 1
         stat.device = device
-        if stat.peak is None or peak > stat.peak:
-            stat.peak = peak
-        stat.pending.append((start, end))
+        stat.index = index
+        stat.peak_due = True
+        stat.pending.append((start, end, index))
         if len(stat.pending) > _MAX_PENDING:
-            _drain(stat)
+            _drain(name, stat)
 
 
-def _drain(stat: _Stat) -> None:
+def _by_device(items: list[Any]) -> dict[int, list[Any]]:
+    groups: dict[int, list[Any]] = {}
+    for item in items:
+        groups.setdefault(item[-1], []).append(item)
+    return groups
+
+
+def _unresolved(name: str, device: str, exc: Exception) -> None:
+    _log.warning(
+        "telemetry: could not read the duration of a call of %r on %s (%s: %s); that call is left out of "
+        "the figures, the others are kept",
+        name,
+        device,
+        type(exc).__name__,
+        exc,
+    )
+
+
+def _drain(name: str, stat: _Stat) -> None:
     """Resolve the completed pending events of ``stat``; wait for the oldest only if far behind."""
     global _backlog_logged
-    still = []
-    for start, end in stat.pending:
-        if end.query():
-            stat.add(int(start.elapsed_time(end) * 1e6))
-        else:
-            still.append((start, end))
-    if len(still) > _MAX_PENDING // 2:
+    pending, stat.pending = stat.pending, []
+    groups = _by_device(pending)
+    pending.clear()
+    for index, pairs in groups.items():
+        with _device_guard(index):
+            stat.pending += _drain_on_device(name, stat, pairs)
+    if len(stat.pending) > _MAX_PENDING // 2:
         if not _backlog_logged:
             _backlog_logged = True
             _log.warning(
@@ -261,11 +351,40 @@ def _drain(stat: _Stat) -> None:
                 _MAX_PENDING // 2,
                 stat.device,
             )
-        for start, end in still[: len(still) - _MAX_PENDING // 2]:
-            end.synchronize()
-            stat.add(int(start.elapsed_time(end) * 1e6))
-        still = still[len(still) - _MAX_PENDING // 2 :]
-    stat.pending = still
+        oldest = stat.pending[: len(stat.pending) - _MAX_PENDING // 2]
+        stat.pending = stat.pending[len(oldest) :]
+        for index, pairs in _by_device(oldest).items():
+            with _device_guard(index):
+                for ns in _resolve_on_device(name, stat, pairs):
+                    stat.add(ns)
+        oldest.clear()
+
+
+def _drain_on_device(name: str, stat: _Stat, pairs: list[Any]) -> list[Any]:
+    still = []
+    for pair in pairs:
+        try:
+            if not pair[1].query():
+                still.append(pair)
+                continue
+            stat.add(int(pair[0].elapsed_time(pair[1]) * 1e6))
+        except Exception as e:
+            _unresolved(name, stat.device, e)
+    pairs.clear()  # the events are destroyed here, inside the device guard
+    return still
+
+
+def _resolve_on_device(name: str, stat: _Stat, pairs: list[Any]) -> list[int]:
+    """Wait for each pair and fold its duration in; a pair that fails is reported and skipped."""
+    durations = []
+    for pair in pairs:
+        try:
+            pair[1].synchronize()
+            durations.append(int(pair[0].elapsed_time(pair[1]) * 1e6))
+        except Exception as e:
+            _unresolved(name, stat.device, e)
+    pairs.clear()  # the events are destroyed here, inside the device guard
+    return durations
 
 
 def _failed(name: str, exc: BaseException) -> None:
@@ -273,35 +392,22 @@ def _failed(name: str, exc: BaseException) -> None:
     _error_callback.report(exc, source="torch.utils.telemetry", name=name)
 
 
-def _call_on_device(name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-    index = torch.accelerator.current_device_index()
-    device = f"{torch.accelerator.current_accelerator()}:{index}"
-    start = torch.Event(enable_timing=True)
-    end = torch.Event(enable_timing=True)
-    start.record()
-    try:
-        out = fn(*args, **kwargs)
-    except BaseException as e:
-        end.record()
-        _record_device(name, device, start, end, True, torch.accelerator.max_memory_allocated(index))
-        _failed(name, e)
-        raise
-    end.record()
-    _record_device(name, device, start, end, False, torch.accelerator.max_memory_allocated(index))
-    return out
+def _is_error(exc: BaseException) -> bool:
+    # Closing a generator and cancelling a task end a call early, but are not failures of the call.
+    if isinstance(exc, GeneratorExit):
+        return False
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is None or not isinstance(exc, asyncio.CancelledError)
 
 
 def _call(name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-    if _device_module is not False and _active_accelerator() is not None:
-        return _call_on_device(name, fn, args, kwargs)
-    start = _perf_counter_ns()
+    token = _begin()
     try:
         out = fn(*args, **kwargs)
     except BaseException as e:
-        _record_host(name, _perf_counter_ns() - start, True)
-        _failed(name, e)
+        _end(name, token, e)
         raise
-    _record_host(name, _perf_counter_ns() - start, False)
+    _end(name, token, None)
     return out
 
 
@@ -310,17 +416,9 @@ def _call_profiled(name: str, fn: Callable[..., Any], args: Any, kwargs: Any) ->
         return _call(name, fn, args, kwargs)
 
 
-def _call_under_compile(name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-    # Host timers cannot live in a graph: Dynamo graph-breaks here, times the
-    # call eagerly, and still compiles ``fn``'s own frame (recursive=False).
-    return torch.compiler.disable(_call, recursive=False)(name, fn, args, kwargs)
-
-
-def _wrap(fn: _F, name: str) -> _F:
+def _wrap_function(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     @functools.wraps(fn)
     def timed(*args: Any, **kwargs: Any) -> Any:
-        if _is_compiling():
-            return _call_under_compile(name, fn, args, kwargs)
         if _autograd_profiler._is_profiler_enabled:
             return _call_profiled(name, fn, args, kwargs)
         if _device_module is False:
@@ -340,19 +438,100 @@ def _wrap(fn: _F, name: str) -> _F:
             return out
         return _call(name, fn, args, kwargs)
 
-    return timed  # type: ignore[return-value]
+    # Host timing cannot be traced: Dynamo graph-breaks at the call, times it eagerly and still
+    # compiles ``fn`` itself (recursive=False); under fullgraph=True it stops with our reason.
+    return torch.compiler.disable(timed, recursive=False, reason=_COMPILE_REASON)
+
+
+def _wrap_coroutine_function(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        token = _begin()
+        try:
+            out = await fn(*args, **kwargs)
+        except BaseException as e:
+            _end(name, token, e if _is_error(e) else None)
+            raise
+        _end(name, token, None)
+        return out
+
+    return timed
+
+
+def _wrap_generator_function(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        # A generator function's body starts at the first next(): so does the timing.
+        token = _begin()
+        try:
+            result = yield from fn(*args, **kwargs)
+        except BaseException as e:
+            _end(name, token, e if _is_error(e) else None)
+            raise
+        _end(name, token, None)
+        return result
+
+    return timed
+
+
+def _wrap_async_generator_function(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        token = _begin()
+        agen = fn(*args, **kwargs)
+        try:
+            try:
+                item = await agen.__anext__()
+            except StopAsyncIteration:
+                _end(name, token, None)
+                return
+            while True:
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    await agen.aclose()
+                    raise
+                except BaseException as thrown:
+                    advance = agen.athrow(thrown)
+                else:
+                    advance = agen.asend(sent)
+                try:
+                    item = await advance
+                except StopAsyncIteration:
+                    _end(name, token, None)
+                    return
+        except BaseException as e:
+            _end(name, token, e if _is_error(e) else None)
+            raise
+
+    return timed
+
+
+def _wrap(fn: _F, name: str) -> _F:
+    if inspect.isasyncgenfunction(fn):
+        return _wrap_async_generator_function(fn, name)  # type: ignore[return-value]
+    if inspect.iscoroutinefunction(fn):
+        return _wrap_coroutine_function(fn, name)  # type: ignore[return-value]
+    if inspect.isgeneratorfunction(fn):
+        return _wrap_generator_function(fn, name)  # type: ignore[return-value]
+    return _wrap_function(fn, name)  # type: ignore[return-value]
 
 
 class _Block:
-    """What ``telemetry("name")`` returns: a context manager timing its block, and a decorator."""
+    """What ``telemetry("name")`` returns: a context manager timing its block, and a decorator.
 
-    __slots__ = ("name", "_start", "_events", "_range")
+    An entry is kept in the object's one slot when it is free (the common case: one object per
+    block), otherwise in a context variable, i.e. per thread and per asyncio task: one object
+    may be entered by several threads or tasks at once, and nested in itself.  Within one thread
+    or task the slot entry, if any, is always the outermost, so exits pair with their entries.
+    """
+
+    __slots__ = ("name", "_slot")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._start: int | None = None
-        self._events: tuple[torch.Event, str, int] | None = None
-        self._range: Any = None
+        # {0: (token, profiler range)} while the slot is taken; setdefault/pop are atomic.
+        self._slot: dict[int, tuple[Any, Any]] = {}
 
     def __repr__(self) -> str:
         return f"telemetry({self.name!r})"
@@ -363,39 +542,45 @@ class _Block:
         return _wrap(fn, self.name)
 
     def __enter__(self) -> Self:
-        if self._start is not None or self._events is not None:
-            raise RuntimeError(
-                f"telemetry({self.name!r}) is already timing a block; use one telemetry(...) object per block"
-            )
+        record = None
         if _autograd_profiler._is_profiler_enabled:
-            self._range = torch.autograd.profiler.record_function(self.name)
-            self._range.__enter__()
-        if _device_module is not False and _active_accelerator() is not None:
-            index = torch.accelerator.current_device_index()
-            start = torch.Event(enable_timing=True)
-            self._events = (start, f"{torch.accelerator.current_accelerator()}:{index}", index)
-            start.record()
-        else:
-            self._start = _perf_counter_ns()
+            record = torch.autograd.profiler.record_function(self.name)
+            record.__enter__()
+        entry = (_perf_counter_ns() if _device_module is False else _begin(), record)
+        stack = _open_blocks.get()
+        if (stack and any(open_[0] is self for open_ in stack)) or self._slot.setdefault(0, entry) is not entry:
+            _open_blocks.set((*stack, (self, *entry)))
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        failed = exc_type is not None
-        if self._events is not None:
-            end = torch.Event(enable_timing=True)
-            end.record()
-            start, device, index = self._events
-            self._events = None
-            _record_device(self.name, device, start, end, failed, torch.accelerator.max_memory_allocated(index))
+        stack = _open_blocks.get()
+        for i in range(len(stack) - 1, -1, -1) if stack else ():
+            if stack[i][0] is self:
+                entry = stack[i][1:]
+                _open_blocks.set(stack[:i] + stack[i + 1 :])
+                break
         else:
-            ns = _perf_counter_ns() - (self._start or 0)
-            self._start = None
-            _record_host(self.name, ns, failed)
-        if self._range is not None:
-            self._range.__exit__(exc_type, exc, tb)
-            self._range = None
-        if exc is not None:
-            _failed(self.name, exc)
+            entry = self._slot.pop(0, None)
+            if entry is None:
+                raise RuntimeError(
+                    f"telemetry({self.name!r}): __exit__ without a matching __enter__ in this thread or task"
+                )
+        token, record = entry
+        error = exc if exc is not None and _is_error(exc) else None
+        if type(token) is int:
+            _record_host(self.name, _perf_counter_ns() - token, error is not None)
+            if error is not None:
+                _failed(self.name, error)
+        else:
+            _end(self.name, token, error)
+        if record is not None:
+            record.__exit__(exc_type, exc, tb)
+
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
 
 
 def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None = None) -> Any:
@@ -405,7 +590,8 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
 
     * ``@telemetry``: times the function under its ``__qualname__``;
     * ``@telemetry(name="load")`` or ``@telemetry("load")``: under ``"load"``;
-    * ``with telemetry("load"):``: times the block.
+    * ``with telemetry("load"):`` or ``async with telemetry("load"):``: times
+      the block.
 
     Args:
         fn: the function to time, or the name for a block.
@@ -419,30 +605,60 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
         TypeError: ``fn`` is neither callable nor a string, ``name`` is not a
             string, or both a positional and a keyword name are given.
         ValueError: the name is empty.
-        RuntimeError: one ``telemetry("name")`` object is entered again while
-            its block is still running.
+        RuntimeError: a ``telemetry("name")`` object is exited without having
+            been entered in the same thread or task.
 
     The wrapper costs well under a microsecond per call on CPU (see
     ``benchmarks/bench_telemetry.py``).  An exception raised by the timed code
     is counted in ``errors``, reported to :mod:`torch.utils.error_callback`
     and re-raised unchanged.
 
+    Coroutines and generators get a wrapper of the same kind:
+
+    * ``async def``: the wrapper is a coroutine function; one call is the
+      awaited call, from its start to its return or exception, time spent
+      suspended at its ``await``\ s included.  ``async with telemetry(name):``
+      times a block in a coroutine.
+    * generator and async generator functions: the wrapper is a generator
+      (async generator) function; one call spans from the first ``next`` (or
+      ``__anext__``) to exhaustion, an exception or ``close()``, measured as
+      wall time, so time the consumer spends between items is included.  A
+      generator never started records nothing.  Values sent and exceptions
+      thrown in pass through.
+    * an exception that leaves the coroutine or generator counts as an error;
+      ``asyncio.CancelledError`` (the task was cancelled) and closing a
+      generator early (``GeneratorExit``) end the call without counting an
+      error or reporting one.
+
+    Blocks keep their open entries per thread and per asyncio task (in a
+    :mod:`contextvars` variable), so one ``telemetry("name")`` object can be
+    entered by several threads or tasks at once, or nested in itself, and
+    tasks that interleave their awaits each get their own duration.
+
     .. note::
-        Under :func:`torch.compile` the wrapper is host-side timing: it is
-        excluded from tracing with :func:`torch.compiler.disable`
+        Under :func:`torch.compile` the wrapper of a function is host-side
+        timing: it is excluded from tracing with :func:`torch.compiler.disable`
         (``recursive=False``), so Dynamo breaks the graph at the call, times it
         eagerly and still compiles the wrapped function itself.  Results are
-        the eager ones.
+        the eager ones.  With ``fullgraph=True`` compilation stops with a
+        message saying to apply ``@telemetry`` outside the compiled function
+        (e.g. to the function that calls it).  (The first decoration of a
+        plain function therefore imports :mod:`torch._dynamo`.)  Coroutine and
+        generator wrappers are not traced either (Dynamo skips this module):
+        they graph-break, and ``fullgraph=True`` stops with Dynamo's message.
 
     .. note::
         On an accelerator the duration is the time between two events on the
-        current stream, i.e. the device time of the work the call queued
-        there; ``peak_memory_bytes`` is
-        :func:`torch.accelerator.max_memory_allocated` read as each call ends
-        (the device's high-water mark since the last
+        stream current at entry, i.e. the device time of the work queued
+        there during the call.  ``peak_memory_bytes`` is
+        :func:`torch.accelerator.max_memory_allocated` of the name's device,
+        sampled by :func:`snapshot` (once per device, only for names called
+        there since the previous snapshot), not at each call: reading it
+        builds the allocator's whole statistics dict, tens of microseconds.  It
+        is the device's high-water mark since the last
         :func:`torch.accelerator.reset_peak_memory_stats`, not only this
-        call's).  On CPU it is ``None``: the host allocator keeps no cheap
-        peak counter.
+        name's.  On CPU it is ``None``: the host allocator keeps no cheap peak
+        counter.
 
     Example::
 
@@ -478,19 +694,57 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
 
 def _resolve_pending() -> None:
     with _lock:
-        work = [(stat, stat.pending) for stat in _stats.values() if stat.pending]
-        for stat, _ in work:
+        work = []
+        for name, stat in _stats.items():
+            work.extend((name, stat, start, end, index) for start, end, index in stat.pending)
             stat.pending = []
+            if stat.peak_due and stat.index is not None:
+                # The peak is sampled here, once per device, not per call: reading it builds the
+                # allocator's whole statistics dict.
+                stat.peak_due = False
+                work.append((name, stat, None, None, stat.index))
+    groups = _by_device(work)
+    work.clear()
     # Waiting for the device happens outside the lock, so timed calls in other threads go on.
     resolved = []
-    for stat, pending in work:
-        for start, end in pending:
-            end.synchronize()
-        resolved.append((stat, [int(start.elapsed_time(end) * 1e6) for start, end in pending]))
+    for index, items in groups.items():
+        with _device_guard(index):
+            resolved.append(_resolve_group(index, items))
     with _lock:
-        for stat, durations in resolved:
-            for ns in durations:
+        for durations, peaks in resolved:
+            for stat, ns in durations:
                 stat.add(ns)
+            for stat, peak in peaks:
+                if stat.peak is None or peak > stat.peak:
+                    stat.peak = peak
+
+
+def _resolve_group(index: int, items: list[Any]) -> tuple[list[tuple[_Stat, int]], list[tuple[_Stat, int]]]:
+    """Inside the device guard of ``index``: durations of the pairs in ``items`` and the peak for their names."""
+    global _peak_failed_logged
+    durations, peaks, sample = [], [], []
+    for name, stat, start, end, _ in items:
+        if start is None:
+            sample.append(stat)
+            continue
+        try:
+            end.synchronize()
+            durations.append((stat, int(start.elapsed_time(end) * 1e6)))
+        except Exception as e:
+            _unresolved(name, stat.device, e)
+    items.clear()  # the events are destroyed here, inside the device guard
+    if sample:
+        try:
+            peak = torch.accelerator.max_memory_allocated(index)
+        except Exception as e:
+            if not _peak_failed_logged:
+                _peak_failed_logged = True
+                _log.warning(
+                    "telemetry: cannot read the peak memory of device %d (%s: %s); logged once", index, type(e).__name__, e
+                )
+        else:
+            peaks = [(stat, peak) for stat in sample]
+    return durations, peaks
 
 
 def _local_states() -> dict[str, dict[str, Any]]:
@@ -527,11 +781,13 @@ def snapshot(*, all_ranks: bool = False, group: Any = None) -> dict[Any, Any]:
         the group, the same on every rank.
 
     Raises:
+        TypeError: ``all_ranks`` is not a bool.
         RuntimeError: ``all_ranks=True`` while :mod:`torch.distributed` is not
             initialized.
 
     Pending accelerator timings are resolved first, which waits for the work
-    they time to finish (the only place this module synchronizes).
+    they time to finish (the only place this module synchronizes), and the
+    peak memory of each device used since the previous call is read.
 
     Example::
 
@@ -543,6 +799,8 @@ def snapshot(*, all_ranks: bool = False, group: Any = None) -> dict[Any, Any]:
         >>> stats["count"], stats["errors"], stats["min_ms"] <= stats["p50_ms"] <= stats["max_ms"]
         (1, 0, True)
     """
+    if not isinstance(all_ranks, bool):
+        raise TypeError(f"snapshot(): all_ranks must be a bool, but got {all_ranks!r}")
     states = _local_states()
     if not all_ranks:
         return {name: _summary(state) for name, state in states.items()}
@@ -590,6 +848,11 @@ def to_json(*, all_ranks: bool = False, group: Any = None, indent: int | None = 
     Returns:
         str: a JSON object; ``peak_memory_bytes`` is ``null`` on CPU.
 
+    Raises:
+        TypeError: ``indent`` is neither ``None`` nor an int, or ``all_ranks``
+            is not a bool.
+        ValueError: ``indent`` is negative.
+
     Example::
 
         >>> import json
@@ -600,4 +863,8 @@ def to_json(*, all_ranks: bool = False, group: Any = None, indent: int | None = 
         >>> json.loads(to_json())["save"]["count"]
         1
     """
+    if indent is not None and (isinstance(indent, bool) or not isinstance(indent, int)):
+        raise TypeError(f"to_json(): indent must be an int or None, but got {indent!r}")
+    if indent is not None and indent < 0:
+        raise ValueError(f"to_json(): indent must be >= 0 (spaces per level) or None, but got {indent}")
     return json.dumps(snapshot(all_ranks=all_ranks, group=group), indent=indent, sort_keys=True)
