@@ -280,7 +280,7 @@ class min_free_vram:
     def __call__(self, fn: F) -> F:
         import inspect
 
-        from torch.cuda._wrapping import stay_eager
+        from torch.utils._eager import stay_eager
 
         if not callable(fn):
             raise TypeError(f"min_free_vram(): expected a callable to decorate, but got {fn!r}")

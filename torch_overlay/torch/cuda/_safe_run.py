@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 import torch
 from torch.cuda._memory_guard import clear_cache
 from torch.cuda._oom import is_oom, oom_device
-from torch.cuda._wrapping import stay_eager
 
 
 __all__ = ["safe_run"]
@@ -492,6 +491,9 @@ def safe_run(
                 f"retried, so wrap the work done for each item (or the function consuming the generator) with "
                 f"safe_run instead"
             )
+        # Imported here: torch.cuda is imported while torch itself is, before torch.utils can be.
+        from torch.utils._eager import stay_eager
+
         # A module's __dict__ (its parameters, submodules...) must not be copied onto the wrapper.
         wraps = functools.wraps(
             fn,

@@ -71,7 +71,9 @@ from typing_extensions import Self
 
 import torch
 import torch.autograd.profiler as _autograd_profiler
+from torch._accelerator._device_probe import available_accelerator
 from torch.utils import error_callback as _error_callback
+from torch.utils._eager import stay_eager
 
 
 __all__ = ["reset", "snapshot", "telemetry", "to_json"]
@@ -206,7 +208,7 @@ _inherited: list[Any] = []
 _open_blocks: contextvars.ContextVar[tuple[tuple[_Block, Any, Any], ...]] = contextvars.ContextVar(
     "torch.utils.telemetry.open_blocks", default=()
 )
-# Passed to torch.compiler.disable: what Dynamo prints when fullgraph=True meets a timed call.
+# What Dynamo prints when fullgraph=True meets a timed call.
 _COMPILE_REASON = (
     "torch.utils.telemetry times calls on the host and cannot be traced: apply @telemetry (or "
     "`with telemetry(...)`) outside the torch.compile'd function, e.g. to the function that calls it, "
@@ -237,7 +239,8 @@ def _active_accelerator() -> Any:
     global _device_module
     module = _device_module
     if module is None:
-        acc = torch.accelerator.current_accelerator(check_available=True)
+        # Not current_accelerator(check_available=True): torch.cuda.is_available() poisons fork.
+        acc = available_accelerator()
         module = _device_module = torch.get_device_module(acc) if acc is not None else False
     if module is False:
         return None
@@ -440,7 +443,7 @@ def _wrap_function(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
 
     # Host timing cannot be traced: Dynamo graph-breaks at the call, times it eagerly and still
     # compiles ``fn`` itself (recursive=False); under fullgraph=True it stops with our reason.
-    return torch.compiler.disable(timed, recursive=False, reason=_COMPILE_REASON)
+    return stay_eager(timed, "@telemetry", _COMPILE_REASON)
 
 
 def _wrap_coroutine_function(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
