@@ -95,6 +95,21 @@ def add_one(x):
     return x + 1
 
 
+def _enter_and_leave(t):
+    with t:
+        busy(10)
+    return t.expired()
+
+
+def _expires(t):
+    try:
+        with t:
+            spin()
+    except TimeoutError:
+        return t.expired()
+    return False
+
+
 class TestTimeout(TestCase):
     def test_expires(self):
         with self.assertRaises(TimeoutError) as cm:
@@ -405,14 +420,14 @@ class TestStates(TestCase):
 
 
 class TestArguments(TestCase):
-    @parametrize("bad", [-1, -0.5, math.nan, -math.inf], name_fn=str)
+    @parametrize("bad", [-1, -0.5, math.nan, -math.inf], name_fn=lambda b: str(b).replace("-", "neg").replace(".", "_"))
     def test_bad_seconds_value(self, bad):
         with self.assertRaisesRegex(ValueError, "timeout\\(\\): seconds must be a non-negative number of seconds or None"):
             timeout(bad)
 
     @parametrize("bad", ["1", True, [1.0]], name_fn=lambda b: type(b).__name__)
     def test_bad_seconds_type(self, bad):
-        with self.assertRaisesRegex(TypeError, "timeout\\(\\): seconds must be a number of seconds or None"):
+        with self.assertRaisesRegex(TypeError, "timeout\\(\\): seconds must be a non-negative number of seconds or None"):
             timeout(bad)
 
     def test_messages(self):
@@ -425,6 +440,39 @@ class TestArguments(TestCase):
         with self.assertRaises(TypeError) as cm:
             timeout_at("soon")
         self.assertExpectedInline(str(cm.exception), """timeout_at(): deadline must be a monotonic time or None, but got 'soon'""")
+
+    @parametrize(
+        "bad",
+        [2**63, sys.maxsize, 9.3e9, 1e308, 10**400],
+        name_fn=lambda b: f"bits{int(b).bit_length()}" if isinstance(b, int) else f"{b:.0e}".replace("+", ""),
+    )
+    def test_beyond_the_platform_limit_is_refused(self, bad):
+        # FINDINGS S1/C5: these passed validation, then killed the watchdog or failed at entry.
+        with self.assertRaisesRegex(ValueError, "timeout\\(\\): seconds must be .*threading.TIMEOUT_MAX"):
+            timeout(bad)
+        with self.assertRaisesRegex(ValueError, "timeout_at\\(\\): deadline must be .*threading.TIMEOUT_MAX"):
+            timeout_at(time.monotonic() + bad if bad < 1e300 else bad)
+        with timeout(LONG) as t:
+            with self.assertRaisesRegex(ValueError, "reschedule\\(\\): when must be .*threading.TIMEOUT_MAX"):
+                t.reschedule(bad)
+        self.assertFalse(t.expired())
+
+    def test_limit_itself_is_accepted_and_never_fires(self):
+        for where in ("main", "worker"):
+            with self.subTest(where=where):
+                self.assertFalse(run_in(where, lambda: _enter_and_leave(timeout(threading.TIMEOUT_MAX))))
+        # The watchdog still serves other threads.
+        self.assertTrue(run_in("worker", lambda: _expires(timeout(0.05))))
+
+    def test_reschedule_wrong_type(self):
+        # FINDINGS F6: a wrong type is a TypeError naming the function.
+        with timeout(LONG) as t:
+            with self.assertRaisesRegex(TypeError, "reschedule\\(\\): when must be a monotonic time or None, but got 'x'"):
+                t.reschedule("x")
+            with self.assertRaisesRegex(TypeError, "reschedule\\(\\): when must be a monotonic time or None, but got True"):
+                t.reschedule(True)
+        with self.assertRaisesRegex(TypeError, "reschedule\\(\\)"):
+            t.reschedule("x")  # the argument is checked before the state
 
     def test_inf_is_no_deadline_in_practice(self):
         with timeout(math.inf) as t:
@@ -793,6 +841,98 @@ class TestProcess(TestCase):
         self.assertEqual(r.stdout, "ok\n")
 
 
+class TestLifecycle(TestCase):
+    @unittest.skipIf(not HAS_ITIMER, "needs signal.setitimer")
+    def test_failed_entry_leaves_no_handler_and_no_block(self):
+        # FINDINGS S8: an entry failing after SIGALRM was taken left the handler and a stale block.
+        before = signal.getsignal(signal.SIGALRM)
+        real = timeout_module._signal.setitimer
+        calls = []
+
+        def failing(*args):
+            calls.append(args)
+            if len(calls) == 1:
+                raise OverflowError("injected")
+            return real(*args)
+
+        with mock.patch.object(timeout_module._signal, "setitimer", failing):
+            with self.assertRaisesRegex(OverflowError, "injected"):
+                with timeout(LONG):
+                    pass
+        self.assertIs(signal.getsignal(signal.SIGALRM), before)
+        self.assertEqual(timeout_module._thread_scopes().stack, [])
+        with self.assertRaises(TimeoutError):
+            with timeout(0.05):
+                time.sleep(LONG)  # only SIGALRM interrupts a sleep
+
+    def test_watchdog_survives_an_error_and_reports_it(self):
+        real = timeout_module._fire_in_thread
+        reported = []
+
+        def failing(*args):
+            if not reported:
+                raise RuntimeError("injected")
+            return real(*args)
+
+        with mock.patch.object(timeout_module, "_fire_in_thread", failing), mock.patch.object(
+            threading, "excepthook", reported.append
+        ):
+            self.assertTrue(in_thread(lambda: _expires(timeout(0.05))))
+            self.assertTrue(in_thread(lambda: _expires(timeout(0.05))))
+        self.assertEqual(len(reported), 1)
+        self.assertIsInstance(reported[0].exc_value, RuntimeError)
+        self.assertEqual(reported[0].thread.name, "torch.utils.timeout watchdog")
+
+    @unittest.skipIf(IS_WINDOWS, "fork is Unix-only")
+    @parametrize("where", ["main", "worker"])
+    def test_forked_child_inherits_no_deadline(self, where):
+        # FINDINGS C1: a child forked inside a block was interrupted at the parent's deadline.
+        pids = []
+
+        def body():
+            with timeout(0.1) as t:
+                pid = os.fork()
+                if pid == 0:
+                    code = 1
+                    try:
+                        spin(0.3)
+                        time.sleep(0.1)
+                        code = 0 if t.when() is None and not t.expired() else 2
+                    finally:
+                        os._exit(code)
+                pids.append(pid)
+                spin()
+
+        with self.assertRaises(TimeoutError):
+            run_in(where, body)
+        self.assertEqual(os.waitstatus_to_exitcode(os.waitpid(pids[0], 0)[1]), 0)
+
+    @unittest.skipIf(IS_WINDOWS, "fork is Unix-only")
+    def test_dataloader_workers_forked_in_a_block_outlive_its_deadline(self):
+        # FINDINGS C1: workers forked inside ``with timeout(...)`` died at the parent's deadline.
+        loader = torch.utils.data.DataLoader(
+            _SleepyDataset(), num_workers=2, multiprocessing_context="fork", persistent_workers=True, timeout=LONG
+        )
+        with timeout(3.0) as t:
+            it = iter(loader)
+            first = next(it)
+        time.sleep(max(0.0, t.when() - time.monotonic()) + 0.3)  # the deadline passes in the workers
+        rest = list(it)
+        again = list(loader)  # persistent workers, second epoch
+        self.assertEqual([b.item() for b in [first, *rest]], [0, 1, 2, 3, 4, 5])
+        self.assertEqual([b.item() for b in again], [0, 1, 2, 3, 4, 5])
+
+
+class _SleepyDataset(torch.utils.data.Dataset):
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        time.sleep(0.2)
+        spin(0.05)
+        return torch.tensor(i)
+
+
 class _SlowDataset(torch.utils.data.Dataset):
     def __len__(self):
         return 4
@@ -856,6 +996,7 @@ instantiate_parametrized_tests(TestStates)
 instantiate_parametrized_tests(TestArguments)
 instantiate_parametrized_tests(TestNesting)
 instantiate_parametrized_tests(TestComposability)
+instantiate_parametrized_tests(TestLifecycle)
 
 if __name__ == "__main__":
     run_tests()

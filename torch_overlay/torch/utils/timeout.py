@@ -276,14 +276,24 @@ class _Watchdog:
     def _run(self) -> None:
         with self._lock:
             while not self._stopping:
-                now = time.monotonic()
-                while self._heap and self._heap[0][0] <= now:
-                    when, _, scope = heapq.heappop(self._heap)
-                    if scope._watched(when):
-                        _fire_in_thread(scope._scopes, now)
-                    else:
-                        self._stale = max(0, self._stale - 1)
-                self._wakeup.wait(self._heap[0][0] - now if self._heap else None)
+                try:
+                    self._serve()
+                except Exception:
+                    _report_uncaught()
+
+    def _serve(self) -> None:
+        now = time.monotonic()
+        while self._heap and self._heap[0][0] <= now:
+            when, _, scope = heapq.heappop(self._heap)
+            if not scope._watched(when):
+                self._stale = max(0, self._stale - 1)
+                continue
+            try:
+                _fire_in_thread(scope._scopes, now)
+            except Exception:
+                _report_uncaught()
+                heapq.heappush(self._heap, (now + _REDELIVER_MAX, next(self._counter), scope))  # try again
+        self._wakeup.wait(min(self._heap[0][0] - now, _MAX_SECONDS) if self._heap else None)
 
     def stop(self) -> None:
         """Stop the thread (at interpreter exit); it restarts on the next use."""
@@ -302,17 +312,19 @@ class _Watchdog:
 
     def after_fork_in_child(self) -> None:
         # The watchdog thread does not exist in the child and the lock was held by the
-        # forking thread: start afresh, keeping only the deadlines of the thread that forked.
-        ident = threading.get_ident()
+        # forking thread: start afresh, with no deadline (a child inherits none).
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._thread = None
         self._stopping = False
-        self._heap = [e for e in self._heap if e[2]._scopes.ident == ident and e[2]._watched(e[0])]
-        heapq.heapify(self._heap)
+        self._heap = []
         self._stale = 0
-        if self._heap:
-            self._start()
+
+
+def _report_uncaught() -> None:
+    # The watchdog never dies: every other thread's deadlines depend on it.  Report the
+    # error as an uncaught one in this thread would be (threading.excepthook), and go on.
+    threading.excepthook(threading.ExceptHookArgs((*sys.exc_info(), threading.current_thread())))  # type: ignore[arg-type]
 
 
 _watchdog = _Watchdog()
@@ -415,10 +427,26 @@ def _on_sigalrm(signum: int, frame: Any) -> None:
 
 
 def _enter(scope: Timeout) -> None:
+    try:
+        _arm(scope)
+    except BaseException:
+        # Leave nothing behind: no stack entry, no handler, no timer.
+        stack = scope._scopes.stack
+        if scope in stack:
+            stack.remove(scope)
+        if not stack and scope._scopes.mode == "signal":
+            _uninstall_signal_mode(scope._scopes)
+        scope._scopes.mode = scope._scopes.mode if stack else ""
+        scope._state = _CREATED
+        scope._frame = None
+        raise
+
+
+def _arm(scope: Timeout) -> None:
     scopes = _thread_scopes()
     stack = scopes.stack
     scope._scopes = scopes
-    scope._frame = sys._getframe(2)  # the frame running the ``with`` (through __enter__)
+    scope._frame = sys._getframe(3)  # the frame running the ``with`` (through __enter__, _enter)
     when = scope._when
     finite = when is not None and when < math.inf
     # On the stack before any timer is armed: a deadline already passed fires at once.
@@ -440,9 +468,13 @@ def _install_signal_mode(scopes: _Scopes, when: float | None) -> bool:
         prev_handler = _signal.signal(signal.SIGALRM, _on_sigalrm)
     except ValueError:
         return False  # not the main interpreter: signals are not ours to take
-    now = time.monotonic()
-    delay = max(when - now, _MIN_DELAY) if when is not None else 0
-    remaining, interval = _signal.setitimer(signal.ITIMER_REAL, delay)
+    try:
+        now = time.monotonic()
+        delay = max(when - now, _MIN_DELAY) if when is not None else 0
+        remaining, interval = _signal.setitimer(signal.ITIMER_REAL, delay)
+    except BaseException:
+        _signal.signal(signal.SIGALRM, prev_handler)
+        raise
     if remaining and not callable(prev_handler):
         # A timer is armed whose expiry runs a C-level action (default: terminate) that
         # a Python handler cannot chain to: leave signals alone, use the watchdog.
@@ -544,14 +576,53 @@ def _uninstall_signal_mode(scopes: _Scopes) -> None:
     scopes.mode = ""
 
 
+# The longest wait the platform can arm: ``Condition.wait`` and ``signal.setitimer`` both
+# count in nanoseconds in a 64-bit integer (about 292 years).
+_MAX_SECONDS = threading.TIMEOUT_MAX
+
+
+def _number(value: object, name: str, caller: str, expected: str) -> float:
+    # ``value`` as a float: TypeError for a non-number, ValueError for NaN and for an int
+    # too large for a float (beyond any platform limit).
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{caller}(): {name} must be {expected}, but got {value!r}")
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(
+            f"{caller}(): {name} must be {expected}, at most threading.TIMEOUT_MAX = {_MAX_SECONDS:g} s away, "
+            f"but got an integer of {value.bit_length()} bits"  # type: ignore[union-attr]
+        ) from None
+    if math.isnan(value):
+        raise ValueError(f"{caller}(): {name} must be {expected}, but got {value!r}")
+    return value
+
+
 def _check_seconds(value: object, name: str, caller: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{caller}(): {name} must be a number of seconds or None, but got {value!r}")
-    value = float(value)
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{caller}(): {name} must be a non-negative number of seconds or None, but got {value!r}")
+    expected = "a non-negative number of seconds or None"
+    value = _number(value, name, caller, expected)
+    if value < 0:
+        raise ValueError(f"{caller}(): {name} must be {expected}, but got {value!r}")
+    if _MAX_SECONDS < value < math.inf:
+        raise ValueError(
+            f"{caller}(): {name} must be at most threading.TIMEOUT_MAX = {_MAX_SECONDS:g} s (the longest wait "
+            f"the platform can arm), or math.inf or None for no limit, but got {value!r}"
+        )
+    return value
+
+
+def _check_deadline(value: object, name: str, caller: str) -> float | None:
+    if value is None:
+        return None
+    value = _number(value, name, caller, "a monotonic time or None")
+    if _MAX_SECONDS < value - time.monotonic() < math.inf:
+        raise ValueError(
+            f"{caller}(): {name} must be a monotonic time at most threading.TIMEOUT_MAX = {_MAX_SECONDS:g} s "
+            f"after time.monotonic() (the longest wait the platform can arm), or math.inf or None for no limit, "
+            f"but got {value!r}"
+        )
     return value
 
 
@@ -639,7 +710,9 @@ class Timeout:
         Raises:
             RuntimeError: the block is not active (not entered yet, or already
                 finished or expiring).
-            ValueError: ``when`` is NaN.
+            TypeError: ``when`` is not a number or ``None``.
+            ValueError: ``when`` is NaN, or further than
+                :data:`threading.TIMEOUT_MAX` seconds away (``math.inf`` is no limit).
 
         Example::
 
@@ -650,12 +723,9 @@ class Timeout:
             ...     t.when() is not None
             True
         """
+        when = _check_deadline(when, "when", "reschedule")
         if self._state is not _ENTERED:
             raise RuntimeError(f"Cannot reschedule a timeout that is {self._state.value}")
-        if when is not None:
-            if isinstance(when, bool) or not isinstance(when, (int, float)) or math.isnan(when):
-                raise ValueError(f"reschedule(): when must be a monotonic time or None, but got {when!r}")
-            when = float(when)
         if self._scopes.mode == "signal":
             self._when = when
             _arm_timer(self._scopes)
@@ -736,7 +806,9 @@ def timeout(seconds: float | None) -> Timeout:
 
     Raises:
         TypeError: ``seconds`` is not a number or ``None``.
-        ValueError: ``seconds`` is negative or NaN.
+        ValueError: ``seconds`` is negative, NaN, or more than
+            :data:`threading.TIMEOUT_MAX` (about 292 years, the longest wait the
+            platform can arm); ``math.inf`` means no limit, like ``None``.
 
     .. note:: The interrupt is a Python exception, raised between two bytecodes
         of the block.  Code that does not run Python bytecode cannot be
@@ -800,7 +872,9 @@ def timeout_at(deadline: float | None) -> Timeout:
 
     Raises:
         TypeError: ``deadline`` is not a number or ``None``.
-        ValueError: ``deadline`` is NaN.
+        ValueError: ``deadline`` is NaN, or more than
+            :data:`threading.TIMEOUT_MAX` seconds after :func:`time.monotonic`
+            (``math.inf`` means no limit, like ``None``).
 
     Example::
 
@@ -812,23 +886,24 @@ def timeout_at(deadline: float | None) -> Timeout:
         >>> with timeout_at(deadline):
         ...     b = sum(range(100))
     """
-    if deadline is not None:
-        if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
-            raise TypeError(f"timeout_at(): deadline must be a monotonic time or None, but got {deadline!r}")
-        if math.isnan(deadline):
-            raise ValueError(f"timeout_at(): deadline must be a monotonic time or None, but got {deadline!r}")
-        deadline = float(deadline)
-    return Timeout(deadline)
+    return Timeout(_check_deadline(deadline, "deadline", "timeout_at"))
 
 
 def _after_fork_in_child() -> None:
+    # A child forked inside a block (a DataLoader worker, say) keeps running in it, but
+    # must not get the parent's deadline: the blocks of the thread that forked stay on
+    # its stack, so that leaving them works, with no deadline.  Interval timers are not
+    # inherited, and neither is the timer armed before the outermost block.
     global _main_ident
     _main_ident = threading.main_thread().ident
     _watchdog.after_fork_in_child()
     scopes = _thread_scopes()
+    for scope in scopes.stack:
+        scope._when = None
+        scope._redeliver_at = math.inf
+    scopes.prev_expiry = None
     if scopes.mode == "signal":
-        # Interval timers are not inherited by a child: arm ours again.
-        _arm_timer(scopes)
+        _signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
