@@ -1,5 +1,6 @@
 # Owner(s): ["module: tests"]
 
+import _signal
 import contextlib
 import gc
 import importlib
@@ -21,6 +22,9 @@ from unittest import mock
 
 import torch
 import torch.utils.error_callback as ec
+import torch.utils._timeout_interrupt as interrupt_module
+import torch.utils._timeout_signal as signal_module
+import torch.utils._timeout_watchdog as watchdog_module
 import torch.utils.timeout as timeout_module
 from torch.testing._internal.common_utils import (
     instantiate_parametrized_tests,
@@ -190,7 +194,7 @@ class TestTimeout(TestCase):
             with timeout(0.02) as t:
                 Slow()
         self.assertTrue(t.expired())
-        self.assertEqual(dropped, [timeout_module._Interrupt])
+        self.assertEqual(dropped, [interrupt_module._Interrupt])
 
     @parametrize("where", ["main", "worker"])
     def test_swallowed_interrupt_is_raised_again(self, where):
@@ -206,7 +210,7 @@ class TestTimeout(TestCase):
                     spin()  # goes on working past its deadline: interrupted again
             return swallowed, t.expired()
 
-        self.assertEqual(run_in(where, body), ([timeout_module._Interrupt], True))
+        self.assertEqual(run_in(where, body), ([interrupt_module._Interrupt], True))
 
     @parametrize("where", ["main", "worker"])
     def test_interrupt_dropped_in_a_finalizer_is_raised_again_in_the_body(self, where):
@@ -226,7 +230,7 @@ class TestTimeout(TestCase):
 
         with mock.patch.object(sys, "unraisablehook", lambda u: dropped.append(u.exc_type)):
             self.assertTrue(run_in(where, body))
-        self.assertIn(timeout_module._Interrupt, dropped)
+        self.assertIn(interrupt_module._Interrupt, dropped)
 
     def test_outer_interrupt_dropped_while_handling_inner_timeout_is_raised_again(self):
         # Handling an inner block's TimeoutError is the outer body's own code, not an
@@ -293,7 +297,7 @@ class TestTimeout(TestCase):
         with module_on_path(name, source) as path:
             module = importlib.import_module(name)
             done = []
-            with mock.patch.object(timeout_module, "_DYNAMO_CONVERT_FRAME", path):
+            with mock.patch.object(interrupt_module, "_DYNAMO_CONVERT_FRAME", path):
                 with self.assertRaises(TimeoutError):
                     with timeout(0.02):
                         done.append(module.compile_frame())
@@ -641,7 +645,7 @@ class TestThreads(TestCase):
 
     def test_main_thread_without_interval_timers_uses_the_watchdog(self):
         # What every OS without setitimer (Windows) does.
-        with mock.patch.object(timeout_module, "_HAS_ITIMER", False):
+        with mock.patch.object(signal_module, "_HAS_ITIMER", False):
             with self.assertRaises(TimeoutError):
                 with timeout(0.02) as t:
                     if HAS_ITIMER:
@@ -653,7 +657,7 @@ class TestThreads(TestCase):
         # PyThreadState_SetAsyncExc returns 0 for a thread that has exited meanwhile.
         def body():
             with timeout(0.05) as t:
-                with mock.patch.object(timeout_module, "_set_async_exc", return_value=0):
+                with mock.patch.object(watchdog_module, "_set_async_exc", return_value=0):
                     spin(0.15)
             return t.expired()
 
@@ -771,7 +775,7 @@ class TestNoLateException(TestCase):
         hook = mock.patch.object(sys, "unraisablehook", lambda u: self.dropped.append(u.exc_type))
         hook.start()
         self.addCleanup(hook.stop)
-        self.addCleanup(lambda: self.assertEqual(set(self.dropped) - {timeout_module._Interrupt}, set()))
+        self.addCleanup(lambda: self.assertEqual(set(self.dropped) - {interrupt_module._Interrupt}, set()))
 
     def test_main_thread_near_deadline_blocks(self):
         fired, late = _blocks(3000, seed=0)
@@ -846,7 +850,7 @@ class TestLifecycle(TestCase):
     def test_failed_entry_leaves_no_handler_and_no_block(self):
         # FINDINGS S8: an entry failing after SIGALRM was taken left the handler and a stale block.
         before = signal.getsignal(signal.SIGALRM)
-        real = timeout_module._signal.setitimer
+        real = _signal.setitimer
         calls = []
 
         def failing(*args):
@@ -855,18 +859,18 @@ class TestLifecycle(TestCase):
                 raise OverflowError("injected")
             return real(*args)
 
-        with mock.patch.object(timeout_module._signal, "setitimer", failing):
+        with mock.patch.object(_signal, "setitimer", failing):
             with self.assertRaisesRegex(OverflowError, "injected"):
                 with timeout(LONG):
                     pass
         self.assertIs(signal.getsignal(signal.SIGALRM), before)
-        self.assertEqual(timeout_module._thread_scopes().stack, [])
+        self.assertEqual(interrupt_module._thread_scopes().stack, [])
         with self.assertRaises(TimeoutError):
             with timeout(0.05):
                 time.sleep(LONG)  # only SIGALRM interrupts a sleep
 
     def test_watchdog_survives_an_error_and_reports_it(self):
-        real = timeout_module._fire_in_thread
+        real = watchdog_module._fire_in_thread
         reported = []
 
         def failing(*args):
@@ -874,7 +878,7 @@ class TestLifecycle(TestCase):
                 raise RuntimeError("injected")
             return real(*args)
 
-        with mock.patch.object(timeout_module, "_fire_in_thread", failing), mock.patch.object(
+        with mock.patch.object(watchdog_module, "_fire_in_thread", failing), mock.patch.object(
             threading, "excepthook", reported.append
         ):
             self.assertTrue(in_thread(lambda: _expires(timeout(0.05))))

@@ -44,16 +44,10 @@ Failures are reported to :func:`torch.utils.error_callback.report` with
 
 from __future__ import annotations
 
-import _signal
 import atexit
-import ctypes
-import enum
 import functools
-import heapq
-import itertools
 import math
 import os
-import signal
 import sys
 import threading
 import time
@@ -62,368 +56,22 @@ from typing import Any, TypeVar
 from typing_extensions import Self
 
 import torch
-from torch.utils import error_callback
+from torch.utils import _timeout_signal, _timeout_watchdog, error_callback
+from torch.utils._timeout_interrupt import (
+    _CREATED,
+    _ENTERED,
+    _EXITED,
+    _EXPIRED,
+    _EXPIRING,
+    _Interrupt,
+    _Scopes,
+    _thread_scopes,
+)
 
 
 __all__ = ["Timeout", "timeout", "timeout_at"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-_HAS_ITIMER = hasattr(signal, "setitimer") and hasattr(signal, "SIGALRM")
-# The smallest interval setitimer takes; used to fire "now" for a deadline already passed.
-_MIN_DELAY = 1e-6
-# When the interrupt falls inside this module's own bookkeeping, try again this much later.
-_RETRY_DELAY = 1e-4
-# An expired block still running without the interrupt on its way out (the interpreter
-# dropped it in a finalizer or a callback, or C code or the body swallowed it) is
-# interrupted again after this delay, doubling up to the cap.
-_REDELIVER_FIRST = 1e-3
-_REDELIVER_MAX = 0.1
-
-
-class _State(enum.Enum):
-    CREATED = "created"
-    ENTERED = "active"
-    EXPIRING = "expiring"
-    EXPIRED = "expired"
-    EXITED = "finished"
-
-
-# As module constants: the exit path must not run Python code between two calls (see _exit).
-_CREATED, _ENTERED, _EXPIRING, _EXPIRED, _EXITED = _State
-
-
-class _Interrupt(BaseException):
-    # Raised inside the body at the deadline.  A BaseException, like trio's Cancelled,
-    # so that ``except Exception:`` inside the block does not swallow it; the owning
-    # block turns it into TimeoutError.
-    pass
-
-
-# Our own prototypes of the C API function: setting argtypes on the shared
-# ctypes.pythonapi attribute would change it for every other library in the process.
-_set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
-    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
-)
-_clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
-    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
-)
-
-
-def _in_bookkeeping(frame: Any) -> bool:
-    # Entering and leaving a block runs code of this module; an interrupt raised there
-    # would escape the ``with`` statement instead of unwinding the body.
-    return frame is not None and frame.f_code.co_filename == __file__
-
-
-# Dynamo compiles a frame under this file's functions (tracing and the backend compiler);
-# the rest of torch/_dynamo runs as callbacks of its C frame-evaluation hook, which turns
-# an exception raised in them into a SystemError.
-_DYNAMO_DIR = os.path.join(os.path.dirname(torch.__file__), "_dynamo", "")
-_DYNAMO_CONVERT_FRAME = os.path.join(_DYNAMO_DIR, "convert_frame.py")
-_STDLIB_DIR = os.path.join(os.path.dirname(os.__file__), "")
-
-
-def _in_dynamo(frame: Any) -> bool:
-    # Whether Dynamo's own code is running there, also through a standard-library helper
-    # it called (``random.setstate`` restoring the RNG around a compiled call, say).
-    while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith(_STDLIB_DIR) or "-packages" in filename:
-            return filename.startswith(_DYNAMO_DIR)
-        frame = frame.f_back
-    return False
-
-
-def _wait_delay(frame: Any, owner: Timeout | None) -> float | None:
-    # How long to put the interrupt off, or None to raise it now.  Not now: in our own
-    # bookkeeping (see above; over in microseconds), while the block imports a module or
-    # compiles with torch.compile, or while a Python ``sys.unraisablehook`` (pytest's,
-    # say) reports a dropped interrupt.  Both imports and compiles cut short leave global
-    # state behind that breaks every later one: a half-initialized module (whose next
-    # import fills its registries again: torch._functorch's fails), Dynamo's counters.
-    # Only those started inside the block count, not one that runs the block itself.
-    if _in_bookkeeping(frame):
-        return _RETRY_DELAY
-    if owner is None:
-        return None  # only a timer armed before ours is due: its handler runs now
-    if _in_dynamo(frame):
-        return _REDELIVER_FIRST  # compiled code itself runs in user and graph frames, not Dynamo's
-    hook = sys.unraisablehook
-    while isinstance(hook, functools.partial):
-        hook = hook.func
-    hook_code = getattr(hook, "__code__", None)
-    while frame is not None and frame is not owner._frame:
-        code = frame.f_code
-        filename = code.co_filename
-        if code is hook_code or filename == _DYNAMO_CONVERT_FRAME or filename.startswith("<frozen importlib._bootstrap"):
-            return _REDELIVER_FIRST
-        frame = frame.f_back
-    return None
-
-
-def _in_flight(exc: BaseException | None) -> bool:
-    # Whether an interrupt is being handled (an ``except``/``finally``/``__exit__`` on its
-    # way out runs with it as the handled exception), also as the context of another error.
-    # A ``raise ... from None`` ends the search: that is how a block that owned an interrupt
-    # turned it into TimeoutError, so code handling that error is the body again.
-    seen = 0
-    while exc is not None and seen < 100:
-        if isinstance(exc, _Interrupt):
-            return True
-        if exc.__suppress_context__:
-            return False
-        exc = exc.__context__
-        seen += 1
-    return False
-
-
-def _due_check(stack: list[Timeout], now: float) -> Timeout | None:
-    # The outermost expiring block, if it is time to check that its interrupt arrived.
-    scope = next((s for s in stack if s._state is _EXPIRING), None)
-    return scope if scope is not None and scope._redeliver_at <= now else None
-
-
-def _lost(stack: list[Timeout], now: float, handled: BaseException | None) -> Timeout | None:
-    # The block whose check is due, if no interrupt is on its way out: raise it again.
-    scope = _due_check(stack, now)
-    return None if scope is None or _in_flight(handled) else scope
-
-
-def _check_later(stack: list[Timeout], now: float) -> Timeout | None:
-    # The block whose check is due while its interrupt is on its way out: move the check
-    # on (doubling the interval) and return it, so the caller can re-arm.
-    scope = _due_check(stack, now)
-    if scope is not None:
-        _expire(scope, now)
-    return scope
-
-
-def _expire(scope: Timeout, now: float) -> None:
-    # Mark ``scope`` as being interrupted (again) and plan when to check the interrupt arrived.
-    if scope._state is _ENTERED:
-        scope._state = _EXPIRING
-        scope._redeliver_delay = _REDELIVER_FIRST
-    else:
-        scope._redeliver_delay = min(2 * scope._redeliver_delay, _REDELIVER_MAX)
-    scope._redeliver_at = now + scope._redeliver_delay
-
-
-class _Scopes:
-    """The active deadlines of one thread, outermost first."""
-
-    __slots__ = ("stack", "ident", "mode", "prev_handler", "prev_expiry", "prev_interval")
-
-    def __init__(self) -> None:
-        self.stack: list[Timeout] = []
-        self.ident = threading.get_ident()
-        # "signal" or "watchdog", chosen when the outermost block of this thread enters.
-        self.mode = ""
-        # Main-thread signal mode: what was installed before the outermost block.
-        self.prev_handler: Any = None
-        self.prev_expiry: float | None = None
-        self.prev_interval = 0.0
-
-
-_local = threading.local()
-
-
-def _thread_scopes() -> _Scopes:
-    try:
-        return _local.scopes
-    except AttributeError:
-        _local.scopes = _Scopes()
-        return _local.scopes
-
-
-_main_ident = threading.main_thread().ident
-
-
-class _Watchdog:
-    """One daemon thread raising the interrupt in threads whose deadline passed."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._wakeup = threading.Condition(self._lock)
-        self._heap: list[tuple[float, int, Timeout]] = []
-        self._stale = 0
-        self._counter = itertools.count()
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-
-    def add(self, scope: Timeout, when: float) -> None:
-        """Watch ``scope`` until ``when``; called with the lock held."""
-        earliest = self._heap[0][0] if self._heap else math.inf
-        heapq.heappush(self._heap, (when, next(self._counter), scope))
-        if self._thread is None:
-            self._start()
-        elif when < earliest:
-            self._wakeup.notify()
-
-    def discard(self) -> None:
-        """Note that one entry went stale; compact when most of the heap is stale."""
-        self._stale += 1
-        if self._stale > 64 and 2 * self._stale > len(self._heap):
-            self._heap = [e for e in self._heap if e[2]._watched(e[0])]
-            heapq.heapify(self._heap)
-            self._stale = 0
-
-    def _start(self) -> None:
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="torch.utils.timeout watchdog", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with self._lock:
-            while not self._stopping:
-                try:
-                    self._serve()
-                except Exception:
-                    _report_uncaught()
-
-    def _serve(self) -> None:
-        now = time.monotonic()
-        while self._heap and self._heap[0][0] <= now:
-            when, _, scope = heapq.heappop(self._heap)
-            if not scope._watched(when):
-                self._stale = max(0, self._stale - 1)
-                continue
-            try:
-                _fire_in_thread(scope._scopes, now)
-            except Exception:
-                _report_uncaught()
-                heapq.heappush(self._heap, (now + _REDELIVER_MAX, next(self._counter), scope))  # try again
-        self._wakeup.wait(min(self._heap[0][0] - now, _MAX_SECONDS) if self._heap else None)
-
-    def stop(self) -> None:
-        """Stop the thread (at interpreter exit); it restarts on the next use."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            self._stopping = True
-            self._wakeup.notify()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=1.0)
-
-    def before_fork(self) -> None:
-        self._lock.acquire()
-
-    def after_fork_in_parent(self) -> None:
-        self._lock.release()
-
-    def after_fork_in_child(self) -> None:
-        # The watchdog thread does not exist in the child and the lock was held by the
-        # forking thread: start afresh, with no deadline (a child inherits none).
-        self._lock = threading.Lock()
-        self._wakeup = threading.Condition(self._lock)
-        self._thread = None
-        self._stopping = False
-        self._heap = []
-        self._stale = 0
-
-
-def _report_uncaught() -> None:
-    # The watchdog never dies: every other thread's deadlines depend on it.  Report the
-    # error as an uncaught one in this thread would be (threading.excepthook), and go on.
-    threading.excepthook(threading.ExceptHookArgs((*sys.exc_info(), threading.current_thread())))  # type: ignore[arg-type]
-
-
-_watchdog = _Watchdog()
-
-
-def _fire_in_thread(scopes: _Scopes, now: float) -> None:
-    # Watchdog side, lock held.  The outermost expired block owns the deadline (the
-    # interrupt unwinds through every block inside it).
-    owner = _owner(scopes.stack, now)
-    if owner is None:
-        handled = sys._current_exceptions().get(scopes.ident)
-        if isinstance(handled, tuple):  # Python < 3.12: (type, value, traceback)
-            handled = handled[1]
-        owner = _lost(scopes.stack, now, handled)
-        if owner is None:
-            expiring = _check_later(scopes.stack, now)
-            if expiring is not None:
-                heapq.heappush(_watchdog._heap, (expiring._redeliver_at, next(_watchdog._counter), expiring))
-            return
-    # While this thread holds the GIL the target is parked between two bytecodes (or in
-    # C code) and, on CPython, raises a pending exception exactly there when it resumes:
-    # inject only if that spot is in the body, otherwise come back a little later.
-    frame = sys._current_frames().get(scopes.ident)
-    if frame is None:
-        return  # the thread is gone
-    delay = _wait_delay(frame, owner)
-    if delay is not None:
-        heapq.heappush(_watchdog._heap, (now + delay, next(_watchdog._counter), owner))
-        return
-    _expire(owner, now)
-    if _set_async_exc(scopes.ident, _Interrupt) == 0:
-        owner._state = _EXITED  # it exited between the look-up and here: nothing to do
-        return
-    heapq.heappush(_watchdog._heap, (owner._redeliver_at, next(_watchdog._counter), owner))
-
-
-def _owner(stack: list[Timeout], now: float) -> Timeout | None:
-    # The outermost expired block: the interrupt unwinds through every block inside it.
-    for scope in stack:
-        if scope._state is _EXPIRING:
-            return None
-        if scope._state is _ENTERED and scope._when is not None and scope._when <= now:
-            return scope
-    return None
-
-
-def _earliest(stack: list[Timeout]) -> float | None:
-    # Blocks inside an expiring one are being unwound: only those outside it can fire,
-    # and the expiring one is checked again at its redelivery time.
-    earliest = None
-    for scope in stack:
-        when = scope._when
-        if scope._state is _EXPIRING:
-            when = scope._redeliver_at
-            if earliest is None or when < earliest:
-                earliest = when
-            break
-        if scope._state is _ENTERED and when is not None and (earliest is None or when < earliest):
-            earliest = when
-    return earliest
-
-
-def _arm_timer(scopes: _Scopes) -> None:
-    # Main thread, signal mode: the timer fires at the earliest of our deadlines and of
-    # the timer that was there before us.
-    candidates = [w for w in (_earliest(scopes.stack), scopes.prev_expiry) if w is not None and w < math.inf]
-    if candidates:
-        signal.setitimer(signal.ITIMER_REAL, max(min(candidates) - time.monotonic(), _MIN_DELAY))
-    else:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def _on_sigalrm(signum: int, frame: Any) -> None:
-    scopes = _thread_scopes()
-    now = time.monotonic()
-    prev_due = scopes.prev_expiry is not None and scopes.prev_expiry <= now
-    owner = _owner(scopes.stack, now)
-    if owner is None:
-        owner = _lost(scopes.stack, now, sys.exc_info()[1])
-        if owner is None:
-            _check_later(scopes.stack, now)  # its interrupt is on its way out
-    if owner is None and not prev_due:
-        _arm_timer(scopes)  # fired for a block that has exited since: aim at the next deadline
-        return
-    delay = _wait_delay(frame, owner)
-    if delay is not None:
-        signal.setitimer(signal.ITIMER_REAL, delay)
-        return
-    if prev_due:
-        # The timer that was armed before us is due: run its handler, as it would have run.
-        scopes.prev_expiry = now + scopes.prev_interval if scopes.prev_interval else None
-        try:
-            scopes.prev_handler(signum, frame)
-        finally:
-            _arm_timer(scopes)
-    if owner is not None:
-        _expire(owner, now)
-        _arm_timer(scopes)  # to check it arrived, and for the deadline of an enclosing block
-        raise _Interrupt
 
 
 def _enter(scope: Timeout) -> None:
@@ -431,12 +79,13 @@ def _enter(scope: Timeout) -> None:
         _arm(scope)
     except BaseException:
         # Leave nothing behind: no stack entry, no handler, no timer.
-        stack = scope._scopes.stack
-        if scope in stack:
-            stack.remove(scope)
-        if not stack and scope._scopes.mode == "signal":
-            _uninstall_signal_mode(scope._scopes)
-        scope._scopes.mode = scope._scopes.mode if stack else ""
+        scopes = scope._scopes
+        if scope in scopes.stack:
+            scopes.stack.remove(scope)
+        if not scopes.stack:
+            if scopes.mode == "signal":
+                _timeout_signal._uninstall_signal_mode(scopes)
+            scopes.mode = ""
         scope._state = _CREATED
         scope._frame = None
         raise
@@ -453,102 +102,23 @@ def _arm(scope: Timeout) -> None:
     stack.append(scope)
     scope._state = _ENTERED
     if len(stack) == 1:
+        # The outermost block of the thread chooses how its deadlines are delivered.
         scopes.mode = "watchdog"
-        if _HAS_ITIMER and threading.get_ident() == _main_ident and _install_signal_mode(scopes, when if finite else None):
+        if _timeout_signal._usable() and _timeout_signal._install_signal_mode(scopes, when if finite else None):
             return
     if finite:
-        _schedule(scope)
-
-
-def _install_signal_mode(scopes: _Scopes, when: float | None) -> bool:
-    # The outermost block of the main thread takes SIGALRM and arms the timer for its
-    # own deadline in the same call that tells what was armed before.  ``_signal`` is
-    # the C module behind ``signal``, whose Python wrappers convert to enums on every call.
-    try:
-        prev_handler = _signal.signal(signal.SIGALRM, _on_sigalrm)
-    except ValueError:
-        return False  # not the main interpreter: signals are not ours to take
-    try:
-        now = time.monotonic()
-        delay = max(when - now, _MIN_DELAY) if when is not None else 0
-        remaining, interval = _signal.setitimer(signal.ITIMER_REAL, delay)
-    except BaseException:
-        _signal.signal(signal.SIGALRM, prev_handler)
-        raise
-    if remaining and not callable(prev_handler):
-        # A timer is armed whose expiry runs a C-level action (default: terminate) that
-        # a Python handler cannot chain to: leave signals alone, use the watchdog.
-        _signal.setitimer(signal.ITIMER_REAL, remaining, interval)
-        _signal.signal(signal.SIGALRM, prev_handler)
-        return False
-    scopes.mode = "signal"
-    scopes.prev_handler = prev_handler
-    scopes.prev_interval = interval
-    if remaining:
-        scopes.prev_expiry = now + remaining
-        if when is None or scopes.prev_expiry < when:
-            _signal.setitimer(signal.ITIMER_REAL, remaining)
-    return True
-
-
-def _schedule(scope: Timeout) -> None:
-    scopes = scope._scopes
-    if scopes.mode == "signal":
-        _arm_timer(scopes)
-    else:
-        with _watchdog._lock:
-            _watchdog.add(scope, scope._when)
-
-
-def _pop(stack: list[Timeout], scope: Timeout) -> bool:
-    # Blocks nest, so the exiting one is normally on top.  Anything above it is a block
-    # whose exit never ran (left by a generator that was not resumed, say); drop those
-    # too and say whether one of them had expired, so that its interrupt is not lost.
-    if stack[-1] is scope:
-        stack.pop()
-        return False
-    i = len(stack) - 1 - stack[::-1].index(scope)
-    stale = stack[i + 1 :]
-    del stack[i:]
-    expired = False
-    for s in stale:
-        expired = expired or s._state is _EXPIRING
-        s._state = _EXITED
-    return expired
+        if scopes.mode == "signal":
+            _timeout_signal._arm_timer(scopes)
+        else:
+            _timeout_watchdog._watch(scope, when)
 
 
 def _exit(scope: Timeout, exc: BaseException | None) -> bool:
-    scopes = scope._scopes
-    stack = scopes.stack
     scope._frame = None  # the frame holds the block's Timeout: no cycle left behind
-    if scopes.mode == "signal":
-        # The handler runs in this thread and never raises inside this module: nothing
-        # can be delivered here.
-        state = scope._state
-        scope._state = _EXITED
-        inner_expired = _pop(stack, scope)
-        if not stack:
-            _uninstall_signal_mode(scopes)
-        # Otherwise the timer may still be armed for this block's deadline: it fires
-        # early, finds nothing due and aims at the next one.
+    if scope._scopes.mode == "signal":
+        state, inner_expired = _timeout_signal._leave(scope)
     else:
-        with _watchdog._lock:
-            # The watchdog decides under this lock, so from here on it cannot interrupt
-            # this block.  If it already did and the interrupt is still pending (the
-            # body ended after the decision), drop it before anything can deliver it:
-            # the next bytecode boundary after a call would.
-            state = scope._state
-            if state is _EXPIRING:
-                _clear_async_exc(scopes.ident, None)
-            scope._state = _EXITED
-            inner_expired = _pop(stack, scope)
-            if scope._when is not None and scope._when < math.inf:
-                _watchdog.discard()
-            if state is _EXPIRING and any(s._state is _EXPIRING for s in stack):
-                # An outer block expired meanwhile: its interrupt was the one dropped.
-                _set_async_exc(scopes.ident, _Interrupt)
-        if not stack:
-            scopes.mode = ""
+        state, inner_expired = _timeout_watchdog._leave(scope)
     # C code that calls back into Python (Dynamo's frame-evaluation hook, say) may wrap an
     # interrupt raised in the callback as the cause of a SystemError: still our interrupt.
     wrapped = isinstance(exc, SystemError) and isinstance(exc.__cause__, _Interrupt)
@@ -558,22 +128,8 @@ def _exit(scope: Timeout, exc: BaseException | None) -> bool:
         if interrupted:
             err = TimeoutError(f"the block exceeded {scope._describe()} and was interrupted")
             error_callback.report(err, source="torch.utils.timeout", timeout=scope)
-            raise err.with_traceback(exc.__traceback__) from (exc if wrapped else None)
+            raise err.with_traceback(exc.__traceback__) from (exc if wrapped else None)  # type: ignore[union-attr]
     return False
-
-
-def _uninstall_signal_mode(scopes: _Scopes) -> None:
-    # Disarm first, so that our timer cannot fire once the previous handler (maybe
-    # SIG_DFL, which terminates) is back; then restore the previous handler and timer.
-    _signal.setitimer(signal.ITIMER_REAL, 0)
-    _signal.signal(signal.SIGALRM, scopes.prev_handler)
-    if scopes.prev_expiry is not None:
-        _signal.setitimer(
-            signal.ITIMER_REAL, max(scopes.prev_expiry - time.monotonic(), _MIN_DELAY), scopes.prev_interval
-        )
-        scopes.prev_expiry = None
-    scopes.prev_handler = None
-    scopes.mode = ""
 
 
 # The longest wait the platform can arm: ``Condition.wait`` and ``signal.setitimer`` both
@@ -728,14 +284,9 @@ class Timeout:
             raise RuntimeError(f"Cannot reschedule a timeout that is {self._state.value}")
         if self._scopes.mode == "signal":
             self._when = when
-            _arm_timer(self._scopes)
-            return
-        with _watchdog._lock:
-            if self._when is not None:
-                _watchdog.discard()
-            self._when = when
-            if when is not None and when < math.inf:
-                _watchdog.add(self, when)
+            _timeout_signal._arm_timer(self._scopes)
+        else:
+            _timeout_watchdog._reschedule(self, when)
 
     def _watched(self, at: float) -> bool:
         # A heap entry is live while the block is active and the entry is not from before
@@ -892,24 +443,19 @@ def timeout_at(deadline: float | None) -> Timeout:
 def _after_fork_in_child() -> None:
     # A child forked inside a block (a DataLoader worker, say) keeps running in it, but
     # must not get the parent's deadline: the blocks of the thread that forked stay on
-    # its stack, so that leaving them works, with no deadline.  Interval timers are not
-    # inherited, and neither is the timer armed before the outermost block.
-    global _main_ident
-    _main_ident = threading.main_thread().ident
-    _watchdog.after_fork_in_child()
+    # its stack, so that leaving them works, with no deadline.
+    _timeout_watchdog._watchdog.after_fork_in_child()
     scopes = _thread_scopes()
     for scope in scopes.stack:
         scope._when = None
         scope._redeliver_at = math.inf
-    scopes.prev_expiry = None
-    if scopes.mode == "signal":
-        _signal.setitimer(signal.ITIMER_REAL, 0)
+    _timeout_signal._after_fork_in_child(scopes)
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(
-        before=_watchdog.before_fork,
-        after_in_parent=_watchdog.after_fork_in_parent,
+        before=_timeout_watchdog._watchdog.before_fork,
+        after_in_parent=_timeout_watchdog._watchdog.after_fork_in_parent,
         after_in_child=_after_fork_in_child,
     )
-atexit.register(_watchdog.stop)
+atexit.register(_timeout_watchdog._watchdog.stop)
