@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import inspect
 import math
 import os
 import sys
@@ -56,7 +57,7 @@ from typing import Any, TypeVar
 from typing_extensions import Self
 
 import torch
-from torch.utils import _timeout_signal, _timeout_watchdog, error_callback
+from torch.utils import _timeout_signal, _timeout_task, _timeout_watchdog, error_callback
 from torch.utils._timeout_interrupt import (
     _CREATED,
     _ENTERED,
@@ -72,6 +73,12 @@ from torch.utils._timeout_interrupt import (
 __all__ = ["Timeout", "timeout", "timeout_at"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _cancelled_error() -> type[BaseException]:
+    import asyncio  # imported already: a task is running
+
+    return asyncio.CancelledError
 
 
 def _enter(scope: Timeout) -> None:
@@ -203,7 +210,9 @@ class Timeout:
         False
     """
 
-    __slots__ = ("_when", "_seconds", "_state", "_scopes", "_frame", "_redeliver_at", "_redeliver_delay", "__weakref__")
+    __slots__ = (
+        "_when", "_seconds", "_state", "_scopes", "_task", "_frame", "_redeliver_at", "_redeliver_delay", "__weakref__"
+    )
 
     def __init__(self, when: float | None, *, seconds: float | None = None) -> None:
         self._when = when
@@ -213,6 +222,7 @@ class Timeout:
         self._frame: Any = None
         self._redeliver_at = math.inf
         self._redeliver_delay = 0.0
+        self._task: Any = None  # inside an asyncio task: its _timeout_task._TaskBlock
 
     def when(self) -> float | None:
         r"""Return the deadline as a :func:`time.monotonic` time, or ``None`` for no limit.
@@ -282,7 +292,10 @@ class Timeout:
         when = _check_deadline(when, "when", "reschedule")
         if self._state is not _ENTERED:
             raise RuntimeError(f"Cannot reschedule a timeout that is {self._state.value}")
-        if self._scopes.mode == "signal":
+        if self._task is not None:
+            self._when = when
+            _timeout_task._schedule(self)
+        elif self._scopes.mode == "signal":
             self._when = when
             _timeout_signal._arm_timer(self._scopes)
         else:
@@ -299,10 +312,16 @@ class Timeout:
     def __enter__(self) -> Self:
         if self._state is not _CREATED:
             raise RuntimeError(f"A timeout can be entered once; this one is {self._state.value}")
-        _enter(self)
+        task = _timeout_task._current_task()
+        if task is not None:
+            _timeout_task._enter(self, task)
+        else:
+            _enter(self)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if self._task is not None:
+            return _timeout_task._exit(self, exc, _cancelled_error())
         try:
             return _exit(self, exc)
         except _Interrupt as interrupt:
@@ -315,12 +334,36 @@ class Timeout:
                 raise interrupt from None
             return False
 
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if self._task is not None:
+            return await _timeout_task._aexit(self, exc)
+        return self.__exit__(exc_type, exc, tb)
+
     def __call__(self, fn: _F) -> _F:
         if not callable(fn):
             raise TypeError(f"{self!r} decorates a callable, but got {fn!r}")
         if self._state is not _CREATED:
             raise RuntimeError(f"Cannot decorate with a timeout that is {self._state.value}")
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"timeout() cannot decorate the generator function {fn.__qualname__!r}: a deadline over the whole "
+                f"iteration would also run while the consumer holds it.  Put ``with timeout(...)`` around the work "
+                f"inside the generator, or around each ``next()`` in the consumer"
+            )
         seconds, when = self._seconds, self._when
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                deadline = when if seconds is None else time.monotonic() + seconds
+                async with Timeout(deadline, seconds=seconds):
+                    return await fn(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
