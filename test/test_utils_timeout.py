@@ -845,6 +845,74 @@ class TestProcess(TestCase):
         self.assertEqual(r.stdout, "ok\n")
 
 
+class TestGenerators(TestCase):
+    # FINDINGS C3: a block spanning a ``yield`` interrupted the consumer, or unrelated code
+    # while the generator was suspended.  Its deadline now waits until the generator runs.
+    @parametrize("where", ["main", "worker"])
+    def test_block_spanning_a_yield_never_interrupts_the_consumer(self, where):
+        def gen():
+            with timeout(0.05) as t:
+                yield t
+                spin()
+                yield "not interrupted"
+
+        def consumer():
+            g = gen()
+            t = next(g)
+            spin(0.3)  # the deadline passes while the generator is suspended
+            before = t.expired()
+            try:
+                next(g)
+            except TimeoutError:
+                return before, t.expired()
+            return "generator not interrupted"
+
+        self.assertEqual(run_in(where, consumer), (False, True))
+
+    @parametrize("where", ["main", "worker"])
+    def test_consumer_blocks_fire_while_the_generator_waits(self, where):
+        def gen():
+            with timeout(0.01):
+                yield
+                yield
+
+        def consumer():
+            g = gen()
+            next(g)
+            spin(0.1)
+            with timeout(LONG):  # entered after the generator's block, inside it on the stack
+                try:
+                    with timeout(0.05) as own:
+                        spin()
+                except TimeoutError:
+                    pass
+            g.close()  # leaves the generator's block without running it again
+            spin(0.2)
+            return own.expired()
+
+        self.assertTrue(run_in(where, consumer))
+
+    @parametrize("where", ["main", "worker"])
+    def test_generator_left_open_by_an_enclosing_block(self, where):
+        def gen():
+            with timeout(0.05) as t:
+                yield t
+                yield t
+
+        def consumer():
+            with timeout(LONG):
+                g = gen()
+                t = next(g)
+            spin(0.2)  # the generator's block was dropped with the enclosing one
+            next(g)
+            with self.assertRaises(StopIteration):
+                next(g)
+            return t.expired()
+
+        self.assertFalse(run_in(where, consumer))
+        self.assertEqual(interrupt_module._thread_scopes().stack, [])
+
+
 class TestLifecycle(TestCase):
     @unittest.skipIf(not HAS_ITIMER, "needs signal.setitimer")
     def test_failed_entry_leaves_no_handler_and_no_block(self):
@@ -1001,6 +1069,7 @@ instantiate_parametrized_tests(TestArguments)
 instantiate_parametrized_tests(TestNesting)
 instantiate_parametrized_tests(TestComposability)
 instantiate_parametrized_tests(TestLifecycle)
+instantiate_parametrized_tests(TestGenerators)
 
 if __name__ == "__main__":
     run_tests()

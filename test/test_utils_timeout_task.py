@@ -50,7 +50,8 @@ def each_loop_and_counting(test):
 
 
 class TestTask(TestCase):
-    def _mode(self, counting):
+    @staticmethod
+    def _mode(counting):
         # "message" is the Python 3.10 way of recognizing the block's own cancellation.
         return mock.patch.object(task_module, "_HAS_UNCANCEL", counting == "uncancel" and sys.version_info >= (3, 11))
 
@@ -62,7 +63,7 @@ class TestTask(TestCase):
                 await asyncio.sleep(LONG)
             return t
 
-        with self._mode(counting), self.assertRaises(TimeoutError) as cm:
+        with TestTask._mode(counting), self.assertRaises(TimeoutError) as cm:
             run(where, main)
         self.assertIs(type(cm.exception), TimeoutError)
         self.assertIsInstance(cm.exception.__cause__, asyncio.CancelledError)
@@ -77,7 +78,7 @@ class TestTask(TestCase):
                 return t.expired(), asyncio.current_task().cancelling() if sys.version_info >= (3, 11) else 0
             return None
 
-        with self._mode(counting):
+        with TestTask._mode(counting):
             expired, cancelling = run(where, main)
         self.assertTrue(expired)
         if counting == "uncancel":
@@ -101,7 +102,7 @@ class TestTask(TestCase):
                 return fast, "timed out"
             return fast, "not interrupted"
 
-        with self._mode(counting):
+        with TestTask._mode(counting):
             self.assertEqual(run(where, main), (0, "timed out"))
 
     @each_loop_and_counting
@@ -118,7 +119,7 @@ class TestTask(TestCase):
             results = await asyncio.gather(bounded(), other(), return_exceptions=True)
             return [type(r).__name__ if isinstance(r, BaseException) else r for r in results]
 
-        with self._mode(counting):
+        with TestTask._mode(counting):
             self.assertEqual(run(where, main), ["TimeoutError", "done"])
 
     @each_loop_and_counting
@@ -137,7 +138,7 @@ class TestTask(TestCase):
             return t
 
         before = signal.getsignal(signal.SIGALRM) if hasattr(signal, "SIGALRM") else None
-        with self._mode(counting), self.assertRaises(TimeoutError):
+        with TestTask._mode(counting), self.assertRaises(TimeoutError):
             run(where, main)
         self.assertEqual(seen, [before, [], asyncio.CancelledError])
 
@@ -153,7 +154,7 @@ class TestTask(TestCase):
                 await asyncio.sleep(0.01)
             return inner.expired(), outer.expired()
 
-        with self._mode(counting):
+        with TestTask._mode(counting):
             self.assertEqual(run(where, main), (True, False))
 
     @each_loop_and_counting
@@ -166,7 +167,7 @@ class TestTask(TestCase):
             except TimeoutError:
                 return inner.expired(), outer.expired()
 
-        with self._mode(counting):
+        with TestTask._mode(counting):
             self.assertEqual(run(where, main), (False, True))
 
     @each_loop_and_counting
@@ -186,7 +187,7 @@ class TestTask(TestCase):
                 return "cancelled"
             return "finished"
 
-        with self._mode(counting):
+        with TestTask._mode(counting):
             self.assertEqual(run(where, main), "cancelled")
 
     @each_loop_and_counting
@@ -201,7 +202,7 @@ class TestTask(TestCase):
                     return "inner caught it"
             return "not interrupted"
 
-        with self._mode(counting), self.assertRaises(TimeoutError):
+        with TestTask._mode(counting), self.assertRaises(TimeoutError):
             run(where, main)
 
     @each_loop_and_counting
@@ -215,7 +216,7 @@ class TestTask(TestCase):
             await asyncio.sleep(0.01)
             return t.expired()
 
-        with self._mode(counting):
+        with TestTask._mode(counting):
             self.assertTrue(run(where, main))
 
     @each_loop_and_counting
@@ -228,8 +229,50 @@ class TestTask(TestCase):
             await asyncio.sleep(0.01)
             return t.expired()
 
-        with self._mode(counting):
+        with TestTask._mode(counting):
             self.assertTrue(run(where, main))
+
+
+class TestGenerators(TestCase):
+    # FINDINGS C3: a block spanning a ``yield`` must not cancel the consumer.
+    @each_loop_and_counting
+    def test_async_generator_block_spanning_a_yield(self, where, counting):
+        async def agen():
+            async with timeout(0.05) as t:
+                yield t
+                await asyncio.sleep(LONG)
+                yield "not interrupted"
+
+        async def main():
+            g = agen()
+            t = await g.__anext__()
+            await asyncio.sleep(0.3)  # the deadline passes while the generator is suspended
+            try:
+                await g.__anext__()
+            except TimeoutError:
+                return t.expired()
+            return "not interrupted"
+
+        with TestTask._mode(counting):
+            self.assertIs(run(where, main), True)
+
+    @parametrize("where", ["main", "worker"])
+    def test_sync_generator_block_inside_a_task_runs_to_its_end(self, where):
+        # A sync generator cannot await: a cancellation could only land in its consumer.
+        def gen():
+            with timeout(0.05) as t:
+                yield t
+                spin(0.1)
+
+        async def main():
+            g = gen()
+            t = next(g)
+            await asyncio.sleep(0.3)
+            next(g, None)
+            await asyncio.sleep(0.01)
+            return t.expired()
+
+        self.assertIs(run(where, main), True)
 
 
 class TestDecoration(TestCase):
@@ -265,6 +308,7 @@ class TestDecoration(TestCase):
 
 
 instantiate_parametrized_tests(TestTask)
+instantiate_parametrized_tests(TestGenerators)
 
 if __name__ == "__main__":
     run_tests()

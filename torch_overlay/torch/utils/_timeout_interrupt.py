@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import inspect
 import os
 import sys
 import threading
@@ -186,12 +187,33 @@ def _thread_scopes() -> _Scopes:
         return _local.scopes
 
 
+# Frames that can be suspended (at a ``yield`` or an ``await``) while their block is active.
+_SUSPENDABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def _paused(scope: Timeout, now: float) -> bool:
+    # Whether the block's deadline must wait: the block is in a generator (or coroutine)
+    # suspended at a ``yield`` while its consumer runs, whose code the interrupt must
+    # never reach.  A suspended frame has no caller.  It is checked again later, at
+    # doubling intervals up to _REDELIVER_MAX: the interrupt lands soon after the
+    # generator is resumed.  ``_redeliver_at`` and ``_redeliver_delay`` of an active
+    # block say until when it waits.
+    if scope._redeliver_at > now:
+        return True
+    frame = scope._frame
+    if frame is None or not frame.f_code.co_flags & _SUSPENDABLE or frame.f_back is not None:
+        return False
+    scope._redeliver_delay = min(2 * scope._redeliver_delay or _REDELIVER_FIRST, _REDELIVER_MAX)
+    scope._redeliver_at = now + scope._redeliver_delay
+    return True
+
+
 def _owner(stack: list[Timeout], now: float) -> Timeout | None:
     # The outermost expired block: the interrupt unwinds through every block inside it.
     for scope in stack:
         if scope._state is _EXPIRING:
             return None
-        if scope._state is _ENTERED and scope._when is not None and scope._when <= now:
+        if scope._state is _ENTERED and scope._when is not None and scope._when <= now and not _paused(scope, now):
             return scope
     return None
 
@@ -207,8 +229,10 @@ def _earliest(stack: list[Timeout]) -> float | None:
             if earliest is None or when < earliest:
                 earliest = when
             break
-        if scope._state is _ENTERED and when is not None and (earliest is None or when < earliest):
-            earliest = when
+        if scope._state is _ENTERED and when is not None:
+            when = max(when, scope._redeliver_at)  # a paused deadline waits (see _paused)
+            if earliest is None or when < earliest:
+                earliest = when
     return earliest
 
 
@@ -216,9 +240,11 @@ def _pop(stack: list[Timeout], scope: Timeout) -> bool:
     # Blocks nest, so the exiting one is normally on top.  Anything above it is a block
     # whose exit never ran (left by a generator that was not resumed, say); drop those
     # too and say whether one of them had expired, so that its interrupt is not lost.
-    if stack[-1] is scope:
+    if stack and stack[-1] is scope:
         stack.pop()
         return False
+    if scope not in stack:
+        return False  # dropped already, as a stale block above one that exited
     i = len(stack) - 1 - stack[::-1].index(scope)
     stale = stack[i + 1 :]
     del stack[i:]

@@ -141,7 +141,7 @@ def _leave(scope: Timeout) -> tuple[_State, bool]:
     state = scope._state
     scope._state = _EXITED
     inner_expired = _pop(stack, scope)
-    if not stack:
+    if not stack and scopes.mode == "signal":
         _uninstall_signal_mode(scopes)
     # Otherwise the timer may still be armed for this block's deadline: it fires
     # early, finds nothing due and aims at the next one.

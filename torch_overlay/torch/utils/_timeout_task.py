@@ -16,17 +16,30 @@ block cancels with a message of its own and recognizes it in the error.
 
 from __future__ import annotations
 
+import gc
+import inspect
+import os
 import sys
 import time
 from typing import Any, TYPE_CHECKING
 
-from torch.utils._timeout_interrupt import _ENTERED, _EXITED, _EXPIRED, _EXPIRING
+from torch.utils._timeout_interrupt import (
+    _ENTERED,
+    _EXITED,
+    _EXPIRED,
+    _EXPIRING,
+    _REDELIVER_FIRST,
+    _REDELIVER_MAX,
+)
 
 
 if TYPE_CHECKING:
     from torch.utils.timeout import Timeout
 
 _HAS_UNCANCEL = sys.version_info >= (3, 11)
+_TIMEOUT_FILE = os.path.join(os.path.dirname(__file__), "timeout.py")
+# Code that can await: only there can a cancellation land inside the block.
+_AWAITING = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
 
 def _current_task() -> Any:
@@ -41,17 +54,23 @@ def _current_task() -> Any:
 class _TaskBlock:
     """What a block inside a task keeps: its task, the scheduled cancellation and how to recognize it."""
 
-    __slots__ = ("task", "handle", "cancelling", "message")
+    __slots__ = ("task", "handle", "cancelling", "message", "frame", "agen", "delay")
 
-    def __init__(self, task: Any) -> None:
+    def __init__(self, task: Any, frame: Any) -> None:
         self.task = task
         self.handle: Any = None
         self.cancelling = task.cancelling() if _HAS_UNCANCEL else 0
         self.message = f"torch.utils.timeout: deadline of block {id(self):#x}"
+        self.frame = frame  # the frame running the ``with``
+        self.agen: Any = None  # found when needed, for a block in an async generator
+        self.delay = 0.0
 
 
 def _enter(scope: Timeout, task: Any) -> None:
-    scope._task = _TaskBlock(task)
+    frame = sys._getframe(1)
+    while frame.f_code.co_filename == _TIMEOUT_FILE:  # __enter__, __aenter__
+        frame = frame.f_back
+    scope._task = _TaskBlock(task, frame)
     scope._state = _ENTERED
     _schedule(scope)
 
@@ -62,16 +81,35 @@ def _schedule(scope: Timeout) -> None:
         block.handle.cancel()
         block.handle = None
     when = scope._when
-    if when is not None and when < float("inf"):
+    # A block in a plain function or a (sync) generator cannot await: the loop does not
+    # run until it is left, so a cancellation could only land outside it, in the code
+    # that awaits next.  Such a block runs to its end (see _exit).
+    if when is not None and when < float("inf") and block.frame.f_code.co_flags & _AWAITING:
         loop = block.task.get_loop()
         # Deadlines are time.monotonic() times; the loop has its own clock.
         block.handle = loop.call_at(loop.time() + (when - time.monotonic()), _on_deadline, scope)
+
+
+def _suspended_at_yield(block: _TaskBlock) -> bool:
+    # Whether the block is in an async generator suspended at a ``yield``: the task then
+    # runs (awaits in) the generator's consumer, which the cancellation must not reach.
+    if not block.frame.f_code.co_flags & inspect.CO_ASYNC_GENERATOR:
+        return False
+    if block.agen is None:
+        # Found once, when its deadline passes: a frame does not link to its generator.
+        block.agen = next((r for r in gc.get_referrers(block.frame) if inspect.isasyncgen(r)), False)
+    return block.agen is not False and not block.agen.ag_running
 
 
 def _on_deadline(scope: Timeout) -> None:
     # Runs in the loop while the task is suspended (or, at worst, just done).
     block = scope._task
     block.handle = None
+    if scope._state is _ENTERED and _suspended_at_yield(block):
+        # Paused until the generator runs again: look again at doubling intervals.
+        block.delay = min(2 * block.delay or _REDELIVER_FIRST, _REDELIVER_MAX)
+        block.handle = block.task.get_loop().call_later(block.delay, _on_deadline, scope)
+        return
     if scope._state is _ENTERED:
         scope._state = _EXPIRING
         if _HAS_UNCANCEL:

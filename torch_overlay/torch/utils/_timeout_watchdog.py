@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from torch.utils._timeout_interrupt import (
     _check_later,
+    _ENTERED,
     _EXITED,
     _expire,
     _EXPIRING,
@@ -101,6 +102,9 @@ class _Watchdog:
                 continue
             try:
                 _fire_in_thread(scope._scopes, now)
+                if scope._state is _ENTERED and scope._redeliver_at > now:
+                    # Paused in a suspended generator: look again then.
+                    heapq.heappush(self._heap, (scope._redeliver_at, next(self._counter), scope))
             except Exception:
                 _report_uncaught()
                 heapq.heappush(self._heap, (now + _REDELIVER_MAX, next(self._counter), scope))  # try again

@@ -220,7 +220,7 @@ class Timeout:
         self._state = _CREATED
         self._scopes: _Scopes
         self._frame: Any = None
-        self._redeliver_at = math.inf
+        self._redeliver_at = 0.0
         self._redeliver_delay = 0.0
         self._task: Any = None  # inside an asyncio task: its _timeout_task._TaskBlock
 
@@ -304,10 +304,11 @@ class Timeout:
     def _watched(self, at: float) -> bool:
         # A heap entry is live while the block is active and the entry is not from before
         # a reschedule to a later deadline (retries after the deadline are live), and
-        # while the block is expiring, for the check that its interrupt arrived.
+        # while the block is expiring, for the check that its interrupt arrived.  While a
+        # block's deadline is paused (in a suspended generator), only the retry is live.
         if self._state is _EXPIRING:
             return at >= self._redeliver_at
-        return self._state is _ENTERED and self._when is not None and at >= self._when
+        return self._state is _ENTERED and self._when is not None and at >= self._when and at >= self._redeliver_at
 
     def __enter__(self) -> Self:
         if self._state is not _CREATED:
