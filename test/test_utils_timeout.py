@@ -468,6 +468,15 @@ class TestArguments(TestCase):
         # The watchdog still serves other threads.
         self.assertTrue(run_in("worker", lambda: _expires(timeout(0.05))))
 
+    def test_constructor_checks_its_arguments(self):
+        with self.assertRaisesRegex(TypeError, "Timeout\\(\\): when must be a monotonic time or None, but got 'x'"):
+            timeout_module.Timeout("x")
+        with self.assertRaisesRegex(ValueError, "Timeout\\(\\): when must be a monotonic time or None, but got nan"):
+            timeout_module.Timeout(math.nan)
+        with self.assertRaisesRegex(TypeError, "Timeout\\(\\): seconds must be a non-negative number"):
+            timeout_module.Timeout(None, seconds="1")
+        self.assertEqual(timeout_module.Timeout(5).when(), 5.0)
+
     def test_reschedule_wrong_type(self):
         # FINDINGS F6: a wrong type is a TypeError naming the function.
         with timeout(LONG) as t:

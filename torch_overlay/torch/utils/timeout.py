@@ -36,7 +36,44 @@ How a block is interrupted:
   that keeps all deadlines in a heap and raises the interrupt in the owning
   thread with ``PyThreadState_SetAsyncExc``.  The watchdog starts on first use
   (never at import), is a daemon stopped at interpreter exit, and is reset in a
-  child process after :func:`os.fork`.
+  child process after :func:`os.fork`.  An error inside it is reported through
+  :func:`threading.excepthook` and it keeps serving;
+* inside an asyncio task (``with`` or ``async with`` in a coroutine, or
+  ``@timeout`` on an ``async def``, whose wrapper is a coroutine function), by
+  cancelling that task, as :func:`asyncio.timeout` does (also on Python 3.10,
+  which has no ``asyncio.timeout``): a callback on the task's own loop cancels
+  it at the deadline, the cancellation lands at the ``await`` the task is
+  suspended in, and the block turns it into :class:`TimeoutError`.  No signal,
+  no asynchronous exception, no other task is touched, in the main thread's
+  loop or any other thread's; a cancellation of the task from elsewhere stays a
+  :class:`asyncio.CancelledError`.  A block that cannot ``await`` (in a plain
+  function or a generator called from the coroutine) is not interrupted: the
+  loop does not run until it is left, so it runs to its end and ``expired()``
+  tells whether the deadline passed.  Prefer ``async with`` over ``with`` in a
+  coroutine: a deadline passing just as the last ``await`` of the block
+  completes leaves a cancellation pending, which ``async with`` claims on its
+  way out and a plain ``with`` cannot (it would cancel the next ``await``
+  after the block, as with :func:`asyncio.timeout` before Python 3.13).
+
+Generators: ``@timeout`` refuses a generator or async generator function with
+:class:`TypeError` (a deadline over the whole iteration would also run while
+the consumer holds it); put ``with timeout(...)`` inside the generator, or
+around each ``next()``.  A block inside a generator that spans a ``yield``
+never interrupts the consumer: while the generator is suspended its deadline
+waits, and the interrupt (or cancellation) lands soon after the generator runs
+again (checked at doubling intervals up to 0.1 s).  If an enclosing block of
+the consumer is left while the generator is suspended, the generator's block
+is dropped with it and no longer has a deadline.
+
+A process forked inside a block (:func:`os.fork`, :mod:`multiprocessing` with
+``fork``, :class:`~torch.utils.data.DataLoader` workers, persistent or not)
+inherits no deadline: in the child the block keeps running with no limit
+(``when()`` is ``None``).
+
+Durations up to :data:`threading.TIMEOUT_MAX` seconds (about 292 years, the
+longest wait the platform can arm) are accepted; ``math.inf`` and ``None`` mean
+no limit; anything longer, NaN, or a negative duration is a :class:`ValueError`
+naming the limit, and a wrong type a :class:`TypeError`.
 
 Failures are reported to :func:`torch.utils.error_callback.report` with
 ``source="torch.utils.timeout"``.
@@ -215,6 +252,10 @@ class Timeout:
     )
 
     def __init__(self, when: float | None, *, seconds: float | None = None) -> None:
+        if when is not None and (when.__class__ is not float or when != when):
+            when = _check_deadline(when, "when", "Timeout")
+        if seconds is not None and seconds.__class__ is not float:
+            seconds = _check_seconds(seconds, "seconds", "Timeout")
         self._when = when
         self._seconds = seconds
         self._state = _CREATED
