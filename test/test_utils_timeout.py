@@ -23,7 +23,6 @@ from unittest import mock
 import torch
 import torch.utils.error_callback as ec
 import torch.utils._timeout_interrupt as interrupt_module
-import torch.utils._timeout_signal as signal_module
 import torch.utils._timeout_watchdog as watchdog_module
 import torch.utils.timeout as timeout_module
 from torch.testing._internal.common_utils import (
@@ -654,7 +653,7 @@ class TestThreads(TestCase):
 
     def test_main_thread_without_interval_timers_uses_the_watchdog(self):
         # What every OS without setitimer (Windows) does.
-        with mock.patch.object(signal_module, "_HAS_ITIMER", False):
+        with mock.patch.object(timeout_module, "_HAS_ITIMER", False):
             with self.assertRaises(TimeoutError):
                 with timeout(0.02) as t:
                     if HAS_ITIMER:

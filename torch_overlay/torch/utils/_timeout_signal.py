@@ -44,10 +44,6 @@ _HAS_ITIMER = hasattr(signal, "setitimer") and hasattr(signal, "SIGALRM")
 _main_ident = threading.main_thread().ident
 
 
-def _usable() -> bool:
-    return _HAS_ITIMER and threading.get_ident() == _main_ident
-
-
 def _arm_timer(scopes: _Scopes) -> None:
     # Main thread, signal mode: the timer fires at the earliest of our deadlines and of
     # the timer that was there before us.

@@ -42,15 +42,6 @@ _TIMEOUT_FILE = os.path.join(os.path.dirname(__file__), "timeout.py")
 _AWAITING = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
 
-def _current_task() -> Any:
-    # The asyncio task running in this thread, or None.  Cheap when there is none: no
-    # event loop can run before asyncio is imported.
-    aio = sys.modules.get("asyncio")
-    if aio is None or aio._get_running_loop() is None:
-        return None
-    return aio.current_task()
-
-
 class _TaskBlock:
     """What a block inside a task keeps: its task, the scheduled cancellation and how to recognize it."""
 

@@ -81,6 +81,7 @@ Failures are reported to :func:`torch.utils.error_callback.report` with
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import functools
 import inspect
@@ -91,10 +92,19 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from threading import get_ident
 from typing_extensions import Self
 
 import torch
 from torch.utils import _timeout_signal, _timeout_task, _timeout_watchdog, error_callback
+from torch.utils._timeout_signal import (
+    _arm_timer,
+    _HAS_ITIMER,
+    _install_signal_mode,
+    _leave as _signal_leave,
+    _uninstall_signal_mode,
+)
+from torch.utils._timeout_watchdog import _leave as _watchdog_leave, _watch
 from torch.utils._timeout_interrupt import (
     _CREATED,
     _ENTERED,
@@ -111,58 +121,53 @@ __all__ = ["Timeout", "timeout", "timeout_at"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-
-def _cancelled_error() -> type[BaseException]:
-    import asyncio  # imported already: a task is running
-
-    return asyncio.CancelledError
+# Whether a block is entered inside an asyncio task (torch imports asyncio anyway).
+_get_running_loop = asyncio._get_running_loop
+_current_task = asyncio.current_task
 
 
 def _enter(scope: Timeout) -> None:
+    scopes = _thread_scopes()
+    stack = scopes.stack
+    scope._scopes = scopes
+    scope._frame = sys._getframe(2)  # the frame running the ``with`` (through __enter__)
+    when = scope._when
+    finite = when is not None and when < math.inf
     try:
-        _arm(scope)
+        # On the stack before any timer is armed: a deadline already passed fires at once.
+        stack.append(scope)
+        scope._state = _ENTERED
+        if len(stack) == 1:
+            # The outermost block of the thread chooses how its deadlines are delivered.
+            scopes.mode = "watchdog"
+            if _HAS_ITIMER and get_ident() == _timeout_signal._main_ident and _install_signal_mode(
+                scopes, when if finite else None
+            ):
+                return
+        if finite:
+            if scopes.mode == "signal":
+                _arm_timer(scopes)
+            else:
+                _watch(scope, when)
     except BaseException:
         # Leave nothing behind: no stack entry, no handler, no timer.
-        scopes = scope._scopes
-        if scope in scopes.stack:
-            scopes.stack.remove(scope)
-        if not scopes.stack:
+        if scope in stack:
+            stack.remove(scope)
+        if not stack:
             if scopes.mode == "signal":
-                _timeout_signal._uninstall_signal_mode(scopes)
+                _uninstall_signal_mode(scopes)
             scopes.mode = ""
         scope._state = _CREATED
         scope._frame = None
         raise
 
 
-def _arm(scope: Timeout) -> None:
-    scopes = _thread_scopes()
-    stack = scopes.stack
-    scope._scopes = scopes
-    scope._frame = sys._getframe(3)  # the frame running the ``with`` (through __enter__, _enter)
-    when = scope._when
-    finite = when is not None and when < math.inf
-    # On the stack before any timer is armed: a deadline already passed fires at once.
-    stack.append(scope)
-    scope._state = _ENTERED
-    if len(stack) == 1:
-        # The outermost block of the thread chooses how its deadlines are delivered.
-        scopes.mode = "watchdog"
-        if _timeout_signal._usable() and _timeout_signal._install_signal_mode(scopes, when if finite else None):
-            return
-    if finite:
-        if scopes.mode == "signal":
-            _timeout_signal._arm_timer(scopes)
-        else:
-            _timeout_watchdog._watch(scope, when)
-
-
 def _exit(scope: Timeout, exc: BaseException | None) -> bool:
     scope._frame = None  # the frame holds the block's Timeout: no cycle left behind
     if scope._scopes.mode == "signal":
-        state, inner_expired = _timeout_signal._leave(scope)
+        state, inner_expired = _signal_leave(scope)
     else:
-        state, inner_expired = _timeout_watchdog._leave(scope)
+        state, inner_expired = _watchdog_leave(scope)
     # C code that calls back into Python (Dynamo's frame-evaluation hook, say) may wrap an
     # interrupt raised in the callback as the cause of a SystemError: still our interrupt.
     wrapped = isinstance(exc, SystemError) and isinstance(exc.__cause__, _Interrupt)
@@ -338,7 +343,7 @@ class Timeout:
             _timeout_task._schedule(self)
         elif self._scopes.mode == "signal":
             self._when = when
-            _timeout_signal._arm_timer(self._scopes)
+            _arm_timer(self._scopes)
         else:
             _timeout_watchdog._reschedule(self, when)
 
@@ -354,16 +359,19 @@ class Timeout:
     def __enter__(self) -> Self:
         if self._state is not _CREATED:
             raise RuntimeError(f"A timeout can be entered once; this one is {self._state.value}")
-        task = _timeout_task._current_task()
-        if task is not None:
-            _timeout_task._enter(self, task)
-        else:
+        if _get_running_loop() is None:
             _enter(self)
+        else:
+            task = _current_task()
+            if task is not None:
+                _timeout_task._enter(self, task)
+            else:
+                _enter(self)  # a plain callback of the loop: bounded like any code of its thread
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         if self._task is not None:
-            return _timeout_task._exit(self, exc, _cancelled_error())
+            return _timeout_task._exit(self, exc, asyncio.CancelledError)
         try:
             return _exit(self, exc)
         except _Interrupt as interrupt:
