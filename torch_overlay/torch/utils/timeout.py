@@ -394,7 +394,7 @@ class Timeout:
 
     def __call__(self, fn: _F) -> _F:
         if not callable(fn):
-            raise TypeError(f"{self!r} decorates a callable, but got {fn!r}")
+            raise TypeError(f"timeout(): {self!r} decorates a callable, but got {fn!r}")
         if self._state is not _CREATED:
             raise RuntimeError(f"Cannot decorate with a timeout that is {self._state.value}")
         if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
@@ -449,7 +449,9 @@ def timeout(seconds: float | None) -> Timeout:
         :meth:`~Timeout.reschedule`.
 
     Raises:
-        TypeError: ``seconds`` is not a number or ``None``.
+        TypeError: ``seconds`` is not a number or ``None``; as a decorator,
+            the decorated object is not callable, or is a generator or async
+            generator function (see the module's documentation).
         ValueError: ``seconds`` is negative, NaN, or more than
             :data:`threading.TIMEOUT_MAX` (about 292 years, the longest wait the
             platform can arm); ``math.inf`` means no limit, like ``None``.
@@ -476,6 +478,12 @@ def timeout(seconds: float | None) -> Timeout:
         during a long compile raises once the compile returns.  Code that Dynamo
         runs around a compiled call is not interrupted either; the compiled
         code itself is.
+
+    .. note:: Inside an asyncio task the deadline cancels the task instead (see
+        the module's documentation): ``with timeout(s):`` or ``async with
+        timeout(s):`` around ``await`` calls, and ``@timeout(s)`` on an ``async
+        def`` (the wrapper is a coroutine function), raise :class:`TimeoutError`
+        like :func:`asyncio.timeout`, on every supported Python.
 
     .. note:: Under :func:`torch.compile`, the arming and disarming of the
         deadline is excluded from tracing (:func:`torch.compiler.disable`): a
