@@ -275,6 +275,27 @@ class TestGenerators(TestCase):
         self.assertIs(run(where, main), True)
 
 
+class TestWithoutATask(TestCase):
+    def test_async_with_in_a_coroutine_driven_by_hand(self):
+        # No asyncio task (another framework's scheduler, say): the thread's own delivery,
+        # and the deadline waits while the coroutine is suspended.
+        class Suspend:
+            def __await__(self):
+                yield
+
+        async def body():
+            async with timeout(0.05) as t:
+                await Suspend()
+                spin(LONG)
+            return t
+
+        coro = body()
+        coro.send(None)  # suspended inside the block
+        spin(0.2)  # the deadline passes while it is suspended: nothing raised here
+        with self.assertRaises(TimeoutError):
+            coro.send(None)
+
+
 class TestDecoration(TestCase):
     def test_generator_functions_refused_at_decoration(self):
         # FINDINGS S3: @timeout covered only the creation of the generator.

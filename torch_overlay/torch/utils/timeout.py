@@ -385,7 +385,15 @@ class Timeout:
             return False
 
     async def __aenter__(self) -> Self:
-        return self.__enter__()
+        # Not through __enter__: _enter records the frame two calls up, the awaiting one.
+        if self._state is not _CREATED:
+            raise RuntimeError(f"A timeout can be entered once; this one is {self._state.value}")
+        task = _current_task() if _get_running_loop() is not None else None
+        if task is not None:
+            _timeout_task._enter(self, task)
+        else:
+            _enter(self)  # no asyncio task (a coroutine driven by hand or by another framework)
+        return self
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         if self._task is not None:
