@@ -58,7 +58,8 @@ class _Interrupt(BaseException):
 
 _HERE = os.path.dirname(__file__)
 _OWN_FILES = frozenset(
-    os.path.join(_HERE, f"{name}.py") for name in ("timeout", "_timeout_interrupt", "_timeout_signal", "_timeout_watchdog")
+    os.path.join(_HERE, f"{name}.py")
+    for name in ("timeout", "_timeout_interrupt", "_timeout_signal", "_timeout_watchdog", "_timeout_task")
 )
 
 

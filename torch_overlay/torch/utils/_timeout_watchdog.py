@@ -31,6 +31,7 @@ from torch.utils._timeout_interrupt import (
     _owner,
     _pop,
     _REDELIVER_MAX,
+    _RETRY_DELAY,
     _Scopes,
     _State,
     _wait_delay,
@@ -165,7 +166,15 @@ def _fire_in_thread(scopes: _Scopes, now: float) -> None:
     frame = sys._current_frames().get(scopes.ident)
     if frame is None:
         return  # the thread is gone
+    lasti = frame.f_lasti
     delay = _wait_delay(frame, owner)
+    if delay is None:
+        # With a tiny GIL switch interval this thread may have been preempted since the
+        # check, and the target moved on (into ``__exit__``, say): check again that it is
+        # still parked where it was, right before the injection.
+        moved = sys._current_frames().get(scopes.ident)
+        if moved is not frame or moved.f_lasti != lasti:
+            delay = _RETRY_DELAY
     if delay is not None:
         heapq.heappush(_watchdog._heap, (now + delay, next(_watchdog._counter), owner))
         return

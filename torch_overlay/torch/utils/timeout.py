@@ -370,11 +370,18 @@ class Timeout:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if self._task is not None:
-            return _timeout_task._exit(self, exc, asyncio.CancelledError)
+        # Everything inside the ``try``: an interrupt the watchdog decided on while the body
+        # ran may arrive at the first instruction here.
         try:
+            if self._task is not None:
+                return _timeout_task._exit(self, exc, asyncio.CancelledError)
             return _exit(self, exc)
         except _Interrupt as interrupt:
+            if self._task is not None:
+                # An enclosing block of the thread (not of the task) expired: leave, pass it on.
+                if self._state is _ENTERED or self._state is _EXPIRING:
+                    _timeout_task._exit(self, None, asyncio.CancelledError)
+                raise interrupt from None
             # Delivered on the way out, before _exit took the watchdog's lock (the watchdog
             # decided while the body was still running).  The body has ended: finish
             # leaving normally, unless the interrupt belongs to an enclosing block.
