@@ -21,6 +21,7 @@ from unittest import mock
 
 import torch
 import torch.utils.error_callback as ec
+import torch.utils._timeout_interrupt as interrupt_module
 import torch.utils.timeout as timeout_module
 from torch.testing._internal.common_utils import (
     instantiate_parametrized_tests,
@@ -93,6 +94,21 @@ def module_on_path(name, source):
 @timeout(LONG)
 def add_one(x):
     return x + 1
+
+
+def _enter_and_leave(t):
+    with t:
+        busy(10)
+    return t.expired()
+
+
+def _expires(t):
+    try:
+        with t:
+            spin()
+    except TimeoutError:
+        return t.expired()
+    return False
 
 
 class TestTimeout(TestCase):
@@ -175,7 +191,7 @@ class TestTimeout(TestCase):
             with timeout(0.02) as t:
                 Slow()
         self.assertTrue(t.expired())
-        self.assertEqual(dropped, [timeout_module._Interrupt])
+        self.assertEqual(dropped, [interrupt_module._Interrupt])
 
     @parametrize("where", ["main", "worker"])
     def test_swallowed_interrupt_is_raised_again(self, where):
@@ -191,7 +207,7 @@ class TestTimeout(TestCase):
                     spin()  # goes on working past its deadline: interrupted again
             return swallowed, t.expired()
 
-        self.assertEqual(run_in(where, body), ([timeout_module._Interrupt], True))
+        self.assertEqual(run_in(where, body), ([interrupt_module._Interrupt], True))
 
     @parametrize("where", ["main", "worker"])
     def test_interrupt_dropped_in_a_finalizer_is_raised_again_in_the_body(self, where):
@@ -211,7 +227,7 @@ class TestTimeout(TestCase):
 
         with mock.patch.object(sys, "unraisablehook", lambda u: dropped.append(u.exc_type)):
             self.assertTrue(run_in(where, body))
-        self.assertIn(timeout_module._Interrupt, dropped)
+        self.assertIn(interrupt_module._Interrupt, dropped)
 
     def test_outer_interrupt_dropped_while_handling_inner_timeout_is_raised_again(self):
         # Handling an inner block's TimeoutError is the outer body's own code, not an
@@ -278,7 +294,7 @@ class TestTimeout(TestCase):
         with module_on_path(name, source) as path:
             module = importlib.import_module(name)
             done = []
-            with mock.patch.object(timeout_module, "_DYNAMO_CONVERT_FRAME", path):
+            with mock.patch.object(interrupt_module, "_DYNAMO_CONVERT_FRAME", path):
                 with self.assertRaises(TimeoutError):
                     with timeout(0.02):
                         done.append(module.compile_frame())
@@ -405,14 +421,14 @@ class TestStates(TestCase):
 
 
 class TestArguments(TestCase):
-    @parametrize("bad", [-1, -0.5, math.nan, -math.inf], name_fn=str)
+    @parametrize("bad", [-1, -0.5, math.nan, -math.inf], name_fn=lambda b: str(b).replace("-", "neg").replace(".", "_"))
     def test_bad_seconds_value(self, bad):
         with self.assertRaisesRegex(ValueError, "timeout\\(\\): seconds must be a non-negative number of seconds or None"):
             timeout(bad)
 
     @parametrize("bad", ["1", True, [1.0]], name_fn=lambda b: type(b).__name__)
     def test_bad_seconds_type(self, bad):
-        with self.assertRaisesRegex(TypeError, "timeout\\(\\): seconds must be a number of seconds or None"):
+        with self.assertRaisesRegex(TypeError, "timeout\\(\\): seconds must be a non-negative number of seconds or None"):
             timeout(bad)
 
     def test_messages(self):
@@ -425,6 +441,48 @@ class TestArguments(TestCase):
         with self.assertRaises(TypeError) as cm:
             timeout_at("soon")
         self.assertExpectedInline(str(cm.exception), """timeout_at(): deadline must be a monotonic time or None, but got 'soon'""")
+
+    @parametrize(
+        "bad",
+        [2**63, sys.maxsize, 9.3e9, 1e308, 10**400],
+        name_fn=lambda b: f"bits{int(b).bit_length()}" if isinstance(b, int) else f"{b:.0e}".replace("+", ""),
+    )
+    def test_beyond_the_platform_limit_is_refused(self, bad):
+        # FINDINGS S1/C5: these passed validation, then killed the watchdog or failed at entry.
+        with self.assertRaisesRegex(ValueError, "timeout\\(\\): seconds must be .*threading.TIMEOUT_MAX"):
+            timeout(bad)
+        with self.assertRaisesRegex(ValueError, "timeout_at\\(\\): deadline must be .*threading.TIMEOUT_MAX"):
+            timeout_at(time.monotonic() + bad if bad < 1e300 else bad)
+        with timeout(LONG) as t:
+            with self.assertRaisesRegex(ValueError, "reschedule\\(\\): when must be .*threading.TIMEOUT_MAX"):
+                t.reschedule(bad)
+        self.assertFalse(t.expired())
+
+    def test_limit_itself_is_accepted_and_never_fires(self):
+        for where in ("main", "worker"):
+            with self.subTest(where=where):
+                self.assertFalse(run_in(where, lambda: _enter_and_leave(timeout(threading.TIMEOUT_MAX))))
+        # The watchdog still serves other threads.
+        self.assertTrue(run_in("worker", lambda: _expires(timeout(0.05))))
+
+    def test_constructor_checks_its_arguments(self):
+        with self.assertRaisesRegex(TypeError, "Timeout\\(\\): when must be a monotonic time or None, but got 'x'"):
+            timeout_module.Timeout("x")
+        with self.assertRaisesRegex(ValueError, "Timeout\\(\\): when must be a monotonic time or None, but got nan"):
+            timeout_module.Timeout(math.nan)
+        with self.assertRaisesRegex(TypeError, "Timeout\\(\\): seconds must be a non-negative number"):
+            timeout_module.Timeout(None, seconds="1")
+        self.assertEqual(timeout_module.Timeout(5).when(), 5.0)
+
+    def test_reschedule_wrong_type(self):
+        # FINDINGS F6: a wrong type is a TypeError naming the function.
+        with timeout(LONG) as t:
+            with self.assertRaisesRegex(TypeError, "reschedule\\(\\): when must be a monotonic time or None, but got 'x'"):
+                t.reschedule("x")
+            with self.assertRaisesRegex(TypeError, "reschedule\\(\\): when must be a monotonic time or None, but got True"):
+                t.reschedule(True)
+        with self.assertRaisesRegex(TypeError, "reschedule\\(\\)"):
+            t.reschedule("x")  # the argument is checked before the state
 
     def test_inf_is_no_deadline_in_practice(self):
         with timeout(math.inf) as t:
@@ -601,87 +659,6 @@ class TestThreads(TestCase):
                     spin()
         self.assertTrue(t.expired())
 
-    def test_target_thread_gone(self):
-        # PyThreadState_SetAsyncExc returns 0 for a thread that has exited meanwhile.
-        def body():
-            with timeout(0.05) as t:
-                with mock.patch.object(timeout_module, "_set_async_exc", return_value=0):
-                    spin(0.15)
-            return t.expired()
-
-        self.assertFalse(in_thread(body))
-
-
-@unittest.skipIf(not HAS_ITIMER, "SIGALRM interval timers are Unix-only")
-class TestSignalHandling(TestCase):
-    def setUp(self):
-        self.addCleanup(signal.signal, signal.SIGALRM, signal.getsignal(signal.SIGALRM))
-        self.addCleanup(signal.setitimer, signal.ITIMER_REAL, 0)
-
-    def test_restores_previous_handler_and_timer(self):
-        def mine(signum, frame):
-            pass
-
-        signal.signal(signal.SIGALRM, mine)
-        signal.setitimer(signal.ITIMER_REAL, 100.0, 50.0)
-        with timeout(LONG):
-            self.assertIsNot(signal.getsignal(signal.SIGALRM), mine)
-        self.assertIs(signal.getsignal(signal.SIGALRM), mine)
-        remaining, interval = signal.getitimer(signal.ITIMER_REAL)
-        self.assertGreater(remaining, 0.0)
-        self.assertLessEqual(remaining, 100.0)
-        self.assertEqual(interval, 50.0)
-
-    def test_restores_after_expiry(self):
-        with self.assertRaises(TimeoutError):
-            with timeout(0.01):
-                spin()
-        self.assertIs(signal.getsignal(signal.SIGALRM), signal.SIG_DFL)
-        self.assertEqual(signal.getitimer(signal.ITIMER_REAL), (0.0, 0.0))
-
-    def test_user_timer_firing_during_block_runs_user_handler(self):
-        fired = []
-        signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
-        signal.setitimer(signal.ITIMER_REAL, 0.01)
-        with self.assertRaises(TimeoutError):
-            with timeout(0.05):
-                spin()
-        self.assertEqual(fired, [signal.SIGALRM])
-        self.assertEqual(signal.getitimer(signal.ITIMER_REAL), (0.0, 0.0))
-
-    def test_user_timer_due_after_block_still_fires(self):
-        fired = []
-        signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
-        with timeout(LONG):
-            pass
-        deadline = time.monotonic() + LONG
-        while not fired and time.monotonic() < deadline:
-            pass
-        self.assertEqual(fired, [signal.SIGALRM])
-
-    def test_user_handler_raising_is_the_users_error(self):
-        def mine(signum, frame):
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGALRM, mine)
-        signal.setitimer(signal.ITIMER_REAL, 0.01)
-        with self.assertRaises(KeyboardInterrupt):
-            with timeout(LONG) as t:
-                spin()
-        self.assertFalse(t.expired())
-        self.assertIs(signal.getsignal(signal.SIGALRM), mine)
-
-    def test_armed_default_action_timer_falls_back_to_the_watchdog(self):
-        # SIG_DFL with a timer armed: its expiry would terminate the process, which a
-        # Python handler cannot chain to, so the signal is left alone.
-        signal.setitimer(signal.ITIMER_REAL, 100.0)
-        with self.assertRaises(TimeoutError):
-            with timeout(0.02):
-                self.assertIs(signal.getsignal(signal.SIGALRM), signal.SIG_DFL)
-                spin()
-        self.assertGreater(signal.getitimer(signal.ITIMER_REAL)[0], 0.0)
-
 
 def _blocks(n, seed):
     # Nested blocks whose deadlines fall anywhere from their start to just after their
@@ -723,7 +700,7 @@ class TestNoLateException(TestCase):
         hook = mock.patch.object(sys, "unraisablehook", lambda u: self.dropped.append(u.exc_type))
         hook.start()
         self.addCleanup(hook.stop)
-        self.addCleanup(lambda: self.assertEqual(set(self.dropped) - {timeout_module._Interrupt}, set()))
+        self.addCleanup(lambda: self.assertEqual(set(self.dropped) - {interrupt_module._Interrupt}, set()))
 
     def test_main_thread_near_deadline_blocks(self):
         fired, late = _blocks(3000, seed=0)
@@ -793,6 +770,125 @@ class TestProcess(TestCase):
         self.assertEqual(r.stdout, "ok\n")
 
 
+class TestGenerators(TestCase):
+    # FINDINGS C3: a block spanning a ``yield`` interrupted the consumer, or unrelated code
+    # while the generator was suspended.  Its deadline now waits until the generator runs.
+    @parametrize("where", ["main", "worker"])
+    def test_block_spanning_a_yield_never_interrupts_the_consumer(self, where):
+        def gen():
+            with timeout(0.05) as t:
+                yield t
+                spin()
+                yield "not interrupted"
+
+        def consumer():
+            g = gen()
+            t = next(g)
+            spin(0.3)  # the deadline passes while the generator is suspended
+            before = t.expired()
+            try:
+                next(g)
+            except TimeoutError:
+                return before, t.expired()
+            return "generator not interrupted"
+
+        self.assertEqual(run_in(where, consumer), (False, True))
+
+    @parametrize("where", ["main", "worker"])
+    def test_consumer_blocks_fire_while_the_generator_waits(self, where):
+        def gen():
+            with timeout(0.01):
+                yield
+                yield
+
+        def consumer():
+            g = gen()
+            next(g)
+            spin(0.1)
+            with timeout(LONG):  # entered after the generator's block, inside it on the stack
+                try:
+                    with timeout(0.05) as own:
+                        spin()
+                except TimeoutError:
+                    pass
+            g.close()  # leaves the generator's block without running it again
+            spin(0.2)
+            return own.expired()
+
+        self.assertTrue(run_in(where, consumer))
+
+    @parametrize("where", ["main", "worker"])
+    def test_generator_left_open_by_an_enclosing_block(self, where):
+        def gen():
+            with timeout(0.05) as t:
+                yield t
+                yield t
+
+        def consumer():
+            with timeout(LONG):
+                g = gen()
+                t = next(g)
+            spin(0.2)  # the generator's block was dropped with the enclosing one
+            next(g)
+            with self.assertRaises(StopIteration):
+                next(g)
+            return t.expired()
+
+        self.assertFalse(run_in(where, consumer))
+        self.assertEqual(interrupt_module._thread_scopes().stack, [])
+
+
+class TestLifecycle(TestCase):
+    @unittest.skipIf(IS_WINDOWS, "fork is Unix-only")
+    @parametrize("where", ["main", "worker"])
+    def test_forked_child_inherits_no_deadline(self, where):
+        # FINDINGS C1: a child forked inside a block was interrupted at the parent's deadline.
+        pids = []
+
+        def body():
+            with timeout(0.1) as t:
+                pid = os.fork()
+                if pid == 0:
+                    code = 1
+                    try:
+                        spin(0.3)
+                        time.sleep(0.1)
+                        code = 0 if t.when() is None and not t.expired() else 2
+                    finally:
+                        os._exit(code)
+                pids.append(pid)
+                spin()
+
+        with self.assertRaises(TimeoutError):
+            run_in(where, body)
+        self.assertEqual(os.waitstatus_to_exitcode(os.waitpid(pids[0], 0)[1]), 0)
+
+    @unittest.skipIf(IS_WINDOWS, "fork is Unix-only")
+    def test_dataloader_workers_forked_in_a_block_outlive_its_deadline(self):
+        # FINDINGS C1: workers forked inside ``with timeout(...)`` died at the parent's deadline.
+        loader = torch.utils.data.DataLoader(
+            _SleepyDataset(), num_workers=2, multiprocessing_context="fork", persistent_workers=True, timeout=LONG
+        )
+        with timeout(3.0) as t:
+            it = iter(loader)
+            first = next(it)
+        time.sleep(max(0.0, t.when() - time.monotonic()) + 0.3)  # the deadline passes in the workers
+        rest = list(it)
+        again = list(loader)  # persistent workers, second epoch
+        self.assertEqual([b.item() for b in [first, *rest]], [0, 1, 2, 3, 4, 5])
+        self.assertEqual([b.item() for b in again], [0, 1, 2, 3, 4, 5])
+
+
+class _SleepyDataset(torch.utils.data.Dataset):
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        time.sleep(0.2)
+        spin(0.05)
+        return torch.tensor(i)
+
+
 class _SlowDataset(torch.utils.data.Dataset):
     def __len__(self):
         return 4
@@ -856,6 +952,8 @@ instantiate_parametrized_tests(TestStates)
 instantiate_parametrized_tests(TestArguments)
 instantiate_parametrized_tests(TestNesting)
 instantiate_parametrized_tests(TestComposability)
+instantiate_parametrized_tests(TestLifecycle)
+instantiate_parametrized_tests(TestGenerators)
 
 if __name__ == "__main__":
     run_tests()

@@ -36,7 +36,44 @@ How a block is interrupted:
   that keeps all deadlines in a heap and raises the interrupt in the owning
   thread with ``PyThreadState_SetAsyncExc``.  The watchdog starts on first use
   (never at import), is a daemon stopped at interpreter exit, and is reset in a
-  child process after :func:`os.fork`.
+  child process after :func:`os.fork`.  An error inside it is reported through
+  :func:`threading.excepthook` and it keeps serving;
+* inside an asyncio task (``with`` or ``async with`` in a coroutine, or
+  ``@timeout`` on an ``async def``, whose wrapper is a coroutine function), by
+  cancelling that task, as :func:`asyncio.timeout` does (also on Python 3.10,
+  which has no ``asyncio.timeout``): a callback on the task's own loop cancels
+  it at the deadline, the cancellation lands at the ``await`` the task is
+  suspended in, and the block turns it into :class:`TimeoutError`.  No signal,
+  no asynchronous exception, no other task is touched, in the main thread's
+  loop or any other thread's; a cancellation of the task from elsewhere stays a
+  :class:`asyncio.CancelledError`.  A block that cannot ``await`` (in a plain
+  function or a generator called from the coroutine) is not interrupted: the
+  loop does not run until it is left, so it runs to its end and ``expired()``
+  tells whether the deadline passed.  Prefer ``async with`` over ``with`` in a
+  coroutine: a deadline passing just as the last ``await`` of the block
+  completes leaves a cancellation pending, which ``async with`` claims on its
+  way out and a plain ``with`` cannot (it would cancel the next ``await``
+  after the block, as with :func:`asyncio.timeout` before Python 3.13).
+
+Generators: ``@timeout`` refuses a generator or async generator function with
+:class:`TypeError` (a deadline over the whole iteration would also run while
+the consumer holds it); put ``with timeout(...)`` inside the generator, or
+around each ``next()``.  A block inside a generator that spans a ``yield``
+never interrupts the consumer: while the generator is suspended its deadline
+waits, and the interrupt (or cancellation) lands soon after the generator runs
+again (checked at doubling intervals up to 0.1 s).  If an enclosing block of
+the consumer is left while the generator is suspended, the generator's block
+is dropped with it and no longer has a deadline.
+
+A process forked inside a block (:func:`os.fork`, :mod:`multiprocessing` with
+``fork``, :class:`~torch.utils.data.DataLoader` workers, persistent or not)
+inherits no deadline: in the child the block keeps running with no limit
+(``when()`` is ``None``).
+
+Durations up to :data:`threading.TIMEOUT_MAX` seconds (about 292 years, the
+longest wait the platform can arm) are accepted; ``math.inf`` and ``None`` mean
+no limit; anything longer, NaN, or a negative duration is a :class:`ValueError`
+naming the limit, and a wrong type a :class:`TypeError`.
 
 Failures are reported to :func:`torch.utils.error_callback.report` with
 ``source="torch.utils.timeout"``.
@@ -44,374 +81,49 @@ Failures are reported to :func:`torch.utils.error_callback.report` with
 
 from __future__ import annotations
 
-import _signal
+import asyncio
 import atexit
-import ctypes
-import enum
 import functools
-import heapq
-import itertools
+import inspect
 import math
 import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from threading import get_ident
 from typing_extensions import Self
 
 import torch
-from torch.utils import error_callback
+from torch.utils import _timeout_signal, _timeout_task, _timeout_watchdog, error_callback
+from torch.utils._timeout_signal import (
+    _arm_timer,
+    _HAS_ITIMER,
+    _install_signal_mode,
+    _leave as _signal_leave,
+    _uninstall_signal_mode,
+)
+from torch.utils._timeout_watchdog import _leave as _watchdog_leave, _watch
+from torch.utils._timeout_interrupt import (
+    _CREATED,
+    _ENTERED,
+    _EXITED,
+    _EXPIRED,
+    _EXPIRING,
+    _Interrupt,
+    _Scopes,
+    _thread_scopes,
+)
 
 
 __all__ = ["Timeout", "timeout", "timeout_at"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-_HAS_ITIMER = hasattr(signal, "setitimer") and hasattr(signal, "SIGALRM")
-# The smallest interval setitimer takes; used to fire "now" for a deadline already passed.
-_MIN_DELAY = 1e-6
-# When the interrupt falls inside this module's own bookkeeping, try again this much later.
-_RETRY_DELAY = 1e-4
-# An expired block still running without the interrupt on its way out (the interpreter
-# dropped it in a finalizer or a callback, or C code or the body swallowed it) is
-# interrupted again after this delay, doubling up to the cap.
-_REDELIVER_FIRST = 1e-3
-_REDELIVER_MAX = 0.1
-
-
-class _State(enum.Enum):
-    CREATED = "created"
-    ENTERED = "active"
-    EXPIRING = "expiring"
-    EXPIRED = "expired"
-    EXITED = "finished"
-
-
-# As module constants: the exit path must not run Python code between two calls (see _exit).
-_CREATED, _ENTERED, _EXPIRING, _EXPIRED, _EXITED = _State
-
-
-class _Interrupt(BaseException):
-    # Raised inside the body at the deadline.  A BaseException, like trio's Cancelled,
-    # so that ``except Exception:`` inside the block does not swallow it; the owning
-    # block turns it into TimeoutError.
-    pass
-
-
-# Our own prototypes of the C API function: setting argtypes on the shared
-# ctypes.pythonapi attribute would change it for every other library in the process.
-_set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
-    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
-)
-_clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
-    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
-)
-
-
-def _in_bookkeeping(frame: Any) -> bool:
-    # Entering and leaving a block runs code of this module; an interrupt raised there
-    # would escape the ``with`` statement instead of unwinding the body.
-    return frame is not None and frame.f_code.co_filename == __file__
-
-
-# Dynamo compiles a frame under this file's functions (tracing and the backend compiler);
-# the rest of torch/_dynamo runs as callbacks of its C frame-evaluation hook, which turns
-# an exception raised in them into a SystemError.
-_DYNAMO_DIR = os.path.join(os.path.dirname(torch.__file__), "_dynamo", "")
-_DYNAMO_CONVERT_FRAME = os.path.join(_DYNAMO_DIR, "convert_frame.py")
-_STDLIB_DIR = os.path.join(os.path.dirname(os.__file__), "")
-
-
-def _in_dynamo(frame: Any) -> bool:
-    # Whether Dynamo's own code is running there, also through a standard-library helper
-    # it called (``random.setstate`` restoring the RNG around a compiled call, say).
-    while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith(_STDLIB_DIR) or "-packages" in filename:
-            return filename.startswith(_DYNAMO_DIR)
-        frame = frame.f_back
-    return False
-
-
-def _wait_delay(frame: Any, owner: Timeout | None) -> float | None:
-    # How long to put the interrupt off, or None to raise it now.  Not now: in our own
-    # bookkeeping (see above; over in microseconds), while the block imports a module or
-    # compiles with torch.compile, or while a Python ``sys.unraisablehook`` (pytest's,
-    # say) reports a dropped interrupt.  Both imports and compiles cut short leave global
-    # state behind that breaks every later one: a half-initialized module (whose next
-    # import fills its registries again: torch._functorch's fails), Dynamo's counters.
-    # Only those started inside the block count, not one that runs the block itself.
-    if _in_bookkeeping(frame):
-        return _RETRY_DELAY
-    if owner is None:
-        return None  # only a timer armed before ours is due: its handler runs now
-    if _in_dynamo(frame):
-        return _REDELIVER_FIRST  # compiled code itself runs in user and graph frames, not Dynamo's
-    hook = sys.unraisablehook
-    while isinstance(hook, functools.partial):
-        hook = hook.func
-    hook_code = getattr(hook, "__code__", None)
-    while frame is not None and frame is not owner._frame:
-        code = frame.f_code
-        filename = code.co_filename
-        if code is hook_code or filename == _DYNAMO_CONVERT_FRAME or filename.startswith("<frozen importlib._bootstrap"):
-            return _REDELIVER_FIRST
-        frame = frame.f_back
-    return None
-
-
-def _in_flight(exc: BaseException | None) -> bool:
-    # Whether an interrupt is being handled (an ``except``/``finally``/``__exit__`` on its
-    # way out runs with it as the handled exception), also as the context of another error.
-    # A ``raise ... from None`` ends the search: that is how a block that owned an interrupt
-    # turned it into TimeoutError, so code handling that error is the body again.
-    seen = 0
-    while exc is not None and seen < 100:
-        if isinstance(exc, _Interrupt):
-            return True
-        if exc.__suppress_context__:
-            return False
-        exc = exc.__context__
-        seen += 1
-    return False
-
-
-def _due_check(stack: list[Timeout], now: float) -> Timeout | None:
-    # The outermost expiring block, if it is time to check that its interrupt arrived.
-    scope = next((s for s in stack if s._state is _EXPIRING), None)
-    return scope if scope is not None and scope._redeliver_at <= now else None
-
-
-def _lost(stack: list[Timeout], now: float, handled: BaseException | None) -> Timeout | None:
-    # The block whose check is due, if no interrupt is on its way out: raise it again.
-    scope = _due_check(stack, now)
-    return None if scope is None or _in_flight(handled) else scope
-
-
-def _check_later(stack: list[Timeout], now: float) -> Timeout | None:
-    # The block whose check is due while its interrupt is on its way out: move the check
-    # on (doubling the interval) and return it, so the caller can re-arm.
-    scope = _due_check(stack, now)
-    if scope is not None:
-        _expire(scope, now)
-    return scope
-
-
-def _expire(scope: Timeout, now: float) -> None:
-    # Mark ``scope`` as being interrupted (again) and plan when to check the interrupt arrived.
-    if scope._state is _ENTERED:
-        scope._state = _EXPIRING
-        scope._redeliver_delay = _REDELIVER_FIRST
-    else:
-        scope._redeliver_delay = min(2 * scope._redeliver_delay, _REDELIVER_MAX)
-    scope._redeliver_at = now + scope._redeliver_delay
-
-
-class _Scopes:
-    """The active deadlines of one thread, outermost first."""
-
-    __slots__ = ("stack", "ident", "mode", "prev_handler", "prev_expiry", "prev_interval")
-
-    def __init__(self) -> None:
-        self.stack: list[Timeout] = []
-        self.ident = threading.get_ident()
-        # "signal" or "watchdog", chosen when the outermost block of this thread enters.
-        self.mode = ""
-        # Main-thread signal mode: what was installed before the outermost block.
-        self.prev_handler: Any = None
-        self.prev_expiry: float | None = None
-        self.prev_interval = 0.0
-
-
-_local = threading.local()
-
-
-def _thread_scopes() -> _Scopes:
-    try:
-        return _local.scopes
-    except AttributeError:
-        _local.scopes = _Scopes()
-        return _local.scopes
-
-
-_main_ident = threading.main_thread().ident
-
-
-class _Watchdog:
-    """One daemon thread raising the interrupt in threads whose deadline passed."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._wakeup = threading.Condition(self._lock)
-        self._heap: list[tuple[float, int, Timeout]] = []
-        self._stale = 0
-        self._counter = itertools.count()
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-
-    def add(self, scope: Timeout, when: float) -> None:
-        """Watch ``scope`` until ``when``; called with the lock held."""
-        earliest = self._heap[0][0] if self._heap else math.inf
-        heapq.heappush(self._heap, (when, next(self._counter), scope))
-        if self._thread is None:
-            self._start()
-        elif when < earliest:
-            self._wakeup.notify()
-
-    def discard(self) -> None:
-        """Note that one entry went stale; compact when most of the heap is stale."""
-        self._stale += 1
-        if self._stale > 64 and 2 * self._stale > len(self._heap):
-            self._heap = [e for e in self._heap if e[2]._watched(e[0])]
-            heapq.heapify(self._heap)
-            self._stale = 0
-
-    def _start(self) -> None:
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="torch.utils.timeout watchdog", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with self._lock:
-            while not self._stopping:
-                now = time.monotonic()
-                while self._heap and self._heap[0][0] <= now:
-                    when, _, scope = heapq.heappop(self._heap)
-                    if scope._watched(when):
-                        _fire_in_thread(scope._scopes, now)
-                    else:
-                        self._stale = max(0, self._stale - 1)
-                self._wakeup.wait(self._heap[0][0] - now if self._heap else None)
-
-    def stop(self) -> None:
-        """Stop the thread (at interpreter exit); it restarts on the next use."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            self._stopping = True
-            self._wakeup.notify()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=1.0)
-
-    def before_fork(self) -> None:
-        self._lock.acquire()
-
-    def after_fork_in_parent(self) -> None:
-        self._lock.release()
-
-    def after_fork_in_child(self) -> None:
-        # The watchdog thread does not exist in the child and the lock was held by the
-        # forking thread: start afresh, keeping only the deadlines of the thread that forked.
-        ident = threading.get_ident()
-        self._lock = threading.Lock()
-        self._wakeup = threading.Condition(self._lock)
-        self._thread = None
-        self._stopping = False
-        self._heap = [e for e in self._heap if e[2]._scopes.ident == ident and e[2]._watched(e[0])]
-        heapq.heapify(self._heap)
-        self._stale = 0
-        if self._heap:
-            self._start()
-
-
-_watchdog = _Watchdog()
-
-
-def _fire_in_thread(scopes: _Scopes, now: float) -> None:
-    # Watchdog side, lock held.  The outermost expired block owns the deadline (the
-    # interrupt unwinds through every block inside it).
-    owner = _owner(scopes.stack, now)
-    if owner is None:
-        handled = sys._current_exceptions().get(scopes.ident)
-        if isinstance(handled, tuple):  # Python < 3.12: (type, value, traceback)
-            handled = handled[1]
-        owner = _lost(scopes.stack, now, handled)
-        if owner is None:
-            expiring = _check_later(scopes.stack, now)
-            if expiring is not None:
-                heapq.heappush(_watchdog._heap, (expiring._redeliver_at, next(_watchdog._counter), expiring))
-            return
-    # While this thread holds the GIL the target is parked between two bytecodes (or in
-    # C code) and, on CPython, raises a pending exception exactly there when it resumes:
-    # inject only if that spot is in the body, otherwise come back a little later.
-    frame = sys._current_frames().get(scopes.ident)
-    if frame is None:
-        return  # the thread is gone
-    delay = _wait_delay(frame, owner)
-    if delay is not None:
-        heapq.heappush(_watchdog._heap, (now + delay, next(_watchdog._counter), owner))
-        return
-    _expire(owner, now)
-    if _set_async_exc(scopes.ident, _Interrupt) == 0:
-        owner._state = _EXITED  # it exited between the look-up and here: nothing to do
-        return
-    heapq.heappush(_watchdog._heap, (owner._redeliver_at, next(_watchdog._counter), owner))
-
-
-def _owner(stack: list[Timeout], now: float) -> Timeout | None:
-    # The outermost expired block: the interrupt unwinds through every block inside it.
-    for scope in stack:
-        if scope._state is _EXPIRING:
-            return None
-        if scope._state is _ENTERED and scope._when is not None and scope._when <= now:
-            return scope
-    return None
-
-
-def _earliest(stack: list[Timeout]) -> float | None:
-    # Blocks inside an expiring one are being unwound: only those outside it can fire,
-    # and the expiring one is checked again at its redelivery time.
-    earliest = None
-    for scope in stack:
-        when = scope._when
-        if scope._state is _EXPIRING:
-            when = scope._redeliver_at
-            if earliest is None or when < earliest:
-                earliest = when
-            break
-        if scope._state is _ENTERED and when is not None and (earliest is None or when < earliest):
-            earliest = when
-    return earliest
-
-
-def _arm_timer(scopes: _Scopes) -> None:
-    # Main thread, signal mode: the timer fires at the earliest of our deadlines and of
-    # the timer that was there before us.
-    candidates = [w for w in (_earliest(scopes.stack), scopes.prev_expiry) if w is not None and w < math.inf]
-    if candidates:
-        signal.setitimer(signal.ITIMER_REAL, max(min(candidates) - time.monotonic(), _MIN_DELAY))
-    else:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def _on_sigalrm(signum: int, frame: Any) -> None:
-    scopes = _thread_scopes()
-    now = time.monotonic()
-    prev_due = scopes.prev_expiry is not None and scopes.prev_expiry <= now
-    owner = _owner(scopes.stack, now)
-    if owner is None:
-        owner = _lost(scopes.stack, now, sys.exc_info()[1])
-        if owner is None:
-            _check_later(scopes.stack, now)  # its interrupt is on its way out
-    if owner is None and not prev_due:
-        _arm_timer(scopes)  # fired for a block that has exited since: aim at the next deadline
-        return
-    delay = _wait_delay(frame, owner)
-    if delay is not None:
-        signal.setitimer(signal.ITIMER_REAL, delay)
-        return
-    if prev_due:
-        # The timer that was armed before us is due: run its handler, as it would have run.
-        scopes.prev_expiry = now + scopes.prev_interval if scopes.prev_interval else None
-        try:
-            scopes.prev_handler(signum, frame)
-        finally:
-            _arm_timer(scopes)
-    if owner is not None:
-        _expire(owner, now)
-        _arm_timer(scopes)  # to check it arrived, and for the deadline of an enclosing block
-        raise _Interrupt
+# Whether a block is entered inside an asyncio task (torch imports asyncio anyway).
+_get_running_loop = asyncio._get_running_loop
+_current_task = asyncio.current_task
 
 
 def _enter(scope: Timeout) -> None:
@@ -421,102 +133,41 @@ def _enter(scope: Timeout) -> None:
     scope._frame = sys._getframe(2)  # the frame running the ``with`` (through __enter__)
     when = scope._when
     finite = when is not None and when < math.inf
-    # On the stack before any timer is armed: a deadline already passed fires at once.
-    stack.append(scope)
-    scope._state = _ENTERED
-    if len(stack) == 1:
-        scopes.mode = "watchdog"
-        if _HAS_ITIMER and threading.get_ident() == _main_ident and _install_signal_mode(scopes, when if finite else None):
-            return
-    if finite:
-        _schedule(scope)
-
-
-def _install_signal_mode(scopes: _Scopes, when: float | None) -> bool:
-    # The outermost block of the main thread takes SIGALRM and arms the timer for its
-    # own deadline in the same call that tells what was armed before.  ``_signal`` is
-    # the C module behind ``signal``, whose Python wrappers convert to enums on every call.
     try:
-        prev_handler = _signal.signal(signal.SIGALRM, _on_sigalrm)
-    except ValueError:
-        return False  # not the main interpreter: signals are not ours to take
-    now = time.monotonic()
-    delay = max(when - now, _MIN_DELAY) if when is not None else 0
-    remaining, interval = _signal.setitimer(signal.ITIMER_REAL, delay)
-    if remaining and not callable(prev_handler):
-        # A timer is armed whose expiry runs a C-level action (default: terminate) that
-        # a Python handler cannot chain to: leave signals alone, use the watchdog.
-        _signal.setitimer(signal.ITIMER_REAL, remaining, interval)
-        _signal.signal(signal.SIGALRM, prev_handler)
-        return False
-    scopes.mode = "signal"
-    scopes.prev_handler = prev_handler
-    scopes.prev_interval = interval
-    if remaining:
-        scopes.prev_expiry = now + remaining
-        if when is None or scopes.prev_expiry < when:
-            _signal.setitimer(signal.ITIMER_REAL, remaining)
-    return True
-
-
-def _schedule(scope: Timeout) -> None:
-    scopes = scope._scopes
-    if scopes.mode == "signal":
-        _arm_timer(scopes)
-    else:
-        with _watchdog._lock:
-            _watchdog.add(scope, scope._when)
-
-
-def _pop(stack: list[Timeout], scope: Timeout) -> bool:
-    # Blocks nest, so the exiting one is normally on top.  Anything above it is a block
-    # whose exit never ran (left by a generator that was not resumed, say); drop those
-    # too and say whether one of them had expired, so that its interrupt is not lost.
-    if stack[-1] is scope:
-        stack.pop()
-        return False
-    i = len(stack) - 1 - stack[::-1].index(scope)
-    stale = stack[i + 1 :]
-    del stack[i:]
-    expired = False
-    for s in stale:
-        expired = expired or s._state is _EXPIRING
-        s._state = _EXITED
-    return expired
+        # On the stack before any timer is armed: a deadline already passed fires at once.
+        stack.append(scope)
+        scope._state = _ENTERED
+        if len(stack) == 1:
+            # The outermost block of the thread chooses how its deadlines are delivered.
+            scopes.mode = "watchdog"
+            if _HAS_ITIMER and get_ident() == _timeout_signal._main_ident and _install_signal_mode(
+                scopes, when if finite else None
+            ):
+                return
+        if finite:
+            if scopes.mode == "signal":
+                _arm_timer(scopes)
+            else:
+                _watch(scope, when)
+    except BaseException:
+        # Leave nothing behind: no stack entry, no handler, no timer.
+        if scope in stack:
+            stack.remove(scope)
+        if not stack:
+            if scopes.mode == "signal":
+                _uninstall_signal_mode(scopes)
+            scopes.mode = ""
+        scope._state = _CREATED
+        scope._frame = None
+        raise
 
 
 def _exit(scope: Timeout, exc: BaseException | None) -> bool:
-    scopes = scope._scopes
-    stack = scopes.stack
     scope._frame = None  # the frame holds the block's Timeout: no cycle left behind
-    if scopes.mode == "signal":
-        # The handler runs in this thread and never raises inside this module: nothing
-        # can be delivered here.
-        state = scope._state
-        scope._state = _EXITED
-        inner_expired = _pop(stack, scope)
-        if not stack:
-            _uninstall_signal_mode(scopes)
-        # Otherwise the timer may still be armed for this block's deadline: it fires
-        # early, finds nothing due and aims at the next one.
+    if scope._scopes.mode == "signal":
+        state, inner_expired = _signal_leave(scope)
     else:
-        with _watchdog._lock:
-            # The watchdog decides under this lock, so from here on it cannot interrupt
-            # this block.  If it already did and the interrupt is still pending (the
-            # body ended after the decision), drop it before anything can deliver it:
-            # the next bytecode boundary after a call would.
-            state = scope._state
-            if state is _EXPIRING:
-                _clear_async_exc(scopes.ident, None)
-            scope._state = _EXITED
-            inner_expired = _pop(stack, scope)
-            if scope._when is not None and scope._when < math.inf:
-                _watchdog.discard()
-            if state is _EXPIRING and any(s._state is _EXPIRING for s in stack):
-                # An outer block expired meanwhile: its interrupt was the one dropped.
-                _set_async_exc(scopes.ident, _Interrupt)
-        if not stack:
-            scopes.mode = ""
+        state, inner_expired = _watchdog_leave(scope)
     # C code that calls back into Python (Dynamo's frame-evaluation hook, say) may wrap an
     # interrupt raised in the callback as the cause of a SystemError: still our interrupt.
     wrapped = isinstance(exc, SystemError) and isinstance(exc.__cause__, _Interrupt)
@@ -526,32 +177,57 @@ def _exit(scope: Timeout, exc: BaseException | None) -> bool:
         if interrupted:
             err = TimeoutError(f"the block exceeded {scope._describe()} and was interrupted")
             error_callback.report(err, source="torch.utils.timeout", timeout=scope)
-            raise err.with_traceback(exc.__traceback__) from (exc if wrapped else None)
+            raise err.with_traceback(exc.__traceback__) from (exc if wrapped else None)  # type: ignore[union-attr]
     return False
 
 
-def _uninstall_signal_mode(scopes: _Scopes) -> None:
-    # Disarm first, so that our timer cannot fire once the previous handler (maybe
-    # SIG_DFL, which terminates) is back; then restore the previous handler and timer.
-    _signal.setitimer(signal.ITIMER_REAL, 0)
-    _signal.signal(signal.SIGALRM, scopes.prev_handler)
-    if scopes.prev_expiry is not None:
-        _signal.setitimer(
-            signal.ITIMER_REAL, max(scopes.prev_expiry - time.monotonic(), _MIN_DELAY), scopes.prev_interval
-        )
-        scopes.prev_expiry = None
-    scopes.prev_handler = None
-    scopes.mode = ""
+# The longest wait the platform can arm: ``Condition.wait`` and ``signal.setitimer`` both
+# count in nanoseconds in a 64-bit integer (about 292 years).
+_MAX_SECONDS = threading.TIMEOUT_MAX
+
+
+def _number(value: object, name: str, caller: str, expected: str) -> float:
+    # ``value`` as a float: TypeError for a non-number, ValueError for NaN and for an int
+    # too large for a float (beyond any platform limit).
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{caller}(): {name} must be {expected}, but got {value!r}")
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(
+            f"{caller}(): {name} must be {expected}, at most threading.TIMEOUT_MAX = {_MAX_SECONDS:g} s away, "
+            f"but got an integer of {value.bit_length()} bits"  # type: ignore[union-attr]
+        ) from None
+    if math.isnan(value):
+        raise ValueError(f"{caller}(): {name} must be {expected}, but got {value!r}")
+    return value
 
 
 def _check_seconds(value: object, name: str, caller: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{caller}(): {name} must be a number of seconds or None, but got {value!r}")
-    value = float(value)
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{caller}(): {name} must be a non-negative number of seconds or None, but got {value!r}")
+    expected = "a non-negative number of seconds or None"
+    value = _number(value, name, caller, expected)
+    if value < 0:
+        raise ValueError(f"{caller}(): {name} must be {expected}, but got {value!r}")
+    if _MAX_SECONDS < value < math.inf:
+        raise ValueError(
+            f"{caller}(): {name} must be at most threading.TIMEOUT_MAX = {_MAX_SECONDS:g} s (the longest wait "
+            f"the platform can arm), or math.inf or None for no limit, but got {value!r}"
+        )
+    return value
+
+
+def _check_deadline(value: object, name: str, caller: str) -> float | None:
+    if value is None:
+        return None
+    value = _number(value, name, caller, "a monotonic time or None")
+    if _MAX_SECONDS < value - time.monotonic() < math.inf:
+        raise ValueError(
+            f"{caller}(): {name} must be a monotonic time at most threading.TIMEOUT_MAX = {_MAX_SECONDS:g} s "
+            f"after time.monotonic() (the longest wait the platform can arm), or math.inf or None for no limit, "
+            f"but got {value!r}"
+        )
     return value
 
 
@@ -576,16 +252,23 @@ class Timeout:
         False
     """
 
-    __slots__ = ("_when", "_seconds", "_state", "_scopes", "_frame", "_redeliver_at", "_redeliver_delay", "__weakref__")
+    __slots__ = (
+        "_when", "_seconds", "_state", "_scopes", "_task", "_frame", "_redeliver_at", "_redeliver_delay", "__weakref__"
+    )
 
     def __init__(self, when: float | None, *, seconds: float | None = None) -> None:
+        if when is not None and (when.__class__ is not float or when != when):
+            when = _check_deadline(when, "when", "Timeout")
+        if seconds is not None and seconds.__class__ is not float:
+            seconds = _check_seconds(seconds, "seconds", "Timeout")
         self._when = when
         self._seconds = seconds
         self._state = _CREATED
         self._scopes: _Scopes
         self._frame: Any = None
-        self._redeliver_at = math.inf
+        self._redeliver_at = 0.0
         self._redeliver_delay = 0.0
+        self._task: Any = None  # inside an asyncio task: its _timeout_task._TaskBlock
 
     def when(self) -> float | None:
         r"""Return the deadline as a :func:`time.monotonic` time, or ``None`` for no limit.
@@ -639,7 +322,9 @@ class Timeout:
         Raises:
             RuntimeError: the block is not active (not entered yet, or already
                 finished or expiring).
-            ValueError: ``when`` is NaN.
+            TypeError: ``when`` is not a number or ``None``.
+            ValueError: ``when`` is NaN, or further than
+                :data:`threading.TIMEOUT_MAX` seconds away (``math.inf`` is no limit).
 
         Example::
 
@@ -650,41 +335,53 @@ class Timeout:
             ...     t.when() is not None
             True
         """
+        when = _check_deadline(when, "when", "reschedule")
         if self._state is not _ENTERED:
             raise RuntimeError(f"Cannot reschedule a timeout that is {self._state.value}")
-        if when is not None:
-            if isinstance(when, bool) or not isinstance(when, (int, float)) or math.isnan(when):
-                raise ValueError(f"reschedule(): when must be a monotonic time or None, but got {when!r}")
-            when = float(when)
-        if self._scopes.mode == "signal":
+        if self._task is not None:
+            self._when = when
+            _timeout_task._schedule(self)
+        elif self._scopes.mode == "signal":
             self._when = when
             _arm_timer(self._scopes)
-            return
-        with _watchdog._lock:
-            if self._when is not None:
-                _watchdog.discard()
-            self._when = when
-            if when is not None and when < math.inf:
-                _watchdog.add(self, when)
+        else:
+            _timeout_watchdog._reschedule(self, when)
 
     def _watched(self, at: float) -> bool:
         # A heap entry is live while the block is active and the entry is not from before
         # a reschedule to a later deadline (retries after the deadline are live), and
-        # while the block is expiring, for the check that its interrupt arrived.
+        # while the block is expiring, for the check that its interrupt arrived.  While a
+        # block's deadline is paused (in a suspended generator), only the retry is live.
         if self._state is _EXPIRING:
             return at >= self._redeliver_at
-        return self._state is _ENTERED and self._when is not None and at >= self._when
+        return self._state is _ENTERED and self._when is not None and at >= self._when and at >= self._redeliver_at
 
     def __enter__(self) -> Self:
         if self._state is not _CREATED:
             raise RuntimeError(f"A timeout can be entered once; this one is {self._state.value}")
-        _enter(self)
+        if _get_running_loop() is None:
+            _enter(self)
+        else:
+            task = _current_task()
+            if task is not None:
+                _timeout_task._enter(self, task)
+            else:
+                _enter(self)  # a plain callback of the loop: bounded like any code of its thread
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        # Everything inside the ``try``: an interrupt the watchdog decided on while the body
+        # ran may arrive at the first instruction here.
         try:
+            if self._task is not None:
+                return _timeout_task._exit(self, exc, asyncio.CancelledError)
             return _exit(self, exc)
         except _Interrupt as interrupt:
+            if self._task is not None:
+                # An enclosing block of the thread (not of the task) expired: leave, pass it on.
+                if self._state is _ENTERED or self._state is _EXPIRING:
+                    _timeout_task._exit(self, None, asyncio.CancelledError)
+                raise interrupt from None
             # Delivered on the way out, before _exit took the watchdog's lock (the watchdog
             # decided while the body was still running).  The body has ended: finish
             # leaving normally, unless the interrupt belongs to an enclosing block.
@@ -694,12 +391,44 @@ class Timeout:
                 raise interrupt from None
             return False
 
+    async def __aenter__(self) -> Self:
+        # Not through __enter__: _enter records the frame two calls up, the awaiting one.
+        if self._state is not _CREATED:
+            raise RuntimeError(f"A timeout can be entered once; this one is {self._state.value}")
+        task = _current_task() if _get_running_loop() is not None else None
+        if task is not None:
+            _timeout_task._enter(self, task)
+        else:
+            _enter(self)  # no asyncio task (a coroutine driven by hand or by another framework)
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if self._task is not None:
+            return await _timeout_task._aexit(self, exc)
+        return self.__exit__(exc_type, exc, tb)
+
     def __call__(self, fn: _F) -> _F:
         if not callable(fn):
-            raise TypeError(f"{self!r} decorates a callable, but got {fn!r}")
+            raise TypeError(f"timeout(): {self!r} decorates a callable, but got {fn!r}")
         if self._state is not _CREATED:
             raise RuntimeError(f"Cannot decorate with a timeout that is {self._state.value}")
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"timeout() cannot decorate the generator function {fn.__qualname__!r}: a deadline over the whole "
+                f"iteration would also run while the consumer holds it.  Put ``with timeout(...)`` around the work "
+                f"inside the generator, or around each ``next()`` in the consumer"
+            )
         seconds, when = self._seconds, self._when
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                deadline = when if seconds is None else time.monotonic() + seconds
+                async with Timeout(deadline, seconds=seconds):
+                    return await fn(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -735,8 +464,12 @@ def timeout(seconds: float | None) -> Timeout:
         :meth:`~Timeout.reschedule`.
 
     Raises:
-        TypeError: ``seconds`` is not a number or ``None``.
-        ValueError: ``seconds`` is negative or NaN.
+        TypeError: ``seconds`` is not a number or ``None``; as a decorator,
+            the decorated object is not callable, or is a generator or async
+            generator function (see the module's documentation).
+        ValueError: ``seconds`` is negative, NaN, or more than
+            :data:`threading.TIMEOUT_MAX` (about 292 years, the longest wait the
+            platform can arm); ``math.inf`` means no limit, like ``None``.
 
     .. note:: The interrupt is a Python exception, raised between two bytecodes
         of the block.  Code that does not run Python bytecode cannot be
@@ -760,6 +493,12 @@ def timeout(seconds: float | None) -> Timeout:
         during a long compile raises once the compile returns.  Code that Dynamo
         runs around a compiled call is not interrupted either; the compiled
         code itself is.
+
+    .. note:: Inside an asyncio task the deadline cancels the task instead (see
+        the module's documentation): ``with timeout(s):`` or ``async with
+        timeout(s):`` around ``await`` calls, and ``@timeout(s)`` on an ``async
+        def`` (the wrapper is a coroutine function), raise :class:`TimeoutError`
+        like :func:`asyncio.timeout`, on every supported Python.
 
     .. note:: Under :func:`torch.compile`, the arming and disarming of the
         deadline is excluded from tracing (:func:`torch.compiler.disable`): a
@@ -800,7 +539,9 @@ def timeout_at(deadline: float | None) -> Timeout:
 
     Raises:
         TypeError: ``deadline`` is not a number or ``None``.
-        ValueError: ``deadline`` is NaN.
+        ValueError: ``deadline`` is NaN, or more than
+            :data:`threading.TIMEOUT_MAX` seconds after :func:`time.monotonic`
+            (``math.inf`` means no limit, like ``None``).
 
     Example::
 
@@ -812,29 +553,25 @@ def timeout_at(deadline: float | None) -> Timeout:
         >>> with timeout_at(deadline):
         ...     b = sum(range(100))
     """
-    if deadline is not None:
-        if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
-            raise TypeError(f"timeout_at(): deadline must be a monotonic time or None, but got {deadline!r}")
-        if math.isnan(deadline):
-            raise ValueError(f"timeout_at(): deadline must be a monotonic time or None, but got {deadline!r}")
-        deadline = float(deadline)
-    return Timeout(deadline)
+    return Timeout(_check_deadline(deadline, "deadline", "timeout_at"))
 
 
 def _after_fork_in_child() -> None:
-    global _main_ident
-    _main_ident = threading.main_thread().ident
-    _watchdog.after_fork_in_child()
+    # A child forked inside a block (a DataLoader worker, say) keeps running in it, but
+    # must not get the parent's deadline: the blocks of the thread that forked stay on
+    # its stack, so that leaving them works, with no deadline.
+    _timeout_watchdog._watchdog.after_fork_in_child()
     scopes = _thread_scopes()
-    if scopes.mode == "signal":
-        # Interval timers are not inherited by a child: arm ours again.
-        _arm_timer(scopes)
+    for scope in scopes.stack:
+        scope._when = None
+        scope._redeliver_at = math.inf
+    _timeout_signal._after_fork_in_child(scopes)
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(
-        before=_watchdog.before_fork,
-        after_in_parent=_watchdog.after_fork_in_parent,
+        before=_timeout_watchdog._watchdog.before_fork,
+        after_in_parent=_timeout_watchdog._watchdog.after_fork_in_parent,
         after_in_child=_after_fork_in_child,
     )
-atexit.register(_watchdog.stop)
+atexit.register(_timeout_watchdog._watchdog.stop)
