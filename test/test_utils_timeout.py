@@ -930,9 +930,20 @@ class TestComposability(TestCase):
         self.assertEqual(torch.compile(h, backend=backend)(x), torch.cos(x) * 2)
 
     def test_fullgraph_reports_the_excluded_wrapper(self):
+        # Our reason, not Dynamo's "Please file an issue": decorate outside the compiled region.
         torch._dynamo.reset()
-        with self.assertRaisesRegex(torch._dynamo.exc.Unsupported, "skip"):
+        with self.assertRaisesRegex(torch._dynamo.exc.Unsupported, r"apply @timeout outside the compiled region"):
             torch.compile(add_one, backend="eager", fullgraph=True)(torch.ones(1))
+
+    def test_fullgraph_over_a_caller_of_a_decorated_function(self):
+        def step(x):
+            return add_one(x) * 2
+
+        torch._dynamo.reset()
+        with self.assertRaisesRegex(torch._dynamo.exc.Unsupported, r"apply @timeout outside the compiled region"):
+            torch.compile(step, backend="eager", fullgraph=True)(torch.ones(1))
+        torch._dynamo.reset()
+        self.assertEqual(torch.compile(step, backend="eager")(torch.ones(1)), torch.full((1,), 4.0))
 
     @unittest.skipIf(IS_WINDOWS, "fork is Unix-only")
     def test_dataloader_fork_workers(self):

@@ -95,7 +95,6 @@ from typing import Any, TypeVar
 from threading import get_ident
 from typing_extensions import Self
 
-import torch
 from torch.utils import _timeout_signal, _timeout_task, _timeout_watchdog, error_callback
 from torch.utils._timeout_signal import (
     _arm_timer,
@@ -437,8 +436,10 @@ class Timeout:
                 return fn(*args, **kwargs)
 
         # Signals and the watchdog thread cannot be traced: torch.compile runs this frame
-        # eagerly and still compiles ``fn`` itself.
-        return torch.compiler.disable(wrapper, recursive=False)  # type: ignore[return-value]
+        # eagerly and still compiles ``fn`` itself; fullgraph=True stops here with our reason.
+        from torch.utils._eager import stay_eager
+
+        return stay_eager(wrapper, "@timeout")  # type: ignore[return-value]
 
     def _describe(self) -> str:
         if self._seconds is not None:
@@ -501,8 +502,10 @@ def timeout(seconds: float | None) -> Timeout:
         like :func:`asyncio.timeout`, on every supported Python.
 
     .. note:: Under :func:`torch.compile`, the arming and disarming of the
-        deadline is excluded from tracing (:func:`torch.compiler.disable`): a
+        deadline is excluded from tracing (as by :func:`torch.compiler.disable`): a
         compiled function called inside the block is interrupted between graphs.
+        ``torch.compile(fullgraph=True)`` over a function decorated with ``@timeout``
+        fails with a message saying to apply ``@timeout`` outside the compiled region.
 
     Example::
 
