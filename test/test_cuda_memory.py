@@ -17,6 +17,7 @@ from torch.testing._internal.common_utils import (
     instantiate_parametrized_tests,
     parametrize,
     run_tests,
+    subtest,
     TEST_CUDA,
     TestCase,
 )
@@ -179,7 +180,7 @@ class TestAssertFreeMemory(TestCase):
             torch.cuda.assert_free_memory(1, device=device)
         self.assertIn(("mem_get_info", torch.device("cuda", index)), calls)
 
-    @parametrize("device", [2, -1, "cuda:5"])
+    @parametrize("device", [2, "cuda:5"])
     def test_device_out_of_range(self, device):
         with fake_cuda(count=2):
             with self.assertRaisesRegex(
@@ -189,8 +190,26 @@ class TestAssertFreeMemory(TestCase):
 
     @parametrize("device", ["cpu", "meta", torch.device("cpu")])
     def test_not_a_cuda_device(self, device):
-        with fake_cuda(), self.assertRaisesRegex(ValueError, "expected a CUDA device, but got"):
+        with fake_cuda(), self.assertRaisesRegex(ValueError, r"device .* is not a CUDA device; expected None"):
             torch.cuda.assert_free_memory(1, device=device)
+        # Checked before whether CUDA is available: it used to say "CUDA is not available".
+        with mock.patch.object(torch.cuda, "is_available", return_value=False):
+            with self.assertRaisesRegex(ValueError, r"^assert_free_memory\(\): device .* is not a CUDA device"):
+                torch.cuda.assert_free_memory(1, device=device)
+
+    @parametrize(
+        "device, message",
+        [
+            subtest((-1, r"device index must be >= 0, but got -1"), name="negative"),
+            subtest((10**400, r"device index 10{400} is out of range for a torch.device"), name="huge"),
+            subtest((128, r"device index 128 is out of range for a torch.device"), name="beyond_int8"),
+            subtest(("cuda:300", r"device index 300 is out of range for a torch.device"), name="wrapping_string"),
+        ],
+    )
+    def test_device_index_value_errors(self, device, message):
+        with mock.patch.object(torch.cuda, "is_available", return_value=False):
+            with self.assertRaisesRegex(ValueError, r"^assert_free_memory\(\): " + message):
+                torch.cuda.assert_free_memory(1, device=device)
 
     def test_unparseable_device(self):
         with fake_cuda(), self.assertRaisesRegex(ValueError, "'gpu:0' is not a device"):
@@ -308,6 +327,39 @@ class TestMinFreeVram(TestCase):
             torch.cuda.min_free_vram(1, device=1.5)
         with self.assertRaisesRegex(TypeError, "expected a callable to decorate"):
             torch.cuda.min_free_vram(1)(3)
+
+    @parametrize(
+        "device, error, message",
+        [
+            subtest((-1, ValueError, r"device index must be >= 0, but got -1"), name="negative"),
+            subtest(("cpu", ValueError, r"device 'cpu' is not a CUDA device"), name="cpu"),
+            subtest(("meta", ValueError, r"device 'meta' is not a CUDA device"), name="meta"),
+            subtest((torch.device("cpu"), ValueError, r"device 'cpu' is not a CUDA device"), name="cpu_device"),
+            subtest(("gpu", ValueError, r"'gpu' is not a device"), name="unparseable"),
+            subtest((10**400, ValueError, r"device index 10{400} is out of range"), name="huge"),
+            subtest((1.5, TypeError, r"device must be None, an int index"), name="float"),
+        ],
+    )
+    def test_device_validated_at_creation_without_cuda(self, device, error, message):
+        no_query = {"side_effect": AssertionError("CUDA was queried")}
+        with mock.patch.object(torch.cuda, "is_available", **no_query), mock.patch.object(
+            torch.cuda, "device_count", **no_query
+        ), mock.patch.object(torch.cuda, "current_device", **no_query):
+            with self.assertRaisesRegex(error, r"^min_free_vram\(\): " + message):
+                torch.cuda.min_free_vram("1GiB", device=device)
+            guard = torch.cuda.min_free_vram("1GiB", device="cuda:7")  # the device count is checked at call time
+        self.assertFalse(torch.cuda.is_initialized())
+        self.assertEqual(guard.device, "cuda:7")
+
+    def test_decorating_a_class_is_refused(self):
+        with self.assertRaisesRegex(
+            TypeError,
+            r"^min_free_vram\(\): can only decorate a function, but got a class \(Model\); decorate its methods instead",
+        ):
+
+            @torch.cuda.min_free_vram("1GiB")
+            class Model:
+                pass
 
     def test_without_cuda(self):
         with mock.patch.object(torch.cuda, "is_available", return_value=False):

@@ -419,6 +419,15 @@ class TestSafeRunOOM(FakeGPU, TestCase):
                 torch.cuda.safe_run(mock.Mock(side_effect=ValueError("real")), error_callback=broken)()
 
 
+    @parametrize("error", [KeyboardInterrupt, SystemExit])
+    def test_callback_base_exception_propagates(self, error):
+        def interrupt(exc, info):
+            raise error
+
+        with self.assertRaises(error):
+            torch.cuda.safe_run(FlakyOOM(1), error_callback=interrupt)()
+
+
 class TestSafeRunReleasesFailedAttempt(FakeGPU, TestCase):
     """pytorch#27600, #18853: the failed attempt's tensors must be gone before the retry starts."""
 
@@ -672,6 +681,46 @@ class TestSafeRunCPUFallback(FakeGPU, TestCase):
         with warnings.catch_warnings(record=True) as w:
             torch.cuda.safe_run(FlakyOOM(1), max_cuda_retries=0)()
         self.assertEqual(w[0].filename, __file__)
+
+    @parametrize("kind", ["function", "coroutine_function"])
+    def test_containers_without_tensors_to_move_are_passed_as_is(self, kind):
+        # The fallback used to rebuild every list and dict, so fn's writes to them were lost (ok [] {}).
+        seen = []
+
+        def body(x, results, stats, nested):
+            seen.append((results, stats, nested, nested["log"]))
+            if len(seen) < 3:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 79.19 GiB")  # noqa: B950
+            results.append(x.sum().item())
+            stats["steps"] = 1
+            nested["log"].append("done")
+            nested["added"] = True  # nested holds a tensor to move: it is a new dict, this is lost
+            return "ok"
+
+        if kind == "function":
+            fn = body
+        else:
+
+            async def fn(*args):
+                return body(*args)
+
+        results, stats, log = [], {}, []
+        cpu_t = torch.ones(1)
+        nested = {"log": log, "cpu": [cpu_t], "gpu": torch.empty(1, device="meta")}
+        wrapped = torch.cuda.safe_run(fn)
+        with mock.patch.object(torch.Tensor, "cpu", lambda t: torch.ones(t.shape)):
+            with warnings.catch_warnings(record=True):
+                args = (torch.ones(3), results, stats, nested)
+                out = wrapped(*args) if kind == "function" else asyncio.run(wrapped(*args))
+        self.assertEqual((out, results, stats, log), ("ok", [3.0], {"steps": 1}, ["done"]))
+        fallback_results, fallback_stats, fallback_nested, fallback_log = seen[-1]
+        self.assertIs(fallback_results, results)
+        self.assertIs(fallback_stats, stats)
+        self.assertIsNot(fallback_nested, nested)  # a container holding a tensor to move is rebuilt...
+        self.assertIs(fallback_log, log)  # ...but not the containers in it that hold none
+        self.assertIs(fallback_nested["cpu"][0], cpu_t)
+        self.assertEqual(fallback_nested["gpu"].device.type, "cpu")
+        self.assertNotIn("added", nested)
 
 
 class TestSafeRunCompile(FakeGPU, TestCase):

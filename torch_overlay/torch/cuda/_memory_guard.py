@@ -84,32 +84,46 @@ def _validate_required(required: object, caller: str) -> None:
     parse_memory_size(required, total=1, name=f"{caller}(): required")  # type: ignore[arg-type]
 
 
-def _validate_device_type(device: object, caller: str) -> None:
-    if device is not None and (isinstance(device, bool) or not isinstance(device, (int, str, torch.device))):
+def _validate_device(device: object, caller: str) -> torch.device | None:
+    """``device`` as a CUDA ``torch.device`` (index ``None`` for the current one); no CUDA query is made."""
+    if device is None:
+        return None
+    if isinstance(device, bool) or not isinstance(device, (int, str, torch.device)):
         raise TypeError(
             f"{caller}(): device must be None, an int index, a device string such as 'cuda:0' "
             f"or a torch.device, but got {device!r} of type {type(device).__name__}"
         )
+    if isinstance(device, int):
+        if device < 0:
+            raise ValueError(f"{caller}(): device index must be >= 0, but got {device}")
+        index: int | None = device
+        parsed = torch.device("cuda", device) if device <= torch.iinfo(torch.int8).max else None
+    elif isinstance(device, str):
+        try:
+            parsed = torch.device(device)
+        except RuntimeError as e:
+            raise ValueError(f"{caller}(): {device!r} is not a device; expected e.g. 'cuda' or 'cuda:0'") from e
+        _, _, suffix = device.partition(":")
+        index = int(suffix) if suffix.isdigit() else parsed.index
+    else:
+        parsed, index = device, device.index
+    if parsed is not None and parsed.type != "cuda":
+        raise ValueError(
+            f"{caller}(): device {str(device)!r} is not a CUDA device; expected None, an index, 'cuda', 'cuda:N' "
+            f"or a torch.device of type 'cuda'"
+        )
+    if parsed is None or parsed.index != index:  # torch.device keeps an index in 8 bits: 300 would be 44
+        raise ValueError(f"{caller}(): device index {index} is out of range for a torch.device")
+    return parsed
 
 
-def _cuda_device(device: int | str | torch.device | None, caller: str) -> torch.device:
+def _cuda_device(device: torch.device | None, caller: str) -> torch.device:
     if not torch.cuda.is_available():
         raise RuntimeError(
             f"{caller}(): CUDA is not available on this machine (torch.cuda.is_available() is False), "
             f"so free GPU memory cannot be checked"
         )
-    if device is None:
-        index = torch.cuda.current_device()
-    elif isinstance(device, int):
-        index = device
-    else:
-        try:
-            parsed = torch.device(device)
-        except RuntimeError as e:
-            raise ValueError(f"{caller}(): {device!r} is not a device; expected e.g. 'cuda' or 'cuda:0'") from e
-        if parsed.type != "cuda":
-            raise ValueError(f"{caller}(): expected a CUDA device, but got {str(parsed)!r}")
-        index = parsed.index if parsed.index is not None else torch.cuda.current_device()
+    index = torch.cuda.current_device() if device is None or device.index is None else device.index
     count = torch.cuda.device_count()
     if not 0 <= index < count:
         raise ValueError(
@@ -149,8 +163,7 @@ def _check_free_memory(required: MemorySize, device: int | str | torch.device | 
     from torch.utils._memory_size import format_memory_size, parse_memory_size
 
     _validate_required(required, caller)
-    _validate_device_type(device, caller)
-    cuda_device = _cuda_device(device, caller)
+    cuda_device = _cuda_device(_validate_device(device, caller), caller)
     driver_free, total = torch.cuda.mem_get_info(cuda_device)
     releasable, unusable = _releasable(cuda_device)
     free = driver_free + releasable
@@ -198,9 +211,10 @@ def assert_free_memory(required: MemorySize, device: int | str | torch.device | 
             memory, the total and the requirement, in human units.
         TypeError: ``required`` or ``device`` has an unsupported type.
         ValueError: ``required`` is negative, NaN, a fraction outside ``(0, 1]``
-            or has an unknown unit; ``device`` is not a CUDA device or its index
-            is out of range.
-        RuntimeError: CUDA is not available.
+            or has an unknown unit; ``device`` is not a CUDA device (``"cpu"``,
+            ``"meta"``...: checked before whether CUDA is available), or its
+            index is negative or out of range.
+        RuntimeError: CUDA is not available (``device`` being a valid CUDA device).
 
     .. note:: :func:`torch.cuda.mem_get_info` needs a CUDA context, so the first
         check on a device initializes CUDA on it.  Under :mod:`torch.distributed`
@@ -232,9 +246,17 @@ class min_free_vram:
         required (int, str or float): as for :func:`assert_free_memory`.
         device (torch.device, str or int, optional): as for :func:`assert_free_memory`.
 
-    ``required`` and ``device`` are validated when the object is created, so a
-    misspelled size fails at decoration time; the memory itself is checked each
-    time the block is entered or the decorated function is called.
+    ``required`` and ``device`` are validated when the object is created, without
+    initializing CUDA (their types, a malformed size, a device that is not a CUDA
+    device, a negative index), so a misspelled size fails at decoration time;
+    whether the device index exists on this machine, and the memory itself, are
+    checked each time the block is entered or the decorated function is called.
+
+    Raises:
+        TypeError: ``required`` or ``device`` has an unsupported type; decorating
+            a class (decorate its methods instead) or something not callable.
+        ValueError: as for :func:`assert_free_memory`, except that an index beyond
+            the machine's device count is only found when the check runs.
 
     The check holds no state, so every kind of function can be decorated: a
     coroutine function (the wrapper is one too, and checks before awaiting ``fn``),
@@ -261,7 +283,7 @@ class min_free_vram:
 
     def __init__(self, required: MemorySize, device: int | str | torch.device | None = None) -> None:
         _validate_required(required, "min_free_vram")
-        _validate_device_type(device, "min_free_vram")
+        _validate_device(device, "min_free_vram")
         self.required = required
         self.device = device
 
@@ -282,6 +304,11 @@ class min_free_vram:
 
         from torch.utils._eager import stay_eager
 
+        if isinstance(fn, type):
+            raise TypeError(
+                f"min_free_vram(): can only decorate a function, but got a class ({fn.__name__}); "
+                f"decorate its methods instead"
+            )
         if not callable(fn):
             raise TypeError(f"min_free_vram(): expected a callable to decorate, but got {fn!r}")
         required, device = self.required, self.device

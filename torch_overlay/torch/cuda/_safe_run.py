@@ -267,11 +267,25 @@ class _Recovery:
                     raise
 
     def _cpu_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        def to_cpu(t: torch.Tensor) -> torch.Tensor:
-            self._moved_tensors += t.device.type != "cpu"
-            return t.cpu()
+        # Only the containers on the way to a tensor that must move are rebuilt; any other argument or
+        # sub-container is passed as the same object, so what fn writes into it reaches the caller.
+        pytree = torch.utils._pytree
 
-        return torch.utils._pytree.tree_map_only(torch.Tensor, to_cpu, (self.args, self.kwargs))
+        def off_cpu(leaf: Any) -> bool:
+            return isinstance(leaf, torch.Tensor) and leaf.device.type != "cpu"
+
+        def to_cpu(node: Any) -> Any:
+            if isinstance(node, torch.Tensor):
+                if node.device.type == "cpu":
+                    return node
+                self._moved_tensors += 1
+                return node.cpu()
+            if not any(off_cpu(leaf) for leaf in pytree.tree_leaves(node)):
+                return node
+            children, spec = pytree.tree_flatten(node, is_leaf=lambda child: child is not node)
+            return pytree.tree_unflatten([to_cpu(child) for child in children], spec)
+
+        return tuple(to_cpu(a) for a in self.args), {k: to_cpu(v) for k, v in self.kwargs.items()}
 
     @contextlib.contextmanager
     def _placement(self) -> Any:
@@ -395,7 +409,10 @@ def safe_run(
             (``"retry"``, ``"retry_autocast"``, ``"cpu_fallback"`` or
             ``"give_up"``; an error that is not an out-of-memory error, or that
             happened on the CPU, is reported with ``"give_up"``). A callback that
-            raises is logged and ignored.
+            raises an :class:`Exception` is logged and ignored; one that raises
+            another :class:`BaseException` (:class:`KeyboardInterrupt`,
+            :class:`SystemExit`) stops ``safe_run``: that exception propagates,
+            and no further attempt is made.
 
     Returns:
         The wrapped callable, with ``fn``'s name and docstring
@@ -428,7 +445,12 @@ def safe_run(
     .. note:: Results of the CPU fallback stay on the CPU. Tensor arguments are
         copied to the CPU, so in-place changes ``fn`` makes to them are not seen
         by the caller (modules are moved in place, so their changes are kept);
-        optimizer state is not moved. Calls that already hold tensors elsewhere
+        optimizer state is not moved. A list, tuple, dict (or other pytree)
+        argument that contains tensors off the CPU is passed as a new container
+        holding CPU copies, so what ``fn`` adds to or removes from it is not seen
+        by the caller either; one without such tensors is passed as is (the same
+        object), and so is every container nested in a rebuilt one that holds
+        none, so ``fn``'s writes to them are kept. Calls that already hold tensors elsewhere
         (globals, closures) are retried as they are. A training step that
         ran out of memory half-way through ``backward()`` may have accumulated part
         of its gradients: zero them at the start of ``fn`` so a retry starts clean.
