@@ -268,6 +268,10 @@ class TestGetBestDevice(TestCase):
         with FakeNvml([gpu(0, 10), gpu(1, 70), gpu(2, 30), gpu(3, 20)]):
             self.assertEqual(best(exclude=exclude), torch.device("cuda", 2))
 
+    def test_exclude_none_is_no_exclusion(self):
+        with FakeNvml([gpu(0, 10), gpu(1, 70)]):
+            self.assertEqual(best(exclude=None), torch.device("cuda", 1))
+
     def test_exclude_everything(self):
         with FakeNvml([gpu(0, 10), gpu(1, 70)]):
             self.assertEqual(best(exclude=[0, 1]), torch.device("cpu"))
@@ -321,6 +325,7 @@ class TestGetBestDevice(TestCase):
             ({"min_free_memory": True}, TypeError, "min_free_memory must be"),
             ({"exclude": 1}, TypeError, "iterable of devices"),
             ({"exclude": "cuda:1"}, TypeError, "iterable of devices"),
+            ({"exclude": 1.5}, TypeError, "get_best_device.*got 1.5 of type float"),
             ({"exclude": [1.0]}, TypeError, "got 1.0 of type float"),
             ({"exclude": [True]}, TypeError, "got True of type bool"),
             ({"exclude": [-1]}, ValueError, "negative index -1"),

@@ -197,6 +197,18 @@ class TestSetDevice(TestCase):
                 torch._accelerator.set_device(device)
             self.assertEqual(fake.set_calls, [])
 
+    @parametrize("device", ["meta", "xpu:0", torch.device("mps")], name_fn=_arg_name)
+    def test_wrong_type_is_value_error_before_availability(self, device):
+        with FakeAccelerator("cuda", count=0) as fake:
+            with self.assertRaisesRegex(ValueError, "does not match the current accelerator; expected 'cpu' or a 'cuda'"):
+                torch._accelerator.set_device(device)
+            self.assertEqual(fake.set_calls, [])
+
+    @unittest.skipIf(TEST_ACCELERATOR, "needs a machine without an accelerator")
+    def test_meta_on_cpu_only_machine(self):
+        with self.assertRaisesRegex(ValueError, r"'meta' does not match the current accelerator; expected 'cpu'"):
+            torch._accelerator.set_device("meta")
+
     @unittest.skipIf(TEST_ACCELERATOR, "needs a machine without an accelerator")
     def test_index_on_cpu_only_machine(self):
         with self.assertRaisesRegex(RuntimeError, r"cannot select 0: no accelerator is available"):

@@ -1,8 +1,10 @@
 # Owner(s): ["module: accelerator"]
 
 import asyncio
+import gc
 import inspect
 import pickle
+import sys
 import threading
 import types
 import unittest
@@ -11,7 +13,7 @@ from unittest import mock
 import torch
 import torch._accelerator
 import torch._dynamo.testing
-from torch._accelerator import DeviceContext
+from torch._accelerator import _device_context, DeviceContext
 from torch.testing._internal.common_utils import (
     instantiate_parametrized_tests,
     parametrize,
@@ -405,6 +407,19 @@ class TestDeviceContext(TestCase):
             with DeviceContext("meta"):
                 raise RuntimeError("boom")
 
+    def test_multiprocessing_data_loader_inside_fails_quietly(self):
+        # The half-built multiprocessing iterator printed "Exception ignored in ... __del__"
+        # ("no attribute '_shutdown'") after our error when collected; it failed before any worker started.
+        from torch.utils.data import DataLoader
+
+        unraisable = []
+        with mock.patch.object(sys, "unraisablehook", unraisable.append):
+            with self.assertRaisesRegex(RuntimeError, "iterating a torch.utils.data.DataLoader inside"):
+                with DeviceContext("meta"):
+                    list(DataLoader(list(range(8)), batch_size=2, num_workers=2))
+            gc.collect()
+        self.assertEqual([str(u.exc_value) for u in unraisable], [])
+
     def test_decorated_module_level_function_pickles(self):
         fn = pickle.loads(pickle.dumps(module_level_on_meta))
         self.assertIs(fn, module_level_on_meta)
@@ -492,6 +507,34 @@ class TestDeviceContextErrors(TestCase):
     def test_bad_arguments(self, kwargs, error, pattern):
         with self.assertRaisesRegex(error, pattern):
             DeviceContext(**kwargs)
+
+    @parametrize("dtype", [torch.float64, torch.float32, torch.float8_e4m3fn], name_fn=lambda d: str(d)[6:])
+    def test_amp_dtype_autocast_does_not_support(self, dtype):
+        # Autocast would warn and disable itself on entry while ctx.dtype claimed the dtype.
+        with self.assertRaisesRegex(ValueError, f"amp={dtype} is not supported by autocast on 'cpu'"):
+            DeviceContext("cpu", amp=dtype)
+
+    def test_amp_dtype_message(self):
+        with self.assertRaises(ValueError) as cm:
+            DeviceContext("cpu", amp=torch.float64)
+        self.assertExpectedInline(
+            str(cm.exception),
+            """DeviceContext(): amp=torch.float64 is not supported by autocast on 'cpu' (which would disable itself); expected True or one of torch.bfloat16, torch.float16""",  # noqa: B950
+        )
+
+    def test_amp_dtype_asked_of_the_device_module(self):
+        module = types.SimpleNamespace(get_amp_supported_dtype=lambda: [torch.float16])
+        with mock.patch.object(torch, "get_device_module", lambda device=None: module):
+            self.assertEqual(_device_context._amp_supported_dtypes("xpu"), (torch.float16,))
+            self.assertEqual(_device_context._amp_supported_dtypes("cuda"), (torch.bfloat16, torch.float16))
+        with mock.patch.object(torch, "get_device_module", lambda device=None: types.SimpleNamespace()):
+            self.assertEqual(_device_context._amp_supported_dtypes("mps"), (torch.bfloat16, torch.float16))
+
+    @parametrize("target", [5, None, int, DeviceContext], name_fn=lambda t: getattr(t, "__name__", repr(t)))
+    def test_decorating_a_non_function(self, target):
+        expected = "got a class .*; decorate its methods instead" if isinstance(target, type) else f"got {target!r}$"
+        with self.assertRaisesRegex(TypeError, "DeviceContext.*can only decorate a function, but " + expected):
+            DeviceContext("meta")(target)
 
     @unittest.skipIf(torch.accelerator.is_available(), "needs a machine without an accelerator")
     def test_index_without_accelerator(self):

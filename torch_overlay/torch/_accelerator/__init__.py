@@ -97,9 +97,10 @@ def set_device(device: torch.device | str | int) -> torch.device:
             (``bool`` is rejected although it is an ``int``).
         ValueError: the string is not a device, the index is negative or not
             below :func:`torch.accelerator.device_count`, or the device type is
-            neither ``cpu`` nor the current accelerator.
-        RuntimeError: an accelerator device was asked for on a machine where no
-            accelerator is available.
+            neither ``cpu`` nor the current accelerator's (``"meta"``; ``"cuda"``
+            in a build without CUDA), checked first, on every machine.
+        RuntimeError: an index or a device of the current accelerator was asked
+            for on a machine where none of its devices is available.
 
     .. note:: Unlike :func:`torch.accelerator.set_device_index`, which silently
         ignores a negative index, every invalid request raises.  Setting a device
@@ -131,6 +132,14 @@ def set_device(device: torch.device | str | int) -> torch.device:
             ) from e
     if isinstance(device, torch.device) and device.type == "cpu":
         return torch.device("cpu")
+    if isinstance(device, torch.device):
+        # The type is checked before availability: "meta" is a ValueError on every machine.
+        built = torch.accelerator.current_accelerator()
+        if built is None or device.type != built.type:
+            expected = "'cpu' (this build has no accelerator)" if built is None else f"'cpu' or a {built.type!r} device"
+            raise ValueError(
+                f"set_device(): {str(device)!r} does not match the current accelerator; expected {expected}"
+            )
 
     acc = _available_accelerator()
     if acc is None:
@@ -139,11 +148,6 @@ def set_device(device: torch.device | str | int) -> torch.device:
             f"this machine (torch.accelerator.device_count() is 0); pass 'cpu' instead"
         )
     if isinstance(device, torch.device):
-        if device.type != acc.type:
-            raise ValueError(
-                f"set_device(): {str(device)!r} does not match the current accelerator "
-                f"{acc.type!r}; expected 'cpu' or a {acc.type!r} device"
-            )
         index = device.index if device.index is not None else current_device().index
     else:
         index = device

@@ -50,12 +50,21 @@ def _parse_override(value: str, acc: torch.device | None, allow_cpu: bool) -> to
     return device
 
 
-def _excluded_indices(exclude: Iterable[int | str | torch.device], acc: torch.device | None) -> set[int]:
+def _excluded_indices(exclude: Iterable[int | str | torch.device] | None, acc: torch.device | None) -> set[int]:
+    if exclude is None:
+        return set()
     if isinstance(exclude, (int, str, torch.device)):
         raise TypeError(
             f"get_best_device(): exclude must be an iterable of devices, e.g. (1,) or ['cuda:1'], "
             f"but got the single value {exclude!r}"
         )
+    try:
+        exclude = iter(exclude)
+    except TypeError:
+        raise TypeError(
+            f"get_best_device(): exclude must be an iterable of devices, e.g. (1,) or ['cuda:1'], or None, "
+            f"but got {exclude!r} of type {type(exclude).__name__}"
+        ) from None
     indices = set()
     for item in exclude:
         if isinstance(item, bool) or not isinstance(item, (int, str, torch.device)):
@@ -100,7 +109,7 @@ def _local_rank() -> int | None:
 def get_best_device(
     *,
     min_free_memory: int | float | str | None = None,
-    exclude: Iterable[int | str | torch.device] = (),
+    exclude: Iterable[int | str | torch.device] | None = (),
     allow_cpu: bool = True,
 ) -> torch.device:
     r"""Return the accelerator device with the most free memory, or the CPU when none qualifies.
@@ -115,8 +124,9 @@ def get_best_device(
             device must have: bytes (``8 << 30``), a size string (``"8GiB"``,
             ``"512 MB"``) or a fraction of each device's total (``0.5``); the
             forms of :func:`torch.cuda.assert_free_memory`.  Default: no minimum.
-        exclude (iterable): devices never to pick, as indices (``1``), strings
-            (``"cuda:1"``) or :class:`torch.device`\ s.
+        exclude (iterable, optional): devices never to pick, as indices (``1``), strings
+            (``"cuda:1"``) or :class:`torch.device`\ s.  ``None`` is the same as
+            ``()``: no exclusions.
         allow_cpu (bool): return ``torch.device("cpu")`` when no accelerator
             device qualifies (the default); with ``False``, raise instead.
 

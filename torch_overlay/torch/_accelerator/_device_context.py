@@ -82,13 +82,36 @@ def _device_settings(device: torch.device, dtype: torch.dtype | None) -> Iterato
 _DATA_DIR = os.path.join("torch", "utils", "data", "")
 
 
+def _amp_supported_dtypes(device_type: str) -> tuple[torch.dtype, ...]:
+    """The dtypes :class:`torch.amp.autocast` accepts on ``device_type``; it disables itself for others."""
+    if device_type in ("cpu", "cuda"):
+        return (torch.bfloat16, torch.float16)
+    get_supported = getattr(torch.get_device_module(device_type), "get_amp_supported_dtype", None)
+    if get_supported is None:
+        return (torch.bfloat16, torch.float16)
+    return tuple(get_supported())
+
+
 def _raised_by_data_loading(exc: BaseException) -> bool:
+    """Whether ``exc`` came from ``torch.utils.data``; defuse a half-built multiprocessing iterator.
+
+    An iterator whose ``__init__`` failed before its workers started would, when
+    collected, print "Exception ignored in ... __del__ ... no attribute '_shutdown'"
+    after our error: mark it shut down (nothing was started) so that it leaves quietly.
+    """
+    found = False
     tb = exc.__traceback__
     while tb is not None:
-        if _DATA_DIR in tb.tb_frame.f_code.co_filename:
-            return True
+        frame = tb.tb_frame
+        if _DATA_DIR in frame.f_code.co_filename:
+            found = True
+            it = frame.f_locals.get("self")
+            if isinstance(it, torch.utils.data.dataloader._MultiProcessingDataLoaderIter) and not hasattr(
+                it, "_shutdown"
+            ):
+                it._shutdown = True
         tb = tb.tb_next
-    return False
+    return found
 
 
 def _resolve_device(device: torch.device | str | int | None) -> torch.device:
@@ -179,7 +202,9 @@ class DeviceContext(_DecoratorContextManager):
         amp (bool or :class:`torch.dtype`): ``True`` runs the block under autocast
             with the device's best low-precision dtype (``bfloat16`` on CPU and on
             accelerators that support it natively, else ``float16``); a dtype uses
-            that dtype; ``False`` (the default) leaves autocast alone.
+            that dtype, which must be one autocast supports on the device type
+            (``bfloat16`` or ``float16`` on CPU and CUDA); ``False`` (the default)
+            leaves autocast alone.
         tensorize (bool): ask ``auto_tensorize`` functions called inside to
             convert their array arguments onto ``device`` (read from
             :meth:`DeviceContext.current`).
@@ -191,9 +216,11 @@ class DeviceContext(_DecoratorContextManager):
         tensorize (bool): as passed.
 
     Raises:
-        TypeError: ``device``, ``amp`` or ``tensorize`` has the wrong type.
+        TypeError: ``device``, ``amp`` or ``tensorize`` has the wrong type; used as a
+            decorator on something other than a function (a class: decorate its methods).
         ValueError: the device is malformed, out of range, not of the available
-            accelerator, or autocast is asked for a device type that has none (``meta``).
+            accelerator, autocast is asked for a device type that has none (``meta``),
+            or ``amp`` is a dtype autocast does not support there (``float32``).
         RuntimeError: an accelerator index is given and no accelerator is available.
 
     .. note:: :func:`torch.compile` traces ``DeviceContext``, also with
@@ -240,6 +267,13 @@ class DeviceContext(_DecoratorContextManager):
         self.device = _resolve_device(device)
         if amp is not False and not torch.amp.is_autocast_available(self.device.type):
             raise ValueError(f"DeviceContext(): autocast is not available for device type {self.device.type!r}")
+        if isinstance(amp, torch.dtype):
+            supported = _amp_supported_dtypes(self.device.type)
+            if amp not in supported:
+                raise ValueError(
+                    f"DeviceContext(): amp={amp} is not supported by autocast on {self.device.type!r} "
+                    f"(which would disable itself); expected True or one of {', '.join(map(str, supported))}"
+                )
         self._amp = amp
         self._dtype: torch.dtype | None = amp if isinstance(amp, torch.dtype) else None
         if amp is True and self.device.type == "cpu":
@@ -271,6 +305,13 @@ class DeviceContext(_DecoratorContextManager):
         return self
 
     def __call__(self, func: _F) -> _F:
+        if inspect.isclass(func):
+            raise TypeError(
+                f"{self!r}: can only decorate a function, but got a class ({func.__name__}); "
+                f"decorate its methods instead"
+            )
+        if not callable(func):
+            raise TypeError(f"{self!r}: can only decorate a function, but got {func!r}")
         # Coroutines and async generators: the context is entered around each step of
         # the body (like torch.utils._contextlib does for generators), never held across
         # an await or a yield, so it follows the task that runs the body and no other.
