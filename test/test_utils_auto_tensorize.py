@@ -107,6 +107,38 @@ class TestToTensor(TestCase):
         self.assertEqual(t.dtype, torch.float32)
         self.assertEqual(t.shape, ())
 
+    def test_numpy_uint64_scalars(self):
+        t = to_tensor(np.uint64(5))
+        self.assertEqual((t.dtype, t.shape, int(t)), (torch.uint64, (), 5))
+        self.assertEqual(to_tensor(np.uint64(5), dtype=torch.float32), torch.tensor(5.0))
+        big = to_tensor([np.uint64(5), np.uint64(2**64 - 1)])
+        self.assertEqual(big.dtype, torch.uint64)
+        self.assertEqual(big.to(torch.float64).tolist(), [5.0, float(2**64 - 1)])
+
+    @unittest.skipUnless(np.dtype(np.longdouble).itemsize > 8, "np.longdouble is float64 on this platform")
+    def test_unsupported_numpy_scalar_names_to_tensor(self):
+        with self.assertRaisesRegex(
+            TypeError, r"^to_tensor\(\): cannot convert the NumPy scalar np\.longdouble\('1\.5'\) of type longdouble"
+        ):
+            to_tensor(np.longdouble(1.5))
+
+    def test_too_deep_nesting_names_to_tensor(self):
+        x = 1
+        for _ in range(200):
+            x = [x]
+        with self.assertRaises(ValueError) as ctx:
+            to_tensor(x)
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """to_tensor(): the nested sequence is 200 levels deep, more dimensions than torch.tensor() supports""",
+        )
+
+    @unittest.skipIf(TEST_CUDA, "needs a build or machine without CUDA")
+    def test_unavailable_device_names_to_tensor(self):
+        for obj in (np.ones(2), [1.0], torch.ones(2)):
+            with self.assertRaisesRegex(RuntimeError, r"^to_tensor\(\): device 'cuda' is not available: "):
+                to_tensor(obj, device="cuda")
+
     def test_dlpack_zero_copy(self):
         a = np.arange(3.0)
         t = to_tensor(DLPackOnly(a))
@@ -210,6 +242,14 @@ class TestToTensor(TestCase):
         with self.assertRaisesRegex(ValueError, r"to_tensor\(\): the element at \[1\]\[0\] is an integer outside"):
             to_tensor([[1], [-(2**64)]])
         self.assertEqual(to_tensor(2**70, dtype=torch.float64).item(), float(2**70))
+        with self.assertRaises(ValueError) as ctx:
+            to_tensor(10**400, dtype=torch.float64)
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """to_tensor(): the integer (about 10**400) is too large for torch.float64, whose largest finite value is 1.798e+308""",  # noqa: B950
+        )
+        with self.assertRaisesRegex(ValueError, r"to_tensor\(\): the element at \[1\] \(about -10\*\*400\) is too large"):
+            to_tensor([1, -(10**400)], dtype=torch.float32)
         self.assertEqual(to_tensor([2**63 - 1, -(2**63)]).tolist(), [2**63 - 1, -(2**63)])
         self.assertTrue(to_tensor(float("nan")).isnan())
 
@@ -328,6 +368,20 @@ class TestAutoTensorize(TestCase):
         with self.assertRaisesRegex(TypeError, "not the string 'x'"):
             auto_tensorize(argnames="x")
 
+    def test_argnames_errors_name_the_argument(self):
+        @auto_tensorize(argnames=["x", "weights"])
+        def f(x, weights):
+            return x
+
+        with self.assertRaises(ValueError) as ctx:
+            f([1, 2], [[1, 2], [3]])
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """auto_tensorize(): argument 'weights' of TestAutoTensorize.test_argnames_errors_name_the_argument.<locals>.f: ragged nested sequence: the element at [1] has length 1, expected 2 like its siblings""",  # noqa: B950
+        )
+        with self.assertRaisesRegex(TypeError, r"^auto_tensorize\(\): argument 'x' of .*f: the element at \[0\] is 'a'"):
+            f(["a"], [1])
+
     def test_dtype_applies_to_floating_point_only(self):
         @auto_tensorize(dtype=torch.float16)
         def f(x, idx):
@@ -387,6 +441,27 @@ class TestAutoTensorize(TestCase):
         self.assertIsInstance(grad_out(np.ones(2)), np.ndarray)
         with self.assertRaisesRegex(ValueError, "return_type must be 'tensor' or 'input'"):
             auto_tensorize(return_type="numpy")
+
+    @parametrize("dtype", [torch.bfloat16, torch.float8_e4m3fn, torch.float16], name_fn=lambda d: str(d)[6:])
+    def test_return_type_input_dtypes_numpy_lacks(self, dtype):
+        # NumPy has no bfloat16 or float8: those outputs come back as float32; float16 stays.
+        f = auto_tensorize(return_type="input")(lambda x: x.to(dtype))
+        out = f(np.ones(2, np.float32))
+        self.assertIsInstance(out, np.ndarray)
+        self.assertEqual(out.dtype, np.float16 if dtype is torch.float16 else np.float32)
+
+    @unittest.skipUnless(
+        hasattr(torch._accelerator, "DeviceContext"), "torch._accelerator.DeviceContext is not in this build"
+    )
+    def test_return_type_input_under_autocast(self):
+        @auto_tensorize(return_type="input")
+        def mm(x, w):
+            return x @ w
+
+        with torch._accelerator.DeviceContext("cpu", amp=True, tensorize=True):
+            out = mm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32))
+        self.assertEqual(out.dtype, np.float32)
+        self.assertEqual(out.tolist(), [[2.0, 2.0], [2.0, 2.0]])
 
     def test_return_type_input_through_array_namespace(self):
         class Array(DLPackOnly):
@@ -521,6 +596,7 @@ class TestToTensorCUDA(TestCase):
 
 instantiate_parametrized_tests(TestToTensor)
 instantiate_parametrized_tests(TestCompile)
+instantiate_parametrized_tests(TestAutoTensorize)
 
 
 if __name__ == "__main__":

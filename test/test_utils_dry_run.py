@@ -227,6 +227,32 @@ class TestSkippable(TestCase):
         with self.assertRaisesRegex(TypeError, "expected a callable"):
             skippable(3)
 
+    def test_class_refused(self):
+        with self.assertRaises(TypeError) as ctx:
+
+            @skippable
+            class Uploader:
+                pass
+
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """skippable(): can only decorate a function, but got the class TestSkippable.test_class_refused.<locals>.Uploader; decorate its methods that have side effects instead""",  # noqa: B950
+        )
+
+    def test_fullgraph_names_skippable(self):
+        torch._dynamo.reset()
+
+        @skippable
+        def upload(x):
+            return None
+
+        def step(x):
+            upload(x)
+            return x * 2
+
+        with self.assertRaisesRegex(Exception, r"@skippable function .*upload runs eagerly.*outside the compiled"):
+            torch.compile(step, backend="eager", fullgraph=True)(torch.arange(3.0))
+
     def test_coroutine(self):
         calls = []
 
@@ -392,6 +418,41 @@ class TestRehearse(TestCase):
             rehearse(lambda x: x * 2, torch.randn(2), backward=True)
         with self.assertRaisesRegex(TypeError, r"rehearse\(\): backward must be a bool, but got 'yes'"):
             rehearse(torch.nn.Linear(2, 2), torch.randn(1, 2), backward="yes")
+
+    def test_coroutine_and_generator_functions_refused_before_running(self):
+        ran = []
+
+        async def step_async(x):
+            ran.append(1)
+            return x * 2
+
+        def step_gen(x):
+            ran.append(1)
+            yield x * 2
+
+        async def step_agen(x):
+            ran.append(1)
+            yield x * 2
+
+        for fn, what in ((step_async, "coroutine"), (step_gen, "generator"), (step_agen, "async generator")):
+            with self.assertRaisesRegex(TypeError, rf"rehearse\(\): fn is a {what} function .*rehearse a plain function"):
+                rehearse(fn, torch.randn(2))
+        self.assertEqual(ran, [])
+
+    @parametrize("case", ["item", "tolist", "numpy", "nonzero", "if_tensor", "mask"])
+    def test_data_dependent_code(self, case):
+        fn = {
+            "item": lambda x: x.sum().item(),
+            "tolist": lambda x: x.tolist(),
+            "numpy": lambda x: x.numpy(),
+            "nonzero": lambda x: x.nonzero(),
+            "if_tensor": lambda x: x * 2 if x.sum() > 0 else x,
+            "mask": lambda x: x[x > 0],
+        }[case]
+        with self.assertRaisesRegex(RuntimeError, r"^rehearse\(\): fn's output shape or control flow depends on") as ctx:
+            rehearse(fn, torch.randn(3))
+        self.assertIn("no real data", str(ctx.exception))
+        self.assertIsNotNone(ctx.exception.__cause__)
 
     def test_optimizer_instance_refused_with_a_suggestion(self):
         model = torch.nn.Linear(2, 2)

@@ -270,6 +270,21 @@ class TestFailingCallback(TestCase):
         self.assertIn("raised while handling RuntimeError from test", logs.output[0])
         self.assertIn("callback bug", logs.output[0])
 
+    def test_base_exception_from_callback_propagates(self):
+        # Documented: only Exception subclasses are caught, so Ctrl-C in a callback still stops the program.
+        def interrupted(exc, info):
+            raise KeyboardInterrupt
+
+        seen = []
+        with ec.register(interrupted), ec.register(lambda e, i: seen.append(e)):
+            with self.assertRaises(KeyboardInterrupt):
+                ec.report(RuntimeError("original"), source="test")
+            self.assertEqual(seen, [])
+        with ec.register(lambda e, i: seen.append(e)):
+            ec.report(RuntimeError("later"), source="test")  # the reporting flag was reset
+        self.assertEqual(len(seen), 1)
+        self.assertIn("Only :class:`Exception` subclasses are caught", " ".join(ec.report.__doc__.split()))
+
     def test_original_error_propagates_unchanged(self):
         def broken(exc, info):
             raise ValueError("callback bug")

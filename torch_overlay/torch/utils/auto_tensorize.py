@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, TypeVar
@@ -113,10 +114,36 @@ def _first_huge_int(obj: object, path: str) -> str | None:
     return None
 
 
+def _first_int_beyond_float(obj: object, path: str) -> tuple[str, int] | None:
+    # The index path and value of the first int too large for a float64, or None.
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        try:
+            float(obj)
+        except OverflowError:
+            return path, obj
+        return None
+    if isinstance(obj, (list, tuple)):
+        for i, item in enumerate(obj):
+            found = _first_int_beyond_float(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def _from_python(obj: object, device: DeviceLike, dtype: torch.dtype | None) -> torch.Tensor:
     try:
         return torch.tensor(obj, device=device, dtype=dtype)
     except (OverflowError, ValueError, RuntimeError) as e:
+        if isinstance(e, OverflowError) and dtype is not None and (dtype.is_floating_point or dtype.is_complex):
+            found = _first_int_beyond_float(obj, "")
+            if found is not None:
+                path, value = found
+                where = f"the element at {path}" if path else "the integer"
+                digits = int(abs(value).bit_length() * 0.30103)  # log10(2): str() of a huge int may be refused
+                raise ValueError(
+                    f"to_tensor(): {where} (about {'-' if value < 0 else ''}10**{digits}) is too large for "
+                    f"{dtype}, whose largest finite value is {torch.finfo(dtype).max:.4g}"
+                ) from None
         path = _first_huge_int(obj, "") if "Overflow" in str(e) else None
         if path is None:
             raise
@@ -207,7 +234,8 @@ def to_tensor(
     r"""Convert a tensor, an array, a scalar or a nested sequence to a tensor, sharing memory where possible.
 
     Args:
-        obj: a :class:`torch.Tensor`; a NumPy array or scalar; any object
+        obj: a :class:`torch.Tensor`; a NumPy array or scalar (``np.uint64``
+            scalars become ``torch.uint64`` tensors, as arrays do); any object
             exposing ``__dlpack__`` (CuPy, JAX, ...) or
             ``__cuda_array_interface__`` (Numba, ...); a Python ``bool``,
             ``int``, ``float`` or ``complex``; or a (nested) ``list``/``tuple``
@@ -232,8 +260,13 @@ def to_tensor(
             ``device``, ``dtype`` or ``copy`` has the wrong type.
         ValueError: a nested sequence is ragged (the message names the first
             element, by index path, whose length or shape differs from its
-            siblings'); an integer does not fit in ``torch.int64`` and no
-            ``dtype`` says what to make of it; ``device`` is not a valid device.
+            siblings'); a nested sequence is deeper than a tensor's maximum
+            number of dimensions; an integer does not fit in ``torch.int64`` and
+            no ``dtype`` says what to make of it, or is too large for the
+            floating-point ``dtype`` given (the message gives its magnitude);
+            ``device`` is not a valid device.
+        RuntimeError: ``device`` is not available in this build or on this
+            machine (e.g. ``"cuda"`` on a CPU-only build).
 
     .. note:: A read-only NumPy array (a memory-mapped file, ``np.broadcast_to``),
         one with negative strides (``a[::-1]``) or a non-native byte order is
@@ -270,19 +303,59 @@ def to_tensor(
     device = _check_device(device, "to_tensor()")
     if not isinstance(copy, bool):
         raise TypeError(f"to_tensor(): copy must be a bool, but got {_describe(copy)}")
+    try:
+        return _to_tensor(obj, device, dtype, copy)
+    except (AssertionError, RuntimeError) as e:
+        # Moving to a device this build or machine lacks ("Torch not compiled with CUDA enabled" is an assert).
+        if device is None or device.type in ("cpu", "meta") or not _UNAVAILABLE.search(str(e)):
+            raise
+        raise RuntimeError(f"to_tensor(): device {str(device)!r} is not available: {e}") from e
+
+
+_UNAVAILABLE = re.compile(
+    r"not compiled with|no .*driver|no .*GPUs are available|invalid device ordinal", re.IGNORECASE
+)
+
+
+def _numpy_scalar(obj: Any, np: Any, device: DeviceLike, dtype: torch.dtype | None) -> torch.Tensor:
+    # torch.tensor() refuses some NumPy scalars (np.uint64: "an integer is required"); a 0-d array does not.
+    try:
+        return _from_python(obj, device, dtype)
+    except TypeError:
+        pass
+    try:
+        t = torch.from_numpy(np.asarray(obj))
+    except TypeError as e:
+        raise TypeError(
+            f"to_tensor(): cannot convert the NumPy scalar {_describe(obj)} of type {type(obj).__name__}: {e}"
+        ) from None
+    return t.to(device=torch.get_default_device() if device is None else device, dtype=dtype)
+
+
+def _to_tensor(obj: Any, device: torch.device | None, dtype: torch.dtype | None, copy: bool) -> torch.Tensor:
     if isinstance(obj, torch.Tensor):
         return obj.to(device=device, dtype=dtype, copy=copy)
     np = _numpy()
     if np is not None and isinstance(obj, np.ndarray):
         t = _from_numpy(obj, np)
         return t if device is None and dtype is None and not copy else t.to(device=device, dtype=dtype, copy=copy)
-    if isinstance(obj, _SCALARS) or (np is not None and isinstance(obj, (np.number, np.bool_))):
+    if isinstance(obj, _SCALARS):
         return _from_python(obj, device, dtype)
+    if np is not None and isinstance(obj, (np.number, np.bool_)):
+        return _numpy_scalar(obj, np, device, dtype)
     if isinstance(obj, (list, tuple, range)):
-        _, has_arrays = _shape_of(obj, "", None)
+        shape, has_arrays = _shape_of(obj, "", None)
         if has_arrays:
             return _stack(obj, device, dtype)
-        return _from_python(obj, device, dtype)
+        try:
+            return _from_python(obj, device, dtype)
+        except ValueError as e:
+            if "too many dimensions" not in str(e):
+                raise
+            raise ValueError(
+                f"to_tensor(): the nested sequence is {len(shape)} levels deep, more dimensions than "
+                f"torch.tensor() supports"
+            ) from e
     if hasattr(type(obj), "__dlpack__"):
         return torch.from_dlpack(obj).to(device=device, dtype=dtype, copy=copy)
     if hasattr(obj, "__cuda_array_interface__"):
@@ -328,6 +401,13 @@ def _convert(value: Any, device: DeviceLike, dtype: torch.dtype | None) -> Any:
     return _convert_arg(value, device, dtype)
 
 
+def _to_numpy(t: torch.Tensor) -> Any:
+    # NumPy has no bfloat16 or float8 types: such outputs come back as float32 (e.g. under autocast).
+    if t.dtype is torch.bfloat16 or (t.is_floating_point() and t.element_size() == 1):
+        t = t.float()
+    return t.numpy(force=True)
+
+
 def _back_converter(args: Sequence[Any]) -> Callable[[torch.Tensor], Any] | None:
     # The first array argument that is not a tensor decides the type of the outputs.
     for leaf in pytree.tree_leaves(list(args)):
@@ -335,7 +415,7 @@ def _back_converter(args: Sequence[Any]) -> Callable[[torch.Tensor], Any] | None
             continue
         np = _numpy()
         if np is not None and isinstance(leaf, np.ndarray):
-            return lambda t: t.numpy(force=True)
+            return _to_numpy
         namespace = getattr(leaf, "__array_namespace__", None)
         if namespace is None:
             raise TypeError(
@@ -381,7 +461,9 @@ def auto_tensorize(
             ``"input"`` converts every tensor in the result back to the type of
             the first non-tensor array argument (NumPy arrays via
             :meth:`torch.Tensor.numpy`, others via their ``__array_namespace__().from_dlpack``),
-            so NumPy in gives NumPy out.
+            so NumPy in gives NumPy out.  NumPy has no ``bfloat16`` or ``float8``
+            types: such outputs (e.g. of a matmul under a ``DeviceContext(amp=True)``
+            autocast) come back as ``float32`` NumPy arrays.
 
     Returns:
         The wrapped function (or, without ``fn``, a decorator).
@@ -389,7 +471,9 @@ def auto_tensorize(
     Raises:
         TypeError: ``argnames`` names a parameter ``fn`` does not have, an
             option has the wrong type, or (at call time) an argument cannot be converted.
-        ValueError: ``return_type`` or ``device`` has a wrong value.
+        ValueError: ``return_type`` or ``device`` has a wrong value; (at call
+            time) a ragged or out-of-range argument.  With ``argnames``, call-time
+            errors name the argument: ``auto_tensorize(): argument 'w' of f: ...``.
 
     On an ``async def`` function, a generator function or an async generator
     function, the wrapper is of the same kind: the arguments are converted when
@@ -452,7 +536,11 @@ def auto_tensorize(
         for name in names & bound.arguments.keys():
             value = bound.arguments[name]
             if value is not None:
-                bound.arguments[name] = _cast(to_tensor(value, device=target), dtype)
+                try:
+                    bound.arguments[name] = _cast(to_tensor(value, device=target), dtype)
+                except (TypeError, ValueError) as e:
+                    message = str(e).replace("to_tensor(): ", "", 1)
+                    raise type(e)(f"auto_tensorize(): argument {name!r} of {fn.__qualname__}: {message}") from e
         return bound.args, bound.kwargs
 
     from torch.utils._stepwise import kind, wrap

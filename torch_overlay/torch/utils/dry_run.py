@@ -27,6 +27,20 @@ from the environment::
 
 or from Python, ``torch._logging.set_logs(modules={"torch.utils.dry_run": logging.INFO})``.
 ``TORCH_LOGS="dry_run"`` is the registered short form of the same setting.
+
+Under :func:`torch.compile`: use ``with dry_run():`` and ``@dry_run()``
+outside compiled regions (around the compiled call); Dynamo does not trace
+them, and a ``fullgraph=True`` compilation that reaches one fails with
+Dynamo's "marked as skipped" message.  A :func:`skippable` function called
+inside a compiled region runs eagerly (a graph break).
+
+Worker processes: ``with dry_run():`` is state of the calling thread (a
+:mod:`contextvars` variable).  Processes *forked* inside the block, such as
+:class:`~torch.utils.data.DataLoader` workers with the default ``fork`` start
+method on Linux, inherit it and see dry-run mode on; *spawned* ones
+(``multiprocessing_context="spawn"``, the default on macOS and Windows) start
+fresh and only see ``TORCH_DRY_RUN``.  Set the environment variable to switch
+every process the same way.
 """
 
 from __future__ import annotations
@@ -46,6 +60,7 @@ from typing import Any, TypeVar
 import torch
 from torch.utils import _pytree as pytree
 from torch.utils._contextlib import _DecoratorContextManager
+from torch.utils._eager import stay_eager
 from torch.utils._stepwise import context_decorator, kind, wrap
 
 
@@ -121,8 +136,11 @@ class dry_run(_DecoratorContextManager):
 
     .. note:: The switch is thread-aware: a ``with dry_run():`` block affects
         only the thread (or ``asyncio`` task) that entered it, and the tasks it
-        creates; other threads keep following ``TORCH_DRY_RUN``.  Set the
-        environment variable to switch a whole process, workers included.
+        creates; other threads keep following ``TORCH_DRY_RUN``.  Processes
+        forked inside the block (e.g. ``DataLoader`` workers under the
+        ``fork`` start method) inherit it; spawned ones see only
+        ``TORCH_DRY_RUN``.  Set the environment variable to switch every
+        process the same way.  Use the block outside ``torch.compile``'d code.
 
     Example::
 
@@ -171,8 +189,9 @@ def skippable(fn: _F | None = None, *, returns: Any = None) -> Any:
         and returns ``returns``.
 
     Raises:
-        TypeError: ``fn`` is not callable, or ``returns`` is neither ``None``
-            nor a non-string iterable for a generator function.
+        TypeError: ``fn`` is a class (decorate its methods) or not callable,
+            or ``returns`` is neither ``None`` nor a non-string iterable for a
+            generator function.
 
     The wrapper is of ``fn``'s own kind: on an ``async def`` function it is a
     coroutine function whose skipped call, once awaited, returns ``returns``;
@@ -180,6 +199,10 @@ def skippable(fn: _F | None = None, *, returns: Any = None) -> Any:
     ``returns`` (nothing when it is ``None``).  The switch is read when the
     body would start running (the first ``await`` or ``next``), in the task or
     thread that runs it.
+
+    Under :func:`torch.compile` the wrapper runs eagerly (a graph break; the
+    switch is read at each call); a ``fullgraph=True`` compilation that reaches
+    it fails with a message saying to call it outside the compiled region.
 
     To see the skips, enable the logger, e.g. ``TORCH_LOGS="torch.utils.dry_run"``
     (see the module documentation).
@@ -197,6 +220,11 @@ def skippable(fn: _F | None = None, *, returns: Any = None) -> Any:
     """
     if fn is None:
         return functools.partial(skippable, returns=returns)
+    if inspect.isclass(fn):
+        raise TypeError(
+            f"skippable(): can only decorate a function, but got the class {fn.__qualname__}; "
+            "decorate its methods that have side effects instead"
+        )
     if not callable(fn):
         raise TypeError(f"skippable(): expected a callable, but got {fn!r}")
     name = getattr(fn, "__qualname__", repr(fn))
@@ -226,13 +254,20 @@ def skippable(fn: _F | None = None, *, returns: Any = None) -> Any:
         def start(*args: Any, **kwargs: Any) -> Any:
             return placeholder(returns) if skipped(args, kwargs) else fn(*args, **kwargs)
 
-        return wrap(fn, contextlib.nullcontext, start)
+        return stay_eager(wrap(fn, contextlib.nullcontext, start), "@skippable", _SKIPPABLE_EAGER.format(name))
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return returns if skipped(args, kwargs) else fn(*args, **kwargs)
 
-    return wrapper
+    return stay_eager(wrapper, "@skippable", _SKIPPABLE_EAGER.format(name))
+
+
+_SKIPPABLE_EAGER = (
+    "@skippable function {} runs eagerly (it reads the dry-run switch on the host at each call), so it cannot "
+    "be traced into a fullgraph=True compilation: call it outside the compiled region, or compile without "
+    "fullgraph=True"
+)
 
 
 # What a skipped coroutine / generator / async generator call runs instead of the body.
@@ -275,6 +310,13 @@ class Rehearsal:
     peak_memory: int
     memory_by_device: dict[torch.device, dict[str, int]]
     flops: int
+
+
+_DATA_DEPENDENT = (
+    "rehearse(): fn's output shape or control flow depends on the values in its tensors ({op}), which a "
+    "rehearsal cannot know: it runs on fake tensors, with no real data; rehearse the part of the step before "
+    "the value is read (e.g. .item(), .tolist(), .numpy(), nonzero(), boolean-mask indexing, `if tensor:`)"
+)
 
 
 def _fake_module(module: torch.nn.Module, fake_mode: Any) -> torch.nn.Module:
@@ -321,11 +363,17 @@ def rehearse(
         ``memory_by_device`` and ``flops``.
 
     Raises:
-        TypeError: ``fn`` is not callable, ``backward`` is not a bool, or
-            ``optimizer`` is not an optimizer class or factory (an optimizer
-            instance is refused: pass ``type(opt)``).
+        TypeError: ``fn`` is not callable, is an ``async def``, generator or
+            async generator function (rehearse a plain function, e.g. one
+            step), ``backward`` is not a bool, or ``optimizer`` is not an
+            optimizer class or factory (an optimizer instance is refused: pass
+            ``type(opt)``).  Checked before anything runs.
         RuntimeError: ``fn`` reached a real tensor that was not passed as an
-            argument (e.g. a module captured in a closure).
+            argument (e.g. a module captured in a closure); or its output shape
+            or control flow depends on tensor values (``.item()``,
+            ``.tolist()``, ``.numpy()``, ``nonzero()``, ``if tensor:``...),
+            which a rehearsal, having no real data, cannot know (chained from
+            the fake-tensor exception).
         ValueError: ``optimizer`` without ``backward=True``, or ``backward=True``
             with no output that requires grad.
 
@@ -354,12 +402,22 @@ def rehearse(
         >>> round(r.flops / 1e9, 1)
         35.2
     """
-    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch._subclasses.fake_tensor import (
+        DataDependentOutputException,
+        DynamicOutputShapeException,
+        FakeTensorMode,
+    )
     from torch.distributed._tools.mem_tracker import MemTracker
     from torch.utils.flop_counter import FlopCounterMode
 
     if not callable(fn):
         raise TypeError(f"rehearse(): fn must be callable, but got {_repr.repr(fn)}")
+    what = kind(fn)
+    if what != "function":
+        raise TypeError(
+            f"rehearse(): fn is a {what} function ({getattr(fn, '__qualname__', _repr.repr(fn))}), whose call "
+            f"returns an unrun {what} instead of running the step; rehearse a plain function, e.g. one step"
+        )
     if not isinstance(backward, bool):
         raise TypeError(f"rehearse(): backward must be a bool, but got {_repr.repr(backward)}")
     if isinstance(optimizer, torch.optim.Optimizer):
@@ -411,6 +469,12 @@ def rehearse(
                 sum(t.sum() for t in roots).backward()
             if optimizer is not None:
                 optimizer([p for m in modules for p in m.parameters()]).step()
+    except (DataDependentOutputException, DynamicOutputShapeException) as e:
+        raise RuntimeError(_DATA_DEPENDENT.format(op=e)) from e
+    except RuntimeError as e:
+        if ".numpy() is not supported for tensor subclasses" not in str(e):
+            raise
+        raise RuntimeError(_DATA_DEPENDENT.format(op="Tensor.numpy()")) from e
     except AssertionError as e:
         # FakeTensorMode's own check for a real tensor reaching an op.
         if "convert all Tensors to FakeTensors" not in str(e):

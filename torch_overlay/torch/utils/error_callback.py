@@ -158,7 +158,7 @@ class error_callback:
 
 
 def report(exc: BaseException, /, *, source: str, **context: Any) -> None:
-    r"""Pass a failure to every matching callback; a failing callback never raises out of it.
+    r"""Pass a failure to every matching callback; a callback's :class:`Exception` never raises out of it.
 
     Args:
         exc: the exception that occurred.
@@ -170,8 +170,11 @@ def report(exc: BaseException, /, *, source: str, **context: Any) -> None:
         TypeError: ``exc`` is not an exception instance, or ``source`` is not a string.
         ValueError: ``source`` is empty.
 
-    A callback's own exception is logged and dropped, so reporting cannot
-    replace or hide ``exc``.  Failures raised *while* callbacks run (a callback
+    A callback's own :class:`Exception` is logged and dropped, so reporting
+    cannot replace or hide ``exc``.  Only :class:`Exception` subclasses are
+    caught: a :class:`BaseException` such as :class:`KeyboardInterrupt` or
+    :class:`SystemExit` raised by a callback propagates out of ``report()``
+    (the remaining callbacks are not called), so Ctrl-C still stops the program.  Failures raised *while* callbacks run (a callback
     that itself calls a reporting utility) are not reported again.
 
     Example::

@@ -11,6 +11,11 @@ zero-copy through DLPack), and ``numpy.fft.rfft`` otherwise.
 
 NumPy and CuPy are imported lazily and are optional; without CuPy,
 :func:`patch_numpy` changes nothing and says so once.
+
+Use ``with patch_numpy(...):`` (and ``@patch_numpy(...)``) outside
+:func:`torch.compile`'d code, around the compiled call: Dynamo does not trace
+it, and a ``fullgraph=True`` compilation that reaches it fails with Dynamo's
+"marked as skipped" message.
 """
 
 from __future__ import annotations
