@@ -30,11 +30,14 @@ __all__ = [
 
 def default_device_type() -> str:
     r"""Return the type of the current accelerator, or ``"cpu"`` when none is available."""
-    # A CUDA build on a machine without a GPU must pick the CPU.
-    from torch._accelerator._device_probe import available_accelerator
-
-    accelerator = available_accelerator()
-    return "cpu" if accelerator is None else accelerator.type
+    # A CUDA build on a machine without a GPU must pick the CPU.  Not
+    # current_accelerator(check_available=True): torch.cuda.is_available() poisons fork,
+    # torch.accelerator.device_count() asks NVML first (torch.amp lands before
+    # torch._accelerator, whose available_accelerator() is this same test).
+    accelerator = torch.accelerator.current_accelerator()
+    if accelerator is None or torch.accelerator.device_count() <= 0:
+        return "cpu"
+    return accelerator.type
 
 
 def default_dtype(device_type: str, index: int | None = None) -> torch.dtype:
