@@ -164,6 +164,49 @@ torch.utils.retry: attempt 3 of 3 failed with ConnectionError: third; giving up:
             retry(flaky, on_retry=stop, sleep=lambda s: None)()
         self.assertEqual(flaky.calls, 1)
 
+    def test_on_retry_error_is_chained_from_the_attempt_error(self):
+        # An exception from on_retry stops retrying; the attempt's error is its __context__, in every form.
+        def stop(exc, attempt, delay):
+            1 / 0
+
+        async def astop(exc, attempt, delay):
+            1 / 0
+
+        def gen():
+            raise KeyError("gen")
+            yield
+
+        async def agen():
+            raise KeyError("agen")
+            yield
+
+        async def block(hook):
+            async for attempt in retry_loop(on_retry=hook, sleep=lambda s: None):
+                with attempt:
+                    raise KeyError("async loop")
+
+        def loop():
+            for attempt in retry_loop(on_retry=stop, sleep=lambda s: None):
+                with attempt:
+                    raise KeyError("loop")
+
+        kw = dict(sleep=lambda s: None)
+        forms = {
+            "function": lambda: retry(Flaky(KeyError("f")), on_retry=stop, **kw)(),
+            "coroutine": lambda: run(retry(AsyncFlaky(KeyError("c")), on_retry=stop, **kw)()),
+            "coroutine_async_hook": lambda: run(retry(AsyncFlaky(KeyError("c")), on_retry=astop, **kw)()),
+            "generator": lambda: next(retry(gen, on_retry=stop, **kw)()),
+            "async_generator": lambda: run(retry(agen, on_retry=stop, **kw)().__anext__()),
+            "loop": loop,
+            "async_loop": lambda: run(block(stop)),
+            "async_loop_async_hook": lambda: run(block(astop)),
+        }
+        for name, call in forms.items():
+            with self.subTest(form=name):
+                with self.assertRaises(ZeroDivisionError) as cm:
+                    call()
+                self.assertIsInstance(cm.exception.__context__, KeyError)
+
     def test_deadline_stops_before_sleeping_past_it(self):
         t = FakeTime()
         flaky = Flaky(*[OSError(str(i)) for i in range(10)])
@@ -288,6 +331,10 @@ class TestArguments(TestCase):
             (dict(backoff=0.5), ValueError, f"{name}(): backoff must be a finite number >= 1, but got 0.5"),
             (dict(backoff=math.inf), ValueError, f"{name}(): backoff must be a finite number >= 1, but got inf"),
             (dict(backoff=math.nan), ValueError, f"{name}(): backoff must be a finite number >= 1, but got nan"),
+            (dict(backoff=10**400), ValueError, f"{name}(): backoff must be a finite number >= 1, but got {10**400}"),
+            (dict(max_delay=10**400), ValueError, f"{name}(): max_delay {seconds} {10**400}"),
+            (dict(jitter=10**400), ValueError, f"{name}(): jitter {seconds} {10**400}"),
+            (dict(deadline=10**400), ValueError, f"{name}(): deadline {seconds} {10**400}"),
             (dict(backoff="2"), TypeError, f"{name}(): backoff must be a number, but got '2' of type str"),
             (dict(on_retry=3), TypeError, f"{name}(): on_retry must be callable, but got 3"),
             (dict(sleep=0.1), TypeError, f"{name}(): sleep must be callable, but got 0.1"),
@@ -324,6 +371,11 @@ class TestArguments(TestCase):
             )
         with self.assertRaisesRegex(ValueError, "would be 1.1e\\+09 s"):
             retry(attempts=2, delay=1e9, jitter=1e8)
+        for fn in (retry, retry_loop):  # attempts past the float range: a ValueError, not an OverflowError
+            with self.assertRaisesRegex(ValueError, "the sleep before the last attempt would be more than 1e\\+308 s"):
+                fn(attempts=10**400, delay=1)
+            with self.assertRaisesRegex(ValueError, "would be more than 1e\\+308 s"):
+                fn(attempts=10**400, delay=1e-300, backoff=1.5)
         # Either bound makes it fine.
         retry(attempts=2000, delay=0.001, max_delay=1.0)
         retry(attempts=2000, delay=0.001, deadline=60.0)
@@ -376,6 +428,22 @@ class TestArguments(TestCase):
 
         with self.assertRaisesRegex(TypeError, "retry\\(\\): expected a callable to wrap, but got 3"):
             retry(3)
+
+    def test_class_is_refused(self):
+        # The wrapper, a function, would replace the class; retry a function that constructs it instead.
+        class Client:
+            pass
+
+        message = (
+            "retry(): can only decorate a function, but got the class "
+            "TestArguments.test_class_is_refused.<locals>.Client; to retry constructing it, "
+            "retry a function that does: retry(lambda *args, **kwargs: Client(*args, **kwargs), ...)"
+        )
+        for decorate in (lambda c: retry(c), lambda c: retry(attempts=2)(c)):
+            with self.assertRaises(TypeError) as cm:
+                decorate(Client)
+            self.assertEqual(str(cm.exception), message)
+        self.assertIsInstance(retry(lambda: Client())(), Client)
 
 
 class TestSchedule(TestCase):
@@ -989,6 +1057,149 @@ class TestGenerators(TestCase):
         self.assertEqual([s for s in slept if s], [0.5, 1.0])
 
 
+def drive(coro):
+    """Run a coroutine that never suspends, without an event loop (which would handle KeyboardInterrupt itself)."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    raise AssertionError("the coroutine suspended")
+
+
+class TestStopSignals(TestCase):
+    @parametrize(
+        "error",
+        [KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError],
+        name_fn=lambda e: e.__name__,
+    )
+    def test_never_retried_even_with_base_exception(self, error):
+        # Cancellation, interrupt, exit and generator close propagate at once, whatever exceptions= says.
+        def forms():
+            kw = dict(attempts=5, exceptions=BaseException, sleep=lambda s: None)
+            calls = []
+
+            def body():
+                calls.append(1)
+                raise error()
+
+            def plain():
+                body()
+
+            async def coro():
+                body()
+
+            def gen():
+                body()
+                yield
+
+            async def agen():
+                body()
+                yield
+
+            def loop():
+                for attempt in retry_loop(**kw):
+                    with attempt:
+                        body()
+
+            async def aloop():
+                async for attempt in retry_loop(**kw):
+                    with attempt:
+                        body()
+
+            yield "function", calls, lambda: retry(plain, **kw)()
+            yield "coroutine", calls, lambda: drive(retry(coro, **kw)())
+            yield "generator", calls, lambda: next(retry(gen, **kw)())
+            yield "async_generator", calls, lambda: drive(retry(agen, **kw)().__anext__())
+            yield "loop", calls, loop
+            yield "async_loop", calls, lambda: drive(aloop())
+
+        seen = []
+        with ec.error_callback(lambda exc, info: seen.append(exc)):
+            for name, calls, call in forms():
+                with self.subTest(form=name):
+                    calls.clear()
+                    with self.assertRaises(error) as cm:
+                        call()
+                    self.assertEqual(len(calls), 1)
+                    self.assertFalse(getattr(cm.exception, "__notes__", None))
+        self.assertEqual(seen, [])
+
+    def test_after_an_item_no_note_on_a_stop_signal(self):
+        @retry(exceptions=BaseException, sleep=lambda s: None)
+        def gen():
+            yield 1
+            raise KeyboardInterrupt
+
+        g = gen()
+        next(g)
+        with self.assertRaises(KeyboardInterrupt) as cm:
+            next(g)
+        self.assertFalse(getattr(cm.exception, "__notes__", None))
+
+    def test_cancelled_task_stays_cancelled(self):
+        # The trial's reproduction: a task retried with exceptions=BaseException ran on after cancel().
+        calls = []
+
+        @retry(attempts=1000, exceptions=BaseException, delay=0.001, max_delay=0.01)
+        async def slow():
+            calls.append(1)
+            await asyncio.sleep(10)
+
+        async def main():
+            task = asyncio.ensure_future(slow())
+            await asyncio.sleep(0.05)
+            task.cancel()
+            await asyncio.wait([task], timeout=5)
+            return task
+
+        task = run(main())
+        self.assertTrue(task.cancelled())
+        self.assertEqual(calls, [1])
+
+    def test_cancelled_during_the_backoff_sleep(self):
+        # asyncio.sleep's CancelledError during the backoff propagates; it is not counted as a failed attempt.
+        calls = []
+
+        @retry(attempts=1000, exceptions=BaseException, delay=10, max_delay=10)
+        async def fails():
+            calls.append(1)
+            raise ConnectionError
+
+        async def loop():
+            async for attempt in retry_loop(attempts=1000, exceptions=BaseException, delay=10, max_delay=10):
+                with attempt:
+                    calls.append(1)
+                    raise ConnectionError
+
+        async def main(coro):
+            task = asyncio.ensure_future(coro)
+            await asyncio.sleep(0.05)
+            task.cancel()
+            await asyncio.wait([task], timeout=5)
+            return task
+
+        for make in (fails, loop):
+            with self.subTest(form=make.__name__):
+                calls.clear()
+                task = run(main(make()))
+                self.assertTrue(task.cancelled())
+                self.assertEqual(calls, [1])
+                with self.assertRaises(asyncio.CancelledError) as cm:
+                    task.result()
+                self.assertNotIsInstance(cm.exception.__context__, asyncio.CancelledError)
+
+    def test_interrupt_during_the_sleep_or_on_retry_propagates(self):
+        def interrupt(*args):
+            raise KeyboardInterrupt
+
+        for kwargs in (dict(sleep=interrupt), dict(on_retry=interrupt, sleep=lambda s: None)):
+            with self.subTest(hook=next(iter(kwargs))):
+                flaky = Flaky(ConnectionError(), ConnectionError())
+                with self.assertRaises(KeyboardInterrupt):
+                    retry(flaky, exceptions=BaseException, **kwargs)()
+                self.assertEqual(flaky.calls, 1)
+
+
 class TestComposability(TestCase):
     @parametrize("backend", ["eager", "aot_eager"])
     def test_compile_decorated_function(self, backend):
@@ -1047,6 +1258,7 @@ class TestComposability(TestCase):
 
 instantiate_parametrized_tests(TestArguments)
 instantiate_parametrized_tests(TestComposability)
+instantiate_parametrized_tests(TestStopSignals)
 
 if __name__ == "__main__":
     run_tests()

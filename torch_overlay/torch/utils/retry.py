@@ -12,6 +12,10 @@ Two forms share one policy:
   or ``async for attempt in retry_loop(...)`` in a coroutine.
 
 Only the listed ``exceptions`` are retried; anything else propagates at once.
+:class:`asyncio.CancelledError`, :class:`KeyboardInterrupt`, :class:`SystemExit`
+and :class:`GeneratorExit` are never retried, whatever ``exceptions`` says
+(``exceptions=BaseException`` included): they propagate at once, from an
+attempt as from the backoff sleep.
 Before retry ``k`` (``k = 0`` for the first retry) the policy sleeps
 ``min(delay * backoff**k + U(0, jitter), max_delay)`` seconds (computed without
 overflow however many attempts), and gives up early when that sleep would end
@@ -60,6 +64,15 @@ _NOT_RETRIED = "torch.utils.retry: not retried: the generator had already yielde
 
 def _type_name(value: object) -> str:
     return f"{value!r} of type {type(value).__name__}"
+
+
+def _never_retried(exc: BaseException) -> bool:
+    """Whether ``exc`` asks to stop (cancellation, interrupt, exit, generator close): never retried."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+        return True
+    # No asyncio imported: no asyncio.CancelledError can have been raised (and none is imported here).
+    exceptions = sys.modules.get("asyncio.exceptions")
+    return exceptions is not None and isinstance(exc, exceptions.CancelledError)
 
 
 def _seconds(caller: str, name: str, value: object, optional: bool) -> float | None:
@@ -124,7 +137,7 @@ class _Policy:
         self.deadline = _seconds(caller, "deadline", deadline, True)
         if type(backoff) not in (float, int) and (isinstance(backoff, bool) or not isinstance(backoff, numbers.Real)):
             raise TypeError(f"{caller}(): backoff must be a number, but got {_type_name(backoff)}")
-        if not 1 <= backoff < math.inf:
+        if not 1 <= backoff <= sys.float_info.max:  # a huge int fits no float: not finite either
             raise ValueError(f"{caller}(): backoff must be a finite number >= 1, but got {backoff!r}")
         for name, fn in (("on_retry", on_retry), ("sleep", sleep), ("clock", clock)):
             if not callable(fn) and not (fn is None and name != "clock"):
@@ -143,8 +156,11 @@ class _Policy:
             longest = self.backed_off(self.attempts - 2) + self.jitter
             if longest > _LONGEST:
                 if math.isinf(longest):  # say how large, without overflowing
-                    e = math.log10(self.delay) + (self.attempts - 2) * math.log10(self.backoff)
-                    shown = f"{10 ** (e - math.floor(e)):.2g}e+{math.floor(e)}"
+                    try:
+                        e = math.log10(self.delay) + (self.attempts - 2) * math.log10(self.backoff)
+                        shown = f"{10 ** (e - math.floor(e)):.2g}e+{math.floor(e)}"
+                    except OverflowError:  # attempts past the float range
+                        shown = "more than 1e+308"
                 else:
                     shown = f"{longest:.3g}"
                 raise ValueError(
@@ -219,6 +235,8 @@ class _Run:
 
     def failed(self, exc: BaseException) -> float:
         """Record that the current attempt failed; return the sleep before the next one, or raise ``exc``."""
+        if _never_retried(exc):  # even with exceptions=BaseException: a cancelled task stays cancelled
+            raise exc
         policy = self.policy
         kept = self.kept
         if kept and exc.__context__ is None and all(exc is not e for e, _ in kept):
@@ -266,12 +284,23 @@ def _sync(result: object, exc: BaseException, caller: str, name: str) -> None:
         ) from exc
 
 
+def _stop(error: BaseException, exc: BaseException) -> None:
+    """``on_retry`` raised ``error`` after attempt error ``exc``: no more retries, ``exc`` chained as its context."""
+    if error is not exc and error.__context__ is None:
+        error.__context__ = exc
+
+
 def _pause(run: _Run, exc: BaseException, caller: str, hint: str, stacklevel: int) -> None:
     """After a failed attempt: record it (or raise), call ``on_retry``, sleep, move to the next attempt."""
     delay = run.failed(exc)
     policy = run.policy
     if policy.on_retry is not None:
-        _sync(policy.on_retry(exc, run.number, delay), exc, caller, "on_retry")
+        try:
+            result = policy.on_retry(exc, run.number, delay)
+        except BaseException as error:
+            _stop(error, exc)
+            raise
+        _sync(result, exc, caller, "on_retry")
     sleep = time.sleep if policy.sleep is None else policy.sleep
     if sleep is time.sleep and delay > 0 and _blocks_event_loop():
         # One warning per call site (the message does not vary).
@@ -289,9 +318,13 @@ async def _apause(run: _Run, exc: BaseException) -> None:
     delay = run.failed(exc)
     policy = run.policy
     if policy.on_retry is not None:
-        result = policy.on_retry(exc, run.number, delay)
-        if inspect.isawaitable(result):
-            await result
+        try:
+            result = policy.on_retry(exc, run.number, delay)
+            if inspect.isawaitable(result):
+                await result
+        except BaseException as error:
+            _stop(error, exc)
+            raise
     if policy.sleep is None:
         import asyncio
 
@@ -347,7 +380,7 @@ class Attempt:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if exc is not None and isinstance(exc, self._exceptions):
+        if exc is not None and isinstance(exc, self._exceptions) and not _never_retried(exc):
             self._exception = exc
             return True
         return False
@@ -405,7 +438,11 @@ def retry(
         fn: the function to wrap; omit it to get a decorator.
         attempts: the most calls made, the first one included (``>= 1``).
         exceptions: the exception class, or tuple of classes, that is retried;
-            anything else propagates at once.
+            anything else propagates at once.  :class:`asyncio.CancelledError`,
+            :class:`KeyboardInterrupt`, :class:`SystemExit` and
+            :class:`GeneratorExit` are never retried (``BaseException``
+            included): they propagate at once, unrecorded, whether raised by an
+            attempt, ``on_retry`` or the backoff sleep.
         delay: the sleep before the first retry, in seconds.
         backoff: the factor by which the sleep grows after each retry (``>= 1``).
         max_delay: the longest sleep, jitter included; ``None`` for no cap.
@@ -417,7 +454,10 @@ def retry(
             (see :func:`torch.utils.timeout.timeout`).
         on_retry: called as ``on_retry(exc, attempt, next_delay)`` before each
             sleep, ``attempt`` being the number of the attempt that failed; the
-            asynchronous forms await what it returns if that is awaitable.
+            asynchronous forms await what it returns if that is awaitable.  An
+            exception it raises stops the retries and propagates in place of
+            ``exc``, with ``exc`` as its ``__context__`` (``exc`` itself gets no
+            notes then).
         sleep: how to wait; ``None`` for :func:`time.sleep`, or
             :func:`asyncio.sleep` in the asynchronous forms, which await what it
             returns if that is awaitable (tests pass a fake to take no wall time;
@@ -430,13 +470,15 @@ def retry(
         The wrapped function (or, without ``fn``, a decorator making one).
 
     Raises:
-        TypeError: ``fn``, ``on_retry``, ``sleep`` or ``clock`` is not callable,
+        TypeError: ``fn`` is a class (retry a function that constructs it),
+            ``fn``, ``on_retry``, ``sleep`` or ``clock`` is not callable,
             ``exceptions`` is not exception classes, ``attempts`` is not an int
             (a bool is not), a duration or ``backoff`` is not a number, or
             ``sleep``/``on_retry`` is an ``async def`` function while ``fn`` is not.
         ValueError: ``attempts < 1``; a duration (``delay``, ``max_delay``,
             ``jitter``, ``deadline``) negative, NaN, infinite or above ``1e9``
-            seconds; ``backoff`` below 1 or not finite; or, with neither
+            seconds; ``backoff`` below 1 or not finite (an int past the float
+            range included); or, with neither
             ``max_delay`` nor ``deadline``, a schedule whose last sleep would
             pass ``1e9`` seconds.
 
@@ -478,8 +520,14 @@ def retry(
     def decorate(fn: _F) -> _F:
         if not callable(fn):
             raise TypeError(f"retry(): expected a callable to wrap, but got {fn!r}")
+        if isinstance(fn, type):  # the wrapper, a function, would replace the class (no isinstance, no subclass)
+            raise TypeError(
+                f"retry(): can only decorate a function, but got the class {fn.__qualname__}; to retry "
+                f"constructing it, retry a function that does: retry(lambda *args, **kwargs: "
+                f"{fn.__name__}(*args, **kwargs), ...)"
+            )
         # An object whose __call__ is an async def (or generator) function is one too.
-        kind = fn if inspect.isroutine(fn) or isinstance(fn, (type, functools.partial)) else type(fn).__call__
+        kind = fn if inspect.isroutine(fn) or isinstance(fn, functools.partial) else type(fn).__call__
         if inspect.isasyncgenfunction(kind):
             return _retry_async_generator(policy, fn)  # type: ignore[return-value]
         if inspect.iscoroutinefunction(kind):
@@ -577,7 +625,7 @@ def _retry_generator(policy: _Policy, fn: Callable[..., Any]) -> Callable[..., A
             except StopIteration as stop:
                 return stop.value
             except retried as e:
-                if e is not arg:
+                if e is not arg and not _never_retried(e):
                     _add_note(e, _NOT_RETRIED)
                 raise
 
@@ -616,7 +664,7 @@ def _retry_async_generator(policy: _Policy, fn: Callable[..., Any]) -> Callable[
             except StopAsyncIteration:
                 return
             except retried as e:
-                if e is not arg:
+                if e is not arg and not _never_retried(e):
                     _add_note(e, _NOT_RETRIED)
                 raise
 
