@@ -10,7 +10,7 @@ Compares, in one run, each utility with what users would write instead:
   against converting by hand with ``torch.as_tensor`` (ndarray argument);
 - ``array_namespace`` against array-api-compat's (``pip install -r requirements/bench.txt``);
 - a NumPy call through ``patch_numpy``'s dispatcher against a direct call (CPU input);
-- ``rehearse`` of the PRIOR-ART training step against calling ``FakeTensorMode``
+- ``rehearse`` of a reference training step against calling ``FakeTensorMode``
   + ``MemTracker`` + ``FlopCounterMode`` by hand.
 Prints best-of-N microseconds per call (seconds for rehearse) and ratios.
 """

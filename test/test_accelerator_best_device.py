@@ -150,26 +150,26 @@ class TestGetBestDevice(TestCase):
         devices = [gpu(0, 1, mig=(mig(0, 0, 2), mig(0, 1, 9))), gpu(1, 1, mig=(mig(1, 0, 5),))]
         for visible, free in [("MIG-0101", 9), ("MIG-1010", 5), ("MIG-0000,MIG-1010,MIG-0101", 2)]:
             with FakeNvml(devices, {"CUDA_VISIBLE_DEVICES": visible}):
-                # FINDINGS G8: a CUDA process enumerates a single MIG instance, the first one named.
+                # A CUDA process enumerates a single MIG instance, the first one named.
                 probed = _device_probe.probe_devices()
                 self.assertEqual([d.free // GiB for d in probed], [free])
                 self.assertEqual(best(), torch.device("cuda", 0))
 
     def test_mig_mode_without_instances_is_not_a_device(self):
-        # FINDINGS G8: CUDA sees no device on a GPU in MIG mode without instances; NVML's count is wrong.
+        # CUDA sees no device on a GPU in MIG mode without instances; NVML's count is wrong.
         devices = [gpu(0, 70, mig=()), gpu(1, 40)]
         with FakeNvml(devices, fallback=[(40 * GiB, 80 * GiB)]) as fake:
             self.assertEqual(best(), torch.device("cuda", 0))
             self.assertEqual(fake.fallback_calls, [0])
 
     def test_mig_instance_readable_when_the_parent_is_not(self):
-        # FINDINGS G8: in unprivileged containers the parent GPU's memory is NO_PERMISSION.
+        # In unprivileged containers the parent GPU's memory is NO_PERMISSION.
         devices = [gpu(0, 0, 0, mig=(mig(0, 0, 3),), error="nvmlDeviceGetMemoryInfo: NVML_ERROR_NO_PERMISSION (4)")]
         with FakeNvml(devices, {"CUDA_VISIBLE_DEVICES": "MIG-0000"}):
             self.assertEqual(best(min_free_memory="2GiB", allow_cpu=False), torch.device("cuda", 0))
 
     def test_unreadable_device_is_skipped_not_the_nvml_path(self):
-        # FINDINGS G9: one device NVML may not read is never picked; the others still come from NVML.
+        # One device NVML may not read is never picked; the others still come from NVML.
         lost = "nvmlDeviceGetMemoryInfo: NVML_ERROR_GPU_IS_LOST (15)"
         devices = [gpu(0, 0, 0, error=lost), gpu(1, 30), gpu(2, 20)]
         with FakeNvml(devices) as fake:
@@ -205,7 +205,7 @@ class TestGetBestDevice(TestCase):
         with FakeNvml(mixed, {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "1,0"}) as fake:
             self.assertEqual(best(), torch.device("cuda", 1))
             self.assertEqual(fake.fallback_calls, [])
-        # FASTEST_FIRST over different models: only CUDA knows the order.  FINDINGS G13: it is
+        # FASTEST_FIRST over different models: only CUDA knows the order.  It is
         # read from CUDA's own UUIDs (CUDA initialized, no context), not by a context on every GPU.
         asked = []
 
@@ -225,14 +225,14 @@ class TestGetBestDevice(TestCase):
             self.assertEqual(fake.fallback_calls, [0, 1])
 
     def test_uuids_in_cuda_visible_devices_need_no_order(self):
-        # FINDINGS G13: with UUIDs CUDA's order is the list's, CUDA_DEVICE_ORDER plays no part.
+        # With UUIDs CUDA's order is the list's, CUDA_DEVICE_ORDER plays no part.
         mixed = [gpu(0, 70, name="NVIDIA A100"), gpu(1, 20, name="NVIDIA H100")]
         with FakeNvml(mixed, {"CUDA_VISIBLE_DEVICES": f"{mixed[1].uuid},{mixed[0].uuid}"}) as fake:
             self.assertEqual(best(), torch.device("cuda", 1))
             self.assertEqual(fake.fallback_calls, [])
 
     def test_once_cuda_is_initialized_its_own_order_wins(self):
-        # FINDINGS G17: CUDA_VISIBLE_DEVICES changed after CUDA was initialized no longer applies;
+        # CUDA_VISIBLE_DEVICES changed after CUDA was initialized no longer applies;
         # CUDA's UUIDs give the exact mapping.
         devices = [gpu(0, 10), gpu(1, 70), gpu(2, 30)]
         initialized = lambda initialize: cuda_uuids(devices[2], devices[0])  # noqa: E731
@@ -412,7 +412,7 @@ class TestGetBestDeviceEnvironment(TestCase):
                 self.assertEqual(best(exclude=[1]), torch.device("cuda", expected), rank)
 
     def test_local_rank_indexes_first_then_checks_min_free_memory(self):
-        # FINDINGS G14: ranks that filtered first could disagree (free memory changes between
+        # Ranks that filtered first could disagree (free memory changes between
         # their calls) and share a GPU; the rank's own device is fixed, then checked.
         devices = [gpu(0, 1), gpu(1, 70), gpu(2, 30)]
         for rank, expected in [(0, ("cpu",)), (1, ("cuda", 1)), (2, ("cuda", 2)), (3, ("cpu",))]:
@@ -645,7 +645,7 @@ class TestNvml(TestCase):
             self.assertIsNone(_nvml.query_devices())
 
     def test_initialized_once_per_process(self):
-        # FINDINGS G17: nvmlInit/nvmlShutdown per call costs up to seconds without persistence mode.
+        # nvmlInit/nvmlShutdown per call costs up to seconds without persistence mode.
         lib = FakeNvmlLibrary({"GPU-a": ("NVIDIA A100", 0x01, 12, 40, None)})
         lib.nvmlInit_v2 = mock.Mock(return_value=0)
         with mock.patch.object(ctypes, "CDLL", return_value=lib) as cdll:
@@ -668,7 +668,7 @@ class TestNvml(TestCase):
         name_fn=lambda failing, error: failing,
     )
     def test_one_device_error_skips_that_device(self, failing, error):
-        # FINDINGS G9: an error on one GPU is recorded on it; the others are still read.
+        # An error on one GPU is recorded on it; the others are still read.
         lib = FakeNvmlLibrary(
             {"GPU-a": ("NVIDIA A100", 0x01, 12, 40, None), "GPU-b": ("NVIDIA A100", 0x02, 30, 40, None)}
         )

@@ -248,7 +248,7 @@ class CudaThatMustNotBePolled:
     """A 2-GPU CUDA machine, below :mod:`torch.accelerator`, where polling CUDA fails the test.
 
     ``torch.cuda.is_available()`` (and the ``cudaGetDeviceCount`` behind it) initializes the
-    CUDA driver API, after which a forked child cannot use CUDA (FINDINGS G7): the query paths
+    CUDA driver API, after which a forked child cannot use CUDA: the query paths
     must count devices with :func:`torch.accelerator.device_count` (NVML first) instead.
     """
 

@@ -251,7 +251,7 @@ class TestDeviceContext(TestCase):
         self.assertIsNone(DeviceContext.current())
 
     def test_coroutine_two_interleaved_tasks(self):
-        # FINDINGS S2: the context holds while its coroutine runs, never for the other tasks.
+        # The context holds while its coroutine runs, never for the other tasks.
         log = []
 
         @DeviceContext("meta")
@@ -382,7 +382,7 @@ class TestDeviceContext(TestCase):
         self.assertIsNone(DeviceContext.current())
 
     def test_iterating_a_data_loader_inside_says_what_to_do(self):
-        # FINDINGS C9 (pytorch/pytorch#118084): the sampler's tensors follow the default device.
+        # pytorch/pytorch#118084: the sampler's tensors follow the default device.
         from torch.utils.data import DataLoader, TensorDataset
 
         dataset = TensorDataset(torch.arange(10.0))
@@ -594,7 +594,7 @@ class TestDeviceContextFakeAccelerator(TestCase):
 
     @parametrize("major, expected", [(9, torch.bfloat16), (7, torch.float16)], name_fn=lambda m, e: f"sm{m}x")
     def test_amp_dtype_read_from_the_target_device(self, major, expected):
-        # FINDINGS G15: bfloat16 support is asked of the context's device, not the current one.
+        # bfloat16 support is asked of the context's device, not the current one.
         asked = []
 
         def get_device_properties(index):
@@ -612,7 +612,7 @@ class TestDeviceContextFakeAccelerator(TestCase):
         self.assertEqual(asked, [1])
 
     def test_exit_does_not_create_a_context_on_the_previous_device(self):
-        # FINDINGS G1: leaving restores the index with "maybe exchange", as PyTorch's device
+        # Leaving restores the index with "maybe exchange", as PyTorch's device
         # guards do, not with cudaSetDevice (which creates a primary context on GPU 0).
         with FakeCuda(index=0, contexts=()) as fake:
             with DeviceContext(1):

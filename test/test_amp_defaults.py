@@ -140,7 +140,7 @@ class TestAutocastDefaults(TestCase):
             self.assertEqual(_defaults.autocast_defaults(None, None), ("xpu", torch.float16))
 
     def test_dtype_of_a_given_device(self):
-        # FINDINGS G15: asked of the device given, not of the current one (a V100 next to an H100).
+        # Asked of the device given, not of the current one (a V100 next to an H100).
         fake, calls = _fake_cuda(bf16_native=True)
         with fake:
             self.assertEqual(_defaults.default_dtype("cuda", 3), torch.bfloat16)
@@ -452,7 +452,7 @@ but got device(type='cpu') of type device""",
             str(cm.exception), """for_autocast(): autocast is not available for device_type 'meta'"""
         )
 
-    # FINDINGS F6 (needs the for_autocast_arguments version of patches/0005-amp-gradscaler-for-autocast.patch).
+    # Needs the for_autocast_arguments version of patches/0005-amp-gradscaler-for-autocast.patch.
     def test_device_is_an_alias_of_device_type(self):
         scaler = self._for_autocast(device="cpu", dtype=torch.float16)
         self.assertEqual((scaler._device, scaler.is_enabled()), ("cpu", True))

@@ -144,14 +144,14 @@ class TestAssertFreeMemory(TestCase):
         )
 
     def test_inactive_split_blocks_are_not_free(self):
-        # G6: 3 GiB cached, of which 2 GiB are the free remainders of split blocks a new tensor cannot get.
+        # 3 GiB cached, of which 2 GiB are the free remainders of split blocks a new tensor cannot get.
         with fake_cuda(free=GiB, reserved=5 * GiB, allocated=2 * GiB, inactive_split=2 * GiB):
             torch.cuda.assert_free_memory("2GiB")
             with self.assertRaisesRegex(torch.OutOfMemoryError, r"has 2.00 GiB free \(1.00 GiB free on the device \+ 1.00 GiB cached"):  # noqa: B950
                 torch.cuda.assert_free_memory(2 * GiB + 1)
 
     def test_per_process_memory_fraction_caps_free(self):
-        # G6: set_per_process_memory_fraction(0.25) of 80 GiB = 20 GiB for this process, 12 GiB of it in use.
+        # set_per_process_memory_fraction(0.25) of 80 GiB = 20 GiB for this process, 12 GiB of it in use.
         with fake_cuda(free=60 * GiB, total=80 * GiB, reserved=12 * GiB, allocated=12 * GiB, fraction=0.25):
             torch.cuda.assert_free_memory("8GiB")
             with self.assertRaises(torch.OutOfMemoryError) as cm:
@@ -466,7 +466,7 @@ class TestMinFreeVram(TestCase):
 
     @parametrize("backend", ["eager", "aot_eager"])
     def test_fullgraph_says_to_decorate_outside(self, backend):
-        # C10: our message, not Dynamo's "marked as skipped ... Please file an issue".
+        # Our message, not Dynamo's "marked as skipped ... Please file an issue".
         torch._dynamo.reset()
 
         def outer(x):
@@ -530,7 +530,7 @@ class TestCUDA(TestCase):
 
 
     def test_split_block_remainder_is_not_free(self):
-        # G6: a 60 MiB tensor in a cached 100 MiB block leaves a 40 MiB remainder that reserved - allocated
+        # A 60 MiB tensor in a cached 100 MiB block leaves a 40 MiB remainder that reserved - allocated
         # counted as free, though no allocation larger than it can use it.
         torch.cuda.clear_cache()
         x = torch.empty(100 * MiB, dtype=torch.uint8, device="cuda")

@@ -212,7 +212,7 @@ class TestSafeRunOOM(FakeGPU, TestCase):
             self.assertEqual(_failing_device(error, len, (), {}), torch.device(device))
             flaky = FlakyOOM(1, error=lambda: error)
             fn, seen = collect(flaky, use_autocast_on_oom=False)
-            if device == "cpu":  # F3: a CPU that ran out has nothing cheaper to retry on
+            if device == "cpu":  # A CPU that ran out has nothing cheaper to retry on
                 with self.assertRaises(RuntimeError), warnings.catch_warnings(record=True) as w:
                     fn()
                 self.assertEqual((len(flaky.calls), w), (1, []))
@@ -772,7 +772,7 @@ class TestSafeRunCompile(FakeGPU, TestCase):
 
 class TestSafeRunFindings(FakeGPU, TestCase):
     def test_cpu_oom_propagates_without_ladder(self):
-        # F3: no autocast retry and no "ran on the CPU" warning when the CPU itself ran out.
+        # No autocast retry and no "ran on the CPU" warning when the CPU itself ran out.
         flaky = FlakyOOM(1, error=lambda: RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried"))
         fn, seen = collect(flaky)
         with warnings.catch_warnings(record=True) as w, self.assertRaisesRegex(RuntimeError, "DefaultCPUAllocator"):
@@ -782,7 +782,7 @@ class TestSafeRunFindings(FakeGPU, TestCase):
 
     @parametrize("dtype", [torch.float32, torch.float64], name_fn=lambda d: str(d).split(".")[1])
     def test_autocast_retry_restores_output_dtype(self, dtype):
-        # F4: the caller sees the dtype a normal call returns, whichever attempt succeeded.
+        # The caller sees the dtype a normal call returns, whichever attempt succeeded.
         calls = []
 
         def fn(x, model):
@@ -814,7 +814,7 @@ class TestSafeRunFindings(FakeGPU, TestCase):
 
     @parametrize("how", ["set_default_device", "device_context"])
     def test_cpu_fallback_runs_with_cpu_default_device(self, how):
-        # G10: "meta" stands in for the GPU that ran out; factories in fn must not allocate there.
+        # "meta" stands in for the GPU that ran out; factories in fn must not allocate there.
         devices = []
 
         def fn():
@@ -845,7 +845,7 @@ class TestSafeRunFindings(FakeGPU, TestCase):
             self.assertTrue(torch.is_autocast_enabled("cpu"))
 
     def test_autocast_dtype_read_on_the_failing_device(self):
-        # G15: bf16 support of the device that ran out (cuda:1 here), not of the current device (cuda:0).
+        # bf16 support of the device that ran out (cuda:1 here), not of the current device (cuda:0).
         from torch.cuda._safe_run import _autocast_dtype
 
         asked = []
@@ -869,7 +869,7 @@ class TestSafeRunFindings(FakeGPU, TestCase):
         self.assertEqual(self.autocast_devices, [(torch.device("cuda", 1), torch.bfloat16)])
 
     def test_kept_exception_does_not_keep_the_arguments(self):
-        # G18: the wrapper's own frame, which holds args, is cut off the kept exception's traceback.
+        # The wrapper's own frame, which holds args, is cut off the kept exception's traceback.
         kept = []
         calls = []
 
@@ -900,7 +900,7 @@ class TestSafeRunFindings(FakeGPU, TestCase):
         + ("_negative" if kwargs.get("max_cuda_retries") == -1 else ""),
     )
     def test_conventions(self, kwargs, error, message):
-        # F6: the function, the value and what was expected.
+        # The function, the value and what was expected.
         with self.assertRaisesRegex(error, message):
             torch.cuda.safe_run(**kwargs)
 
@@ -1013,7 +1013,7 @@ class TestSafeRunKinds(FakeGPU, TestCase):
 
     @parametrize("backend", ["eager", "aot_eager"])
     def test_fullgraph_says_to_decorate_outside(self, backend):
-        # C10: our message, not Dynamo's "marked as skipped ... Please file an issue".
+        # Our message, not Dynamo's "marked as skipped ... Please file an issue".
         torch._dynamo.reset()
 
         @torch.cuda.safe_run
@@ -1077,7 +1077,7 @@ class TestSafeRunCUDA(TestCase):
 
 
     def test_real_oom_names_the_device_and_output_dtype_is_restored(self):
-        # G11/G15/F4 on a real device: the allocator's message gives cuda:<index>, the retry runs under that
+        # On a real device: the allocator's message gives cuda:<index>, the retry runs under that
         # device's autocast, and the output comes back in float32.
         total = torch.cuda.get_device_properties(0).total_memory
         seen, autocast = [], []
@@ -1097,7 +1097,7 @@ class TestSafeRunCUDA(TestCase):
         torch.cuda.clear_cache()
 
     def test_real_oom_cpu_fallback_under_cuda_default_device(self):
-        # G10: factories inside fn follow torch.device("cpu") on the fallback, not the default CUDA device.
+        # Factories inside fn follow torch.device("cpu") on the fallback, not the default CUDA device.
         total = torch.cuda.get_device_properties(0).total_memory
         devices = []
 

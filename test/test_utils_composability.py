@@ -1,5 +1,5 @@
 # Owner(s): ["module: tests"]
-"""Every public component of the patch set inside the rest of PyTorch (SPEC §5).
+"""Every public component of the patch set inside the rest of PyTorch.
 
 For each component: ``torch.compile`` (``backend="eager"`` and ``"aot_eager"``,
 ``fullgraph=True`` where tracing through is natural), ``fork`` (raw ``os.fork``

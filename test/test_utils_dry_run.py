@@ -366,7 +366,7 @@ class TestSkippable(TestCase):
 
 class TestRehearse(TestCase):
     def test_prior_art_scenario(self):
-        # PRIOR-ART.md: Linear(1024->4096)->ReLU->Linear(4096->16), batch 2048, fwd+bwd:
+        # Reference training step: Linear(1024->4096)->ReLU->Linear(4096->16), batch 2048, fwd+bwd:
         # MemTracker estimates 112.6 MiB without the input batch, 35.2 GFLOP.
         model = _mlp()
         x = torch.randn(2048, 1024)

@@ -169,7 +169,7 @@ class TestPatchNumpy(TestCase):
         self.assertEqual(float(out.data), 5.0)
 
     def test_runs_on_the_tensors_device_and_torch_stream(self):
-        # FINDINGS G16: CuPy must run on the input's device and, for tensors, torch's current stream,
+        # CuPy must run on the input's device and, for tensors, torch's current stream,
         # not on CuPy's current device and stream.  A CPU tensor plays the tensor on cuda:1.
         tensor = torch.tensor([3.0, 4.0])
         stream = types.SimpleNamespace(cuda_stream=0xABC)

@@ -510,7 +510,7 @@ class TestSchedule(TestCase):
 
 class TestLongRuns(TestCase):
     def test_backoff_past_the_cap_does_not_overflow(self):
-        # FINDINGS C4: delay * backoff**k used to overflow after ~1025 retries.
+        # delay * backoff**k used to overflow after ~1025 retries.
         t = FakeTime()
         flaky = Flaky(*[OSError(str(i)) for i in range(2000)])
         with self.assertRaises(OSError) as cm:
@@ -653,7 +653,7 @@ def AsyncFlaky(*errors):
 
 class TestAsync(TestCase):
     def test_coroutine_function_is_retried(self):
-        # FINDINGS S2: @retry on async def used to call once and return the coroutine's result unretried.
+        # @retry on async def used to call once and return the coroutine's result unretried.
         flaky = Flaky(OSError("a"), OSError("b"))
 
         @retry(attempts=3, sleep=lambda s: None)
@@ -827,7 +827,7 @@ class TestAsync(TestCase):
         self.assertEqual(events, ["attempt 1", "other started", "other ran", "attempt 2"])
 
     def test_sync_for_inside_a_running_loop_warns(self):
-        # FINDINGS F7: a plain `for` sleeps with time.sleep and blocks the event loop.
+        # A plain `for` sleeps with time.sleep and blocks the event loop.
         async def main():
             for attempt in retry_loop(attempts=2, delay=0.001):
                 with attempt:
@@ -931,7 +931,7 @@ class TestGenerators(TestCase):
         return [x async for x in agen]
 
     def test_retried_before_the_first_item(self):
-        # FINDINGS S3: @retry used to cover only the creation of the generator.
+        # @retry used to cover only the creation of the generator.
         g, runs = self.make(2, attempts=3)
         self.assertTrue(inspect.isgeneratorfunction(g))
         self.assertEqual(list(g()), [1, 2, 3])

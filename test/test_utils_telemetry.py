@@ -762,7 +762,7 @@ class TestAcceleratorPath(TelemetryTestCase):
         self.assertEqual(stats["blk"]["peak_memory_bytes"], 200)
 
     def test_peak_read_at_snapshot_once_per_device_not_per_call(self):
-        # G12: max_memory_allocated builds the allocator's whole statistics dict: never in the hot path.
+        # max_memory_allocated builds the allocator's whole statistics dict: never in the hot path.
         for _ in range(50):
             module_level_step(1)
             with telemetry("blk"):
@@ -782,7 +782,7 @@ class TestAcceleratorPath(TelemetryTestCase):
         self.assertIn("cannot read the peak memory of device 1", logs.output[0])
 
     def test_events_resolved_and_destroyed_inside_their_device_guard(self):
-        # G3: resolving in another thread (a dashboard request) must not fall back to that thread's device 0.
+        # Resolving in another thread (a dashboard request) must not fall back to that thread's device 0.
         for self.device in (0, 2, 1):
             module_level_step(1)
         result = []
@@ -795,7 +795,7 @@ class TestAcceleratorPath(TelemetryTestCase):
         self.assertEqual(FakeEvent.guard, [])
 
     def test_both_events_on_the_entry_stream(self):
-        # G4: the timed code switches device: the end event still goes on the stream of entry.
+        # The timed code switches device: the end event still goes on the stream of entry.
         @telemetry(name="switch")
         def switch():
             self.device = 2
@@ -809,7 +809,7 @@ class TestAcceleratorPath(TelemetryTestCase):
         self.assertEqual((s["count"], s["total_ms"], s["device"]), (1, 2.0, "cuda:1"))
 
     def test_failing_pair_drops_only_itself(self):
-        # G4: one pair that cannot be resolved is reported; every other pending timing is kept.
+        # One pair that cannot be resolved is reported; every other pending timing is kept.
         for self.device in (0, 1, 2):
             module_level_step(1)
             with telemetry("blk"):
@@ -824,7 +824,7 @@ class TestAcceleratorPath(TelemetryTestCase):
         self.assertEqual(snapshot()["blk"]["count"], 2)  # nothing left pending, nothing retried forever
 
     def test_graph_capture_times_on_host(self):
-        # G5: events recorded while a stream is capturing belong to the graph: use the host clock.
+        # Events recorded while a stream is capturing belong to the graph: use the host clock.
         self.capturing = True
         with mock.patch.object(tm, "_perf_counter_ns", FakeClock(7_000, 9_000)):
             module_level_step(1)
@@ -860,7 +860,7 @@ class TestAcceleratorPath(TelemetryTestCase):
 
 class TestDeviceGuard(TestCase):
     def test_device_guard_is_torchs_maybe_exchanging_guard(self):
-        # G3: its exit must "maybe exchange" back: a plain set-device would create a context on device 0.
+        # Its exit must "maybe exchange" back: a plain set-device would create a context on device 0.
         self.assertIs(tm._device_guard, torch.accelerator.device_index)
         with mock.patch.object(torch._C, "_accelerator_exchangeDevice", return_value=0) as exchange, mock.patch.object(
             torch._C, "_accelerator_maybeExchangeDevice"

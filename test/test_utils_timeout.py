@@ -448,7 +448,7 @@ class TestArguments(TestCase):
         name_fn=lambda b: f"bits{int(b).bit_length()}" if isinstance(b, int) else f"{b:.0e}".replace("+", ""),
     )
     def test_beyond_the_platform_limit_is_refused(self, bad):
-        # FINDINGS S1/C5: these passed validation, then killed the watchdog or failed at entry.
+        # These passed validation, then killed the watchdog or failed at entry.
         with self.assertRaisesRegex(ValueError, "timeout\\(\\): seconds must be .*threading.TIMEOUT_MAX"):
             timeout(bad)
         with self.assertRaisesRegex(ValueError, "timeout_at\\(\\): deadline must be .*threading.TIMEOUT_MAX"):
@@ -475,7 +475,7 @@ class TestArguments(TestCase):
         self.assertEqual(timeout_module.Timeout(5).when(), 5.0)
 
     def test_reschedule_wrong_type(self):
-        # FINDINGS F6: a wrong type is a TypeError naming the function.
+        # A wrong type is a TypeError naming the function.
         with timeout(LONG) as t:
             with self.assertRaisesRegex(TypeError, "reschedule\\(\\): when must be a monotonic time or None, but got 'x'"):
                 t.reschedule("x")
@@ -771,7 +771,7 @@ class TestProcess(TestCase):
 
 
 class TestGenerators(TestCase):
-    # FINDINGS C3: a block spanning a ``yield`` interrupted the consumer, or unrelated code
+    # A block spanning a ``yield`` interrupted the consumer, or unrelated code
     # while the generator was suspended.  Its deadline now waits until the generator runs.
     @parametrize("where", ["main", "worker"])
     def test_block_spanning_a_yield_never_interrupts_the_consumer(self, where):
@@ -842,7 +842,7 @@ class TestLifecycle(TestCase):
     @unittest.skipIf(IS_WINDOWS, "fork is Unix-only")
     @parametrize("where", ["main", "worker"])
     def test_forked_child_inherits_no_deadline(self, where):
-        # FINDINGS C1: a child forked inside a block was interrupted at the parent's deadline.
+        # A child forked inside a block was interrupted at the parent's deadline.
         pids = []
 
         def body():
@@ -865,7 +865,7 @@ class TestLifecycle(TestCase):
 
     @unittest.skipIf(IS_WINDOWS, "fork is Unix-only")
     def test_dataloader_workers_forked_in_a_block_outlive_its_deadline(self):
-        # FINDINGS C1: workers forked inside ``with timeout(...)`` died at the parent's deadline.
+        # Workers forked inside ``with timeout(...)`` died at the parent's deadline.
         loader = torch.utils.data.DataLoader(
             _SleepyDataset(), num_workers=2, multiprocessing_context="fork", persistent_workers=True, timeout=LONG
         )

@@ -122,7 +122,7 @@ class TestSignalHandling(TestCase):
         self.assertGreater(signal.getitimer(signal.ITIMER_REAL)[0], 0.0)
 
     def test_failed_entry_leaves_no_handler_and_no_block(self):
-        # FINDINGS S8: an entry failing after SIGALRM was taken left the handler and a stale block.
+        # An entry failing after SIGALRM was taken left the handler and a stale block.
         before = signal.getsignal(signal.SIGALRM)
         real = _signal.setitimer
         calls = []

@@ -57,7 +57,7 @@ class TestTask(TestCase):
 
     @each_loop_and_counting
     def test_sync_with_around_await(self, where, counting):
-        # FINDINGS C2: the private interrupt escaped asyncio.run or landed in another task.
+        # The private interrupt escaped asyncio.run or landed in another task.
         async def main():
             with timeout(0.05) as t:
                 await asyncio.sleep(LONG)
@@ -86,7 +86,7 @@ class TestTask(TestCase):
 
     @each_loop_and_counting
     def test_decorated_coroutine_function(self, where, counting):
-        # FINDINGS S2: @timeout on async def never fired.
+        # @timeout on async def never fired.
         @timeout(0.05)
         async def step(x):
             await asyncio.sleep(x)
@@ -234,7 +234,7 @@ class TestTask(TestCase):
 
 
 class TestGenerators(TestCase):
-    # FINDINGS C3: a block spanning a ``yield`` must not cancel the consumer.
+    # A block spanning a ``yield`` must not cancel the consumer.
     @each_loop_and_counting
     def test_async_generator_block_spanning_a_yield(self, where, counting):
         async def agen():
@@ -298,7 +298,7 @@ class TestWithoutATask(TestCase):
 
 class TestDecoration(TestCase):
     def test_generator_functions_refused_at_decoration(self):
-        # FINDINGS S3: @timeout covered only the creation of the generator.
+        # @timeout covered only the creation of the generator.
         def gen():
             yield 1
 

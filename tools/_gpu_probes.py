@@ -31,7 +31,7 @@ MiB, GiB = 1 << 20, 1 << 30
 @dataclass(frozen=True)
 class Probe:
     name: str
-    finding: str  # FINDINGS id ("G6"), or "" for a benchmark of no finding
+    finding: str  # short id of the behaviour checked ("G6"), or "" for a plain benchmark
     what: str  # what is measured, one line
     fn: Callable[[], dict]
     timeout_s: float = 90.0

@@ -546,7 +546,7 @@ def safe_run(
                 if recovery.failed(e) == "give_up":
                     raise
             # A kept exception reaches this frame through its frames' f_back, and a finished frame keeps
-            # its locals: drop the arguments (G18). The recovery drops its own when it is done.
+            # its locals: drop the arguments. The recovery drops its own when it is done.
             del args, kwargs
             return recovery.run()
 
