@@ -400,6 +400,8 @@ class TestServerLifecycle(DashboardTestCase):
             ({"host": "[::1]"}, ValueError),
             ({"refresh": 0}, ValueError),
             ({"refresh": float("inf")}, ValueError),
+            ({"refresh": 1e308}, ValueError),
+            ({"refresh": 10**400}, ValueError),
             ({"refresh": "1"}, TypeError),
         ):
             with warnings.catch_warnings(record=True) as caught:
@@ -413,6 +415,11 @@ class TestServerLifecycle(DashboardTestCase):
         with self.assertRaises(TypeError) as cm:
             live_dashboard(refresh="1")
         self.assertExpectedInline(str(cm.exception), """live_dashboard(): refresh must be a number of seconds > 0 (int or float), but got '1'""")  # noqa: B950
+        with self.assertRaises(ValueError) as cm:
+            live_dashboard(refresh=10**400)
+        self.assertExpectedInline(str(cm.exception), """live_dashboard(): refresh must be a finite number of seconds > 0 and at most 86400 (one day), but got an integer of 1329 bits""")  # noqa: B950
+        with self.assertRaises(ValueError):
+            watch(refresh=1e308, iterations=1, file=io.StringIO())
         with self.assertRaises(ValueError) as cm:
             live_dashboard(port=70000)
         self.assertExpectedInline(str(cm.exception), """live_dashboard(): port must be in 0..65535 (0 picks a free port), but got 70000""")  # noqa: B950

@@ -182,6 +182,8 @@ class TestForms(TelemetryTestCase):
         with self.assertRaises(ValueError) as cm:
             to_json(indent=-1)
         self.assertExpectedInline(str(cm.exception), """to_json(): indent must be >= 0 (spaces per level) or None, but got -1""")
+        with self.assertRaisesRegex(TypeError, r"^to_json\(\): all_ranks must be a bool, but got 1$"):
+            to_json(all_ranks=1)
 
     def test_module_level_functions_pickle(self):
         self.assertIs(pickle.loads(pickle.dumps(module_level_step)), module_level_step)

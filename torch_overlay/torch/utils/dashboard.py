@@ -23,7 +23,6 @@ import html
 import ipaddress
 import json
 import logging
-import math
 import os
 import socket
 import socketserver
@@ -135,12 +134,22 @@ def _check_file(file: object, caller: str) -> Any:
     return file
 
 
+# The longest refresh interval accepted: one day (the page's timer takes milliseconds as an int,
+# and a longer interval is a typo for "never").
+_MAX_REFRESH = 86400.0
+
+
 def _check_refresh(refresh: object, caller: str, *, positive: bool) -> float:
     bound = "> 0" if positive else ">= 0"
     if isinstance(refresh, bool) or not isinstance(refresh, (int, float)):
         raise TypeError(f"{caller}(): refresh must be a number of seconds {bound} (int or float), but got {refresh!r}")
-    if not math.isfinite(refresh) or refresh < 0 or (positive and refresh == 0):
-        raise ValueError(f"{caller}(): refresh must be a finite number of seconds {bound}, but got {refresh!r}")
+    # Compared before any float conversion: an int such as 10**400 has none.
+    if refresh != refresh or refresh < 0 or (positive and refresh == 0) or refresh > _MAX_REFRESH:
+        shown = f"an integer of {refresh.bit_length()} bits" if isinstance(refresh, int) else repr(refresh)
+        raise ValueError(
+            f"{caller}(): refresh must be a finite number of seconds {bound} and at most {_MAX_REFRESH:g} "
+            f"(one day), but got {shown}"
+        )
     return float(refresh)
 
 

@@ -870,4 +870,6 @@ def to_json(*, all_ranks: bool = False, group: Any = None, indent: int | None = 
         raise TypeError(f"to_json(): indent must be an int or None, but got {indent!r}")
     if indent is not None and indent < 0:
         raise ValueError(f"to_json(): indent must be >= 0 (spaces per level) or None, but got {indent}")
+    if not isinstance(all_ranks, bool):
+        raise TypeError(f"to_json(): all_ranks must be a bool, but got {all_ranks!r}")
     return json.dumps(snapshot(all_ranks=all_ranks, group=group), indent=indent, sort_keys=True)
