@@ -1,6 +1,8 @@
 # Owner(s): ["module: tests"]
 
 import contextlib
+import decimal
+import fractions
 import gc
 import importlib
 import math
@@ -154,11 +156,39 @@ class TestTimeout(TestCase):
             self.assertEqual(cm.remaining(), 0.0)
 
     def test_when_is_absolute(self):
-        before = time.monotonic()
-        t = timeout(10.0)
-        self.assertGreaterEqual(t.when(), before + 10.0)
         deadline = time.monotonic() + 5.0
         self.assertEqual(timeout_at(deadline).when(), deadline)
+
+    @parametrize("where", ["main", "worker"])
+    def test_deadline_counts_from_entering_the_block(self, where):
+        # Hostile trial: ``t = timeout(0.3); time.sleep(0.5); with t: ...`` raised at once.
+        t = timeout(10.0)
+        self.assertIsNone(t.when())
+        self.assertEqual(t.remaining(), 10.0)
+        time.sleep(0.05)
+        before = time.monotonic()
+
+        def body():
+            with t:
+                return t.when()
+
+        self.assertGreaterEqual(run_in(where, body), before + 10.0)
+
+    @parametrize("where", ["main", "worker"])
+    def test_deadline_passed_on_entry_reports_expired(self, where):
+        # Hostile trial: ``with timeout(0): pass`` exited with expired() == False.
+        def body():
+            out = []
+            for cm in (timeout(0), timeout_at(0), timeout_at(-1), timeout_at(time.monotonic() - 1.0)):
+                try:
+                    with cm:
+                        pass
+                except TimeoutError:
+                    pass  # the interrupt may also land on ``pass``: either way the block expired
+                out.append(cm.expired())
+            return out
+
+        self.assertEqual(run_in(where, body), [True] * 4)
 
     def test_except_exception_inside_does_not_swallow_it(self):
         def body():
@@ -375,12 +405,27 @@ class TestStates(TestCase):
 
     def test_reschedule_needs_active_block(self):
         t = timeout(LONG)
-        with self.assertRaisesRegex(RuntimeError, "Cannot reschedule a timeout that is created"):
+        with self.assertRaisesRegex(RuntimeError, "Timeout\\.reschedule\\(\\): cannot reschedule a timeout that is created"):
             t.reschedule(None)
         with t:
             pass
-        with self.assertRaisesRegex(RuntimeError, "Cannot reschedule a timeout that is finished"):
+        with self.assertRaisesRegex(RuntimeError, "Timeout\\.reschedule\\(\\): cannot reschedule a timeout that is finished"):
             t.reschedule(None)
+
+    @parametrize("where", ["main", "worker"])
+    def test_message_after_reschedule_names_the_new_deadline(self, where):
+        # Hostile trial: the message still said "its time limit of 30 s" after a reschedule.
+        def body():
+            try:
+                with timeout(LONG) as t:
+                    t.reschedule(time.monotonic() + 0.02)
+                    spin()
+            except TimeoutError as e:
+                return str(e)
+
+        msg = run_in(where, body)
+        self.assertRegex(msg, r"^the block exceeded its rescheduled deadline \(time\.monotonic\(\) = [0-9.]+\)")
+        self.assertNotIn("time limit", msg)
 
     @parametrize("where", ["main", "worker"])
     def test_reschedule_earlier_fires(self, where):
@@ -440,7 +485,7 @@ class TestArguments(TestCase):
         self.assertExpectedInline(str(cm.exception), """timeout_at(): deadline must be a monotonic time or None, but got nan""")
         with self.assertRaises(TypeError) as cm:
             timeout_at("soon")
-        self.assertExpectedInline(str(cm.exception), """timeout_at(): deadline must be a monotonic time or None, but got 'soon'""")
+        self.assertExpectedInline(str(cm.exception), """timeout_at(): deadline must be a monotonic time or None, but got 'soon' of type str, not a real number (int or float)""")  # noqa: B950
 
     @parametrize(
         "bad",
@@ -464,6 +509,22 @@ class TestArguments(TestCase):
                 self.assertFalse(run_in(where, lambda: _enter_and_leave(timeout(threading.TIMEOUT_MAX))))
         # The watchdog still serves other threads.
         self.assertTrue(run_in("worker", lambda: _expires(timeout(0.05))))
+
+    def test_any_real_number_is_accepted(self):
+        # Hostile trial: Fraction was refused as "not a number" while np.float64 was accepted.
+        self.assertEqual(timeout(fractions.Fraction(1, 2)).remaining(), 0.5)
+        deadline = fractions.Fraction(int(time.monotonic()) + 60)
+        self.assertEqual(timeout_at(deadline).when(), float(deadline))
+        with timeout(fractions.Fraction(60)) as t:
+            busy(10)
+        self.assertFalse(t.expired())
+        with self.assertRaisesRegex(ValueError, "timeout\\(\\): seconds must be .*threading.TIMEOUT_MAX"):
+            timeout(fractions.Fraction(10**400))
+
+    def test_decimal_is_a_type_error_naming_real_numbers(self):
+        with self.assertRaises(TypeError) as cm:
+            timeout(decimal.Decimal("0.5"))
+        self.assertExpectedInline(str(cm.exception), """timeout(): seconds must be a non-negative number of seconds or None, but got Decimal('0.5') of type Decimal, not a real number (int or float)""")  # noqa: B950
 
     def test_constructor_checks_its_arguments(self):
         with self.assertRaisesRegex(TypeError, "Timeout\\(\\): when must be a monotonic time or None, but got 'x'"):

@@ -106,6 +106,32 @@ class TestTask(TestCase):
             self.assertEqual(run(where, main), (0, "timed out"))
 
     @each_loop_and_counting
+    def test_decorated_coroutine_as_the_task_coroutine(self, where, counting):
+        # Hostile trial: asyncio.run(step(...)), gather and create_task of a decorated
+        # coroutine ran to their end (the block's frame was taken to be the loop's).
+        @timeout(0.05)
+        async def step(x):
+            await asyncio.sleep(x)
+            return x
+
+        async def gathered():
+            return await asyncio.gather(step(0), step(LONG), return_exceptions=True)
+
+        async def created():
+            try:
+                await asyncio.create_task(step(LONG))
+            except TimeoutError:
+                return "timed out"
+
+        with TestTask._mode(counting):
+            with self.assertRaises(TimeoutError):
+                run(where, lambda: step(LONG))
+            fast, slow = run(where, gathered)
+            self.assertEqual(fast, 0)
+            self.assertIsInstance(slow, TimeoutError)
+            self.assertEqual(run(where, created), "timed out")
+
+    @each_loop_and_counting
     def test_other_tasks_untouched(self, where, counting):
         async def bounded():
             with timeout(0.05):

@@ -40,6 +40,7 @@ _HAS_UNCANCEL = sys.version_info >= (3, 11)
 _TIMEOUT_FILE = os.path.join(os.path.dirname(__file__), "timeout.py")
 # Code that can await: only there can a cancellation land inside the block.
 _AWAITING = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+_ENTER_NAMES = ("__enter__", "__aenter__")
 
 
 class _TaskBlock:
@@ -59,7 +60,10 @@ class _TaskBlock:
 
 def _enter(scope: Timeout, task: Any) -> None:
     frame = sys._getframe(1)
-    while frame.f_code.co_filename == _TIMEOUT_FILE:  # __enter__, __aenter__
+    # Skip Timeout.__enter__ / __aenter__ only: the wrapper of ``@timeout`` on an
+    # ``async def`` is also in timeout.py, and its own frame is the one running the block
+    # (when it is a task's top-level coroutine, the frame below it cannot await).
+    while frame.f_code.co_filename == _TIMEOUT_FILE and frame.f_code.co_name in _ENTER_NAMES:
         frame = frame.f_back
     scope._task = _TaskBlock(task, frame)
     scope._state = _ENTERED

@@ -70,7 +70,14 @@ A process forked inside a block (:func:`os.fork`, :mod:`multiprocessing` with
 inherits no deadline: in the child the block keeps running with no limit
 (``when()`` is ``None``).
 
-Durations up to :data:`threading.TIMEOUT_MAX` seconds (about 292 years, the
+The deadline of :func:`timeout` counts from entering the block, not from
+creating the :class:`Timeout` (before entering, ``when()`` is ``None``); that
+of :func:`timeout_at` is fixed from the start.  After
+:meth:`~Timeout.reschedule`, the :class:`TimeoutError` names the rescheduled
+deadline.
+
+Durations (any real number: ``int``, ``float``, :class:`fractions.Fraction`,
+NumPy floats) up to :data:`threading.TIMEOUT_MAX` seconds (about 292 years, the
 longest wait the platform can arm) are accepted; ``math.inf`` and ``None`` mean
 no limit; anything longer, NaN, or a negative duration is a :class:`ValueError`
 naming the limit, and a wrong type a :class:`TypeError`.
@@ -86,6 +93,7 @@ import atexit
 import functools
 import inspect
 import math
+import numbers
 import os
 import sys
 import threading
@@ -177,6 +185,12 @@ def _exit(scope: Timeout, exc: BaseException | None) -> bool:
             err = TimeoutError(f"the block exceeded {scope._describe()} and was interrupted")
             error_callback.report(err, source="torch.utils.timeout", timeout=scope)
             raise err.with_traceback(exc.__traceback__) from (exc if wrapped else None)  # type: ignore[union-attr]
+    elif state is _ENTERED and exc is None and scope._when is not None and scope._when <= time.monotonic():
+        # The deadline passed before the interrupt could be delivered (a deadline already
+        # passed on entry, or one passing as the block leaves): the body reached its end,
+        # which is never made a failure, but the block did expire.  (A block left by an
+        # exception, an enclosing block's interrupt say, or already dropped, keeps its state.)
+        scope._state = _EXPIRED
     return False
 
 
@@ -188,14 +202,18 @@ _MAX_SECONDS = threading.TIMEOUT_MAX
 def _number(value: object, name: str, caller: str, expected: str) -> float:
     # ``value`` as a float: TypeError for a non-number, ValueError for NaN and for an int
     # too large for a float (beyond any platform limit).
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{caller}(): {name} must be {expected}, but got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{caller}(): {name} must be {expected}, but got {value!r} "
+            f"of type {type(value).__qualname__}, not a real number (int or float)"
+        )
     try:
         value = float(value)
     except OverflowError:
+        size = f"an integer of {value.bit_length()} bits" if isinstance(value, int) else f"{value!r}"
         raise ValueError(
             f"{caller}(): {name} must be {expected}, at most threading.TIMEOUT_MAX = {_MAX_SECONDS:g} s away, "
-            f"but got an integer of {value.bit_length()} bits"  # type: ignore[union-attr]
+            f"but got {size}"
         ) from None
     if math.isnan(value):
         raise ValueError(f"{caller}(): {name} must be {expected}, but got {value!r}")
@@ -252,7 +270,8 @@ class Timeout:
     """
 
     __slots__ = (
-        "_when", "_seconds", "_state", "_scopes", "_task", "_frame", "_redeliver_at", "_redeliver_delay", "__weakref__"
+        "_when", "_seconds", "_rescheduled", "_state", "_scopes", "_task", "_frame",
+        "_redeliver_at", "_redeliver_delay", "__weakref__",
     )
 
     def __init__(self, when: float | None, *, seconds: float | None = None) -> None:
@@ -262,6 +281,7 @@ class Timeout:
             seconds = _check_seconds(seconds, "seconds", "Timeout")
         self._when = when
         self._seconds = seconds
+        self._rescheduled = False
         self._state = _CREATED
         self._scopes: _Scopes
         self._frame: Any = None
@@ -272,11 +292,22 @@ class Timeout:
     def when(self) -> float | None:
         r"""Return the deadline as a :func:`time.monotonic` time, or ``None`` for no limit.
 
+        The deadline of :func:`timeout` counts from entering the block: before
+        the block is entered, ``when()`` is ``None`` (and :meth:`remaining` is
+        the whole duration); :func:`timeout_at` has its deadline from the start.
+
         Example::
 
             >>> import time
             >>> from torch.utils.timeout import timeout_at
             >>> timeout_at(time.monotonic() + 5).when() is not None
+            True
+            >>> from torch.utils.timeout import timeout
+            >>> t = timeout(5.0)
+            >>> t.when() is None    # counted from entering the block
+            True
+            >>> with t:
+            ...     t.when() is not None
             True
         """
         return self._when
@@ -292,7 +323,7 @@ class Timeout:
             True
         """
         if self._when is None:
-            return None
+            return self._seconds  # not entered yet: the whole duration (None: no limit)
         return max(0.0, self._when - time.monotonic())
 
     def expired(self) -> bool:
@@ -300,7 +331,9 @@ class Timeout:
 
         ``True`` for the block that owned the deadline that fired, including a
         block that had reached its end when the deadline passed (it exits
-        normally); ``False`` for blocks nested in it, whose own deadline did not fire.
+        normally: so does ``with timeout(0): pass``, whose deadline passed before
+        its body could be interrupted); ``False`` for blocks nested in it, whose
+        own deadline did not fire.
 
         Example::
 
@@ -336,7 +369,11 @@ class Timeout:
         """
         when = _check_deadline(when, "when", "reschedule")
         if self._state is not _ENTERED:
-            raise RuntimeError(f"Cannot reschedule a timeout that is {self._state.value}")
+            raise RuntimeError(
+                f"Timeout.reschedule(): cannot reschedule a timeout that is {self._state.value}; only an active "
+                f"block (inside its ``with``) can be rescheduled"
+            )
+        self._rescheduled = True
         if self._task is not None:
             self._when = when
             _timeout_task._schedule(self)
@@ -355,9 +392,15 @@ class Timeout:
             return at >= self._redeliver_at
         return self._state is _ENTERED and self._when is not None and at >= self._when and at >= self._redeliver_at
 
+    def _start(self) -> None:
+        # A duration counts from entering the block: the deadline is set here.
+        if self._when is None and self._seconds is not None:
+            self._when = time.monotonic() + self._seconds
+
     def __enter__(self) -> Self:
         if self._state is not _CREATED:
             raise RuntimeError(f"A timeout can be entered once; this one is {self._state.value}")
+        self._start()
         if _get_running_loop() is None:
             _enter(self)
         else:
@@ -394,6 +437,7 @@ class Timeout:
         # Not through __enter__: _enter records the frame two calls up, the awaiting one.
         if self._state is not _CREATED:
             raise RuntimeError(f"A timeout can be entered once; this one is {self._state.value}")
+        self._start()
         task = _current_task() if _get_running_loop() is not None else None
         if task is not None:
             _timeout_task._enter(self, task)
@@ -442,6 +486,10 @@ class Timeout:
         return stay_eager(wrapper, "@timeout")  # type: ignore[return-value]
 
     def _describe(self) -> str:
+        if self._rescheduled:
+            if self._when is None:
+                return "no limit (rescheduled)"
+            return f"its rescheduled deadline (time.monotonic() = {self._when:.3f})"
         if self._seconds is not None:
             return f"its time limit of {self._seconds:g} s"
         if self._when is not None:
@@ -523,10 +571,8 @@ def timeout(seconds: float | None) -> Timeout:
         >>> step(1)
         2
     """
-    seconds = _check_seconds(seconds, "seconds", "timeout")
-    if seconds is None:
-        return Timeout(None)
-    return Timeout(time.monotonic() + seconds, seconds=seconds)
+    # The deadline is set when the block is entered (see Timeout._start).
+    return Timeout(None, seconds=_check_seconds(seconds, "seconds", "timeout"))
 
 
 def timeout_at(deadline: float | None) -> Timeout:
@@ -535,7 +581,8 @@ def timeout_at(deadline: float | None) -> Timeout:
     Args:
         deadline: the :func:`time.monotonic` time at which the block is
             interrupted; ``None`` means no limit.  A deadline already passed
-            interrupts the block at once.
+            interrupts the block at once (a body that ends before the interrupt
+            lands, like ``pass``, exits normally with ``expired()`` ``True``).
 
     Returns:
         Timeout: the handle (see :func:`timeout`).
