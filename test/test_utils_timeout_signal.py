@@ -3,7 +3,6 @@
 
 import _signal
 import signal
-import threading
 import time
 import unittest
 from unittest import mock
@@ -12,44 +11,11 @@ import torch.utils._timeout_interrupt as interrupt_module
 from torch.testing._internal.common_utils import run_tests, TestCase
 from torch.utils.timeout import timeout
 
+# The helpers of the main timeout tests (test/ is on sys.path under pytest and when run as a script).
+from test_utils_timeout import LONG, spin
+
 
 HAS_ITIMER = hasattr(signal, "setitimer")
-
-LONG = 30.0
-
-
-def spin(seconds=LONG):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
-
-
-def in_thread(fn):
-    """Run ``fn()`` in a new thread and return its result (or raise its exception)."""
-    out = {}
-
-    def target():
-        try:
-            out["result"] = fn()
-        except BaseException as e:  # noqa: B036 - handed back to the test thread
-            out["error"] = e
-
-    t = threading.Thread(target=target)
-    t.start()
-    t.join(LONG)
-    if "error" in out:
-        raise out["error"]
-    return out["result"]
-
-
-def _expires(t):
-    try:
-        with t:
-            spin()
-    except TimeoutError:
-        return t.expired()
-    return False
-
 
 @unittest.skipIf(not HAS_ITIMER, "SIGALRM interval timers are Unix-only")
 class TestSignalHandling(TestCase):

@@ -5,7 +5,6 @@ import asyncio
 import inspect
 import signal
 import sys
-import threading
 import time
 from unittest import mock
 
@@ -14,34 +13,13 @@ import torch.utils._timeout_task as task_module
 from torch.testing._internal.common_utils import instantiate_parametrized_tests, parametrize, run_tests, TestCase
 from torch.utils.timeout import timeout, timeout_at
 
-
-LONG = 30.0
+# The helpers of the main timeout tests (test/ is on sys.path under pytest and when run as a script).
+from test_utils_timeout import in_thread, LONG, spin
 
 
 def run(where, main):
     """``asyncio.run(main())`` in this thread or in a new one; return its result or raise its error."""
-    if where == "main":
-        return asyncio.run(main())
-    out = {}
-
-    def target():
-        try:
-            out["result"] = asyncio.run(main())
-        except BaseException as e:  # noqa: B036 - handed back to the test thread
-            out["error"] = e
-
-    t = threading.Thread(target=target)
-    t.start()
-    t.join(LONG)
-    if "error" in out:
-        raise out["error"]
-    return out["result"]
-
-
-def spin(seconds):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
+    return asyncio.run(main()) if where == "main" else in_thread(lambda: asyncio.run(main()))
 
 
 def each_loop_and_counting(test):

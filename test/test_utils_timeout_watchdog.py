@@ -2,47 +2,14 @@
 """torch.utils.timeout in threads other than the main one: the shared watchdog thread (_timeout_watchdog)."""
 
 import threading
-import time
 from unittest import mock
 
 import torch.utils._timeout_watchdog as watchdog_module
 from torch.testing._internal.common_utils import run_tests, TestCase
 from torch.utils.timeout import timeout
 
-LONG = 30.0
-
-
-def spin(seconds=LONG):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
-
-
-def in_thread(fn):
-    """Run ``fn()`` in a new thread and return its result (or raise its exception)."""
-    out = {}
-
-    def target():
-        try:
-            out["result"] = fn()
-        except BaseException as e:  # noqa: B036 - handed back to the test thread
-            out["error"] = e
-
-    t = threading.Thread(target=target)
-    t.start()
-    t.join(LONG)
-    if "error" in out:
-        raise out["error"]
-    return out["result"]
-
-
-def _expires(t):
-    try:
-        with t:
-            spin()
-    except TimeoutError:
-        return t.expired()
-    return False
+# The helpers of the main timeout tests (test/ is on sys.path under pytest and when run as a script).
+from test_utils_timeout import _expires, in_thread, LONG, spin
 
 
 class TestWatchdog(TestCase):
