@@ -234,7 +234,10 @@ torch.utils.retry: attempt 3 of 3 failed with ConnectionError: third; giving up:
         self.assertIs(pickle.loads(pickle.dumps(flaky_once)), flaky_once)
 
     def test_public_api(self):
-        self.assertEqual(sorted(retry_module.__all__), ["Attempt", "retry", "retry_loop"])
+        self.assertEqual(
+            sorted(retry_module.__all__),
+            ["Attempt", "RetryStatistics", "is_testing", "retry", "retry_loop", "set_testing"],
+        )
         for name in retry_module.__all__:
             self.assertEqual(getattr(retry_module, name).__module__, "torch.utils.retry")
 

@@ -26,6 +26,14 @@ both keep the last 10 attempts only, so that a long run does not hold every
 error it met.  Every failed attempt is reported to
 :func:`torch.utils.error_callback.report` with ``source="torch.utils.retry"``.
 
+Beyond the exception types, ``retry_if`` decides from the error itself,
+``retry_on_result`` retries on a returned value (an HTTP 503 returned rather
+than raised), ``wait_from`` takes the delay from the error (a server's
+``Retry-After``) and ``jitter="full"`` draws each sleep in ``[0, delay]``.
+``wrapped.statistics`` (a :class:`RetryStatistics`) tells what the last call
+did, ``name=`` also times each attempt with :mod:`torch.utils.telemetry`, and
+:func:`set_testing` makes every sleep zero in tests.
+
 Retrying does not bound how long one attempt runs: combine it with
 :func:`torch.utils.timeout.timeout` for that.
 """
@@ -44,10 +52,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 from typing_extensions import Self
 
+from torch.compiler import is_dynamo_compiling as _compiling
 from torch.utils import error_callback
 
 
-__all__ = ["Attempt", "retry", "retry_loop"]
+__all__ = ["Attempt", "RetryStatistics", "is_testing", "retry", "retry_loop", "set_testing"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -58,6 +67,9 @@ _KEPT = 10
 # The longest sleep accepted, in seconds (about 31.7 years): every duration is
 # checked against it, so no sleep can overflow a platform's time.sleep.
 _LONGEST = 1e9
+
+# set_testing(True): every backoff sleep is zero (read once per retry, on the sleep path only).
+_testing = False
 
 _NOT_RETRIED = "torch.utils.retry: not retried: the generator had already yielded, so a retry would repeat its items"
 
@@ -101,6 +113,12 @@ class _Policy:
         "sleep",
         "clock",
         "rng",
+        "caller",
+        "full_jitter",
+        "retry_if",
+        "retry_on_result",
+        "wait_from",
+        "name",
     )
 
     def __init__(
@@ -117,6 +135,10 @@ class _Policy:
         sleep: object,
         clock: object,
         rng: object,
+        retry_if: object = None,
+        retry_on_result: object = None,
+        wait_from: object = None,
+        name: object = None,
     ) -> None:
         if type(attempts) is not int and (isinstance(attempts, bool) or not isinstance(attempts, numbers.Integral)):
             raise TypeError(f"{caller}(): attempts must be an int, but got {_type_name(attempts)}")
@@ -133,15 +155,32 @@ class _Policy:
             )
         self.delay: float = _seconds(caller, "delay", delay, False)  # type: ignore[assignment]
         self.max_delay = _seconds(caller, "max_delay", max_delay, True)
-        self.jitter: float = _seconds(caller, "jitter", jitter, False)  # type: ignore[assignment]
+        self.full_jitter = isinstance(jitter, str)
+        if self.full_jitter and jitter != "full":
+            raise ValueError(f"{caller}(): jitter must be a number of seconds or 'full', but got {jitter!r}")
+        if not self.full_jitter and not isinstance(jitter, numbers.Real):
+            raise TypeError(f"{caller}(): jitter must be a number of seconds or 'full', but got {_type_name(jitter)}")
+        self.jitter: float = 0.0 if self.full_jitter else _seconds(caller, "jitter", jitter, False)  # type: ignore[assignment]
         self.deadline = _seconds(caller, "deadline", deadline, True)
         if type(backoff) not in (float, int) and (isinstance(backoff, bool) or not isinstance(backoff, numbers.Real)):
             raise TypeError(f"{caller}(): backoff must be a number, but got {_type_name(backoff)}")
         if not 1 <= backoff <= sys.float_info.max:  # a huge int fits no float: not finite either
             raise ValueError(f"{caller}(): backoff must be a finite number >= 1, but got {backoff!r}")
-        for name, fn in (("on_retry", on_retry), ("sleep", sleep), ("clock", clock)):
-            if not callable(fn) and not (fn is None and name != "clock"):
-                raise TypeError(f"{caller}(): {name} must be callable, but got {fn!r}")
+        for hook, fn in (("on_retry", on_retry), ("sleep", sleep), ("clock", clock)):
+            if not callable(fn) and not (fn is None and hook != "clock"):
+                raise TypeError(f"{caller}(): {hook} must be callable, but got {fn!r}")
+        for hook, fn in (("retry_if", retry_if), ("retry_on_result", retry_on_result), ("wait_from", wait_from)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{caller}(): {hook} must be a function or None, but got {_type_name(fn)}")
+            if inspect.iscoroutinefunction(fn):
+                raise TypeError(
+                    f"{caller}(): {hook} must be a plain function (it is called between attempts, never awaited), "
+                    f"but got the async function {fn!r}"
+                )
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{caller}(): name must be a string or None, but got {_type_name(name)}")
+        if name == "":
+            raise ValueError(f"{caller}(): name must be a non-empty string, but got ''")
         if rng is not None and not isinstance(rng, random.Random):
             raise TypeError(f"{caller}(): rng must be a random.Random instance, but got {rng!r}")
         self.attempts = int(attempts)
@@ -151,6 +190,11 @@ class _Policy:
         self.sleep = sleep
         self.clock = clock
         self.rng = _default_rng if rng is None else rng
+        self.caller = caller
+        self.retry_if = retry_if
+        self.retry_on_result = retry_on_result
+        self.wait_from = wait_from
+        self.name = name
         if self.max_delay is None and self.deadline is None and self.attempts > 1 and self.delay:
             # Nothing caps the schedule: its last sleep must be one the platform can do.
             longest = self.backed_off(self.attempts - 2) + self.jitter
@@ -187,11 +231,49 @@ class _Policy:
     def next_delay(self, retry_index: int) -> float:
         """The sleep before retry ``retry_index`` (0 for the first retry)."""
         base = self.backed_off(retry_index)
+        if self.full_jitter:  # AWS "full jitter": uniform in [0, the capped backoff]
+            if self.max_delay is not None and base > self.max_delay:
+                base = self.max_delay
+            return base if math.isinf(base) else self.rng.uniform(0.0, base)
         if self.jitter:
             base += self.rng.uniform(0.0, self.jitter)
         if self.max_delay is not None and base > self.max_delay:
             base = self.max_delay
         return base
+
+    def ask(self, hook: str, fn: Callable[[Any], object], arg: object, exc: BaseException | None) -> bool:
+        """``fn(arg)``, which must be a bool; an error it raises propagates with ``exc`` as its context."""
+        try:
+            answer = fn(arg)
+        except BaseException as error:
+            if exc is not None:
+                _stop(error, exc)
+            raise
+        if answer is True or answer is False:
+            return answer
+        _close(answer)
+        error = TypeError(f"{self.caller}(): {hook} must return a bool, but returned {_type_name(answer)}")
+        if exc is not None:
+            raise error from exc
+        raise error
+
+    def waited(self, exc: BaseException) -> float | None:
+        """``wait_from(exc)`` checked and capped by ``max_delay``; ``None``: use the computed delay."""
+        try:
+            seconds = self.wait_from(exc)  # type: ignore[misc]
+        except BaseException as error:
+            _stop(error, exc)
+            raise
+        if seconds is None:
+            return None
+        _close(seconds)
+        try:
+            seconds = _seconds(self.caller, "the delay wait_from returned", seconds, False)
+        except (TypeError, ValueError) as error:
+            raise error from exc
+        if self.max_delay is not None and seconds > self.max_delay:  # type: ignore[operator]
+            return self.max_delay
+        return seconds
 
     def check_sync_hooks(self, caller: str, what: str) -> None:
         """Refuse an ``async def`` ``sleep``/``on_retry`` where nothing would await it."""
@@ -201,6 +283,12 @@ class _Policy:
                     f"{caller}(): {name} is an async function, which {what} cannot await; "
                     "pass a plain function, or retry an `async def` function / use `async for` in a coroutine"
                 )
+
+
+def _close(value: object) -> None:
+    """Close a coroutine returned where a value was expected: no "never awaited" warning on top of our error."""
+    if inspect.iscoroutine(value):
+        value.close()
 
 
 def _add_note(exc: BaseException, note: str) -> None:
@@ -221,23 +309,198 @@ def _blocks_event_loop() -> bool:
     return asyncio is not None and asyncio._get_running_loop() is not None
 
 
+_NO_CALL = object()
+
+
+class RetryStatistics:
+    r"""What a retried call did: read-only, from ``wrapped.statistics`` or a :func:`retry_loop`'s ``statistics``.
+
+    ``wrapped.statistics`` describes the last call of ``wrapped`` that
+    finished (returned or raised); a call in progress keeps its figures to
+    itself until it ends, so calls in concurrent threads or tasks never mix
+    their figures: each call publishes them at once when it ends, and the
+    object then shows the call that ended last.  Each property reads the
+    latest published call; :meth:`as_dict` reads all four from one call.
+    A :func:`retry_loop`'s ``statistics`` describes that loop, updated as
+    each attempt starts.
+
+    Attributes:
+        attempts (int): attempts started (0 before any call finished).
+        slept (float): seconds slept between attempts, in total (0 when
+            :func:`set_testing` is on).
+        start (float | None): the ``clock`` reading (:func:`time.monotonic`
+            by default) when the first attempt began; ``None`` before any call,
+            or when the call was traced by :func:`torch.compile` (no clock is
+            read in a graph).
+        last_exception (BaseException | None): the error of the last attempt
+            that raised, ``None`` if none did.
+
+    Example::
+
+        >>> from torch.utils.retry import retry
+        >>> @retry(attempts=3, exceptions=KeyError, sleep=lambda s: None)
+        ... def get(d):
+        ...     return d.pop("x")
+        >>> get({"x": 1}), get.statistics.attempts
+        (1, 1)
+        >>> try:
+        ...     get({})
+        ... except KeyError:
+        ...     pass
+        >>> get.statistics.attempts, type(get.statistics.last_exception).__name__
+        (3, 'KeyError')
+    """
+
+    __slots__ = ("_record",)
+
+    def __init__(self) -> None:
+        # _NO_CALL; a first attempt's start (or None) for a call that succeeded at once, which is all the
+        # success path stores; or (attempts, slept, start, last_exception).
+        self._record: object = _NO_CALL
+
+    def _fields(self) -> tuple[int, float, float | None, BaseException | None]:
+        record = self._record
+        if type(record) is tuple:
+            return record
+        if record is _NO_CALL:
+            return (0, 0.0, None, None)
+        return (1, 0.0, record, None)  # type: ignore[return-value]
+
+    @property
+    def attempts(self) -> int:
+        return self._fields()[0]
+
+    @property
+    def slept(self) -> float:
+        return self._fields()[1]
+
+    @property
+    def start(self) -> float | None:
+        return self._fields()[2]
+
+    @property
+    def last_exception(self) -> BaseException | None:
+        return self._fields()[3]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The four figures, all from the same call: ``attempts``, ``slept``, ``start``, ``last_exception``."""
+        attempts, slept, start, last = self._fields()
+        return {"attempts": attempts, "slept": slept, "start": start, "last_exception": last}
+
+    def __repr__(self) -> str:
+        attempts, slept, start, last = self._fields()
+        return f"RetryStatistics(attempts={attempts}, slept={slept:.3g}, start={start!r}, last_exception={last!r})"
+
+
+def _start(clock: Callable[[], float]) -> float | None:
+    """The start of a call, by ``clock``; ``None`` under torch.compile, which cannot trace a clock."""
+    return None if _compiling() else clock()
+
+
+class _Testing:
+    """What :func:`set_testing` returns: the switch is already set; leaving a ``with`` block restores it."""
+
+    __slots__ = ("_previous",)
+
+    def __init__(self, previous: bool) -> None:
+        self._previous = previous
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _testing
+        _testing = self._previous
+
+
+def set_testing(enabled: bool) -> _Testing:
+    r"""For tests only: make every retry of this process sleep zero seconds.
+
+    While on, :func:`retry` and :func:`retry_loop` still compute their delays
+    (``on_retry``, the notes and the deadline rule see them), but sleep 0
+    seconds (``sleep(0)`` / ``asyncio.sleep(0)``), so a test of code that
+    retries takes no wall time.  It costs one global read per retry, on the
+    sleep path only.  Call it as ``set_testing(True)`` (until
+    ``set_testing(False)``), or as ``with set_testing(True):``, which restores
+    the previous setting on exit.  The switch is process-wide: do not leave it
+    on in production.
+
+    Args:
+        enabled: ``True`` to make the sleeps zero, ``False`` to sleep again.
+
+    Returns:
+        A context manager restoring the previous setting on exit.
+
+    Raises:
+        TypeError: ``enabled`` is not a bool.
+
+    Example::
+
+        >>> from torch.utils.retry import is_testing, retry, set_testing
+        >>> with set_testing(True):
+        ...     is_testing()
+        True
+        >>> is_testing()
+        False
+    """
+    global _testing
+    if type(enabled) is not bool:
+        raise TypeError(f"set_testing(): enabled must be a bool, but got {_type_name(enabled)}")
+    previous, _testing = _testing, enabled
+    return _Testing(previous)
+
+
+def is_testing() -> bool:
+    """Whether :func:`set_testing` made retries sleep zero seconds."""
+    return _testing
+
+
 class _Run:
     """The state of one retried call or loop: which attempt runs, since when, the errors kept."""
 
-    __slots__ = ("policy", "start", "number", "kept", "dropped")
+    __slots__ = ("policy", "start", "number", "kept", "dropped", "slept", "last", "stats")
 
-    def __init__(self, policy: _Policy, start: float | None) -> None:
+    def __init__(self, policy: _Policy, start: float | None, stats: RetryStatistics | None = None) -> None:
         self.policy = policy
         self.start = start
         self.number = 1
         self.kept: list[tuple[BaseException, str]] = []
         self.dropped = 0
+        self.slept = 0.0
+        self.last: BaseException | None = None
+        self.stats = stats
+
+    def publish(self) -> None:
+        """Show this run's figures in its statistics (one attribute store: atomic)."""
+        if self.stats is not None:
+            self.stats._record = (self.number, self.slept, self.start, self.last)
+
+    def past_deadline(self, delay: float) -> bool:
+        policy = self.policy
+        if policy.deadline is None:
+            return False
+        if self.start is None:  # the first attempt ran compiled: count from now
+            self.start = policy.clock()
+        return policy.clock() + delay - self.start > policy.deadline
+
+    def result_failed(self, value: object) -> float | None:
+        """``retry_on_result`` judged ``value``: the sleep before the next attempt, or ``None`` to return it."""
+        policy = self.policy
+        if not policy.ask("retry_on_result", policy.retry_on_result, value, None):  # type: ignore[arg-type]
+            return None
+        if self.number >= policy.attempts:
+            return None
+        delay = policy.next_delay(self.number - 1)
+        return None if self.past_deadline(delay) else delay
 
     def failed(self, exc: BaseException) -> float:
         """Record that the current attempt failed; return the sleep before the next one, or raise ``exc``."""
         if _never_retried(exc):  # even with exceptions=BaseException: a cancelled task stays cancelled
             raise exc
+        self.last = exc
         policy = self.policy
+        if policy.retry_if is not None and not policy.ask("retry_if", policy.retry_if, exc, exc):
+            raise exc  # not retryable after all: unchanged, unrecorded
         kept = self.kept
         if kept and exc.__context__ is None and all(exc is not e for e, _ in kept):
             exc.__context__ = kept[-1][0]
@@ -247,8 +510,9 @@ class _Run:
         if number >= policy.attempts:
             reason = f"no attempts left ({policy.attempts})"
         else:
-            delay = policy.next_delay(number - 1)
-            if self.start is not None and policy.clock() + delay - self.start > policy.deadline:  # type: ignore[operator]
+            waited = None if policy.wait_from is None else policy.waited(exc)
+            delay = policy.next_delay(number - 1) if waited is None else waited
+            if self.past_deadline(delay):
                 reason = f"the next attempt would start past the {policy.deadline:g} s deadline"
         summary = f"attempt {number} of {policy.attempts} failed with {type(exc).__name__}: {exc}"
         if len(kept) == _KEPT:  # forget the oldest kept attempt, and unchain its error
@@ -273,7 +537,7 @@ class _Run:
         raise exc
 
 
-def _sync(result: object, exc: BaseException, caller: str, name: str) -> None:
+def _sync(result: object, exc: BaseException | None, caller: str, name: str) -> None:
     if inspect.isawaitable(result):
         close = getattr(result, "close", None)
         if close is not None:
@@ -292,15 +556,22 @@ def _stop(error: BaseException, exc: BaseException) -> None:
 
 def _pause(run: _Run, exc: BaseException, caller: str, hint: str, stacklevel: int) -> None:
     """After a failed attempt: record it (or raise), call ``on_retry``, sleep, move to the next attempt."""
-    delay = run.failed(exc)
+    _wait(run, exc, run.failed(exc), caller, hint, stacklevel + 1)
+
+
+def _wait(run: _Run, exc: BaseException | None, delay: float, caller: str, hint: str, stacklevel: int) -> None:
+    """Call ``on_retry``, sleep ``delay``, move to the next attempt (``exc`` is ``None`` after a result retry)."""
     policy = run.policy
     if policy.on_retry is not None:
         try:
             result = policy.on_retry(exc, run.number, delay)
         except BaseException as error:
-            _stop(error, exc)
+            if exc is not None:
+                _stop(error, exc)
             raise
         _sync(result, exc, caller, "on_retry")
+    if _testing:
+        delay = 0.0
     sleep = time.sleep if policy.sleep is None else policy.sleep
     if sleep is time.sleep and delay > 0 and _blocks_event_loop():
         # One warning per call site (the message does not vary).
@@ -310,12 +581,17 @@ def _pause(run: _Run, exc: BaseException, caller: str, hint: str, stacklevel: in
             stacklevel=stacklevel,
         )
     _sync(sleep(delay), exc, caller, "sleep")
+    run.slept += delay
     run.number += 1
 
 
 async def _apause(run: _Run, exc: BaseException) -> None:
     """:func:`_pause` for the asynchronous forms: awaits ``on_retry`` and ``sleep`` when they return awaitables."""
-    delay = run.failed(exc)
+    await _await(run, exc, run.failed(exc))
+
+
+async def _await(run: _Run, exc: BaseException | None, delay: float) -> None:
+    """:func:`_wait` for the asynchronous forms."""
     policy = run.policy
     if policy.on_retry is not None:
         try:
@@ -323,8 +599,11 @@ async def _apause(run: _Run, exc: BaseException) -> None:
             if inspect.isawaitable(result):
                 await result
         except BaseException as error:
-            _stop(error, exc)
+            if exc is not None:
+                _stop(error, exc)
             raise
+    if _testing:
+        delay = 0.0
     if policy.sleep is None:
         import asyncio
 
@@ -340,6 +619,7 @@ async def _apause(run: _Run, exc: BaseException) -> None:
         result = policy.sleep(delay)
         if inspect.isawaitable(result):
             await result
+    run.slept += delay
     run.number += 1
 
 
@@ -351,9 +631,17 @@ class Attempt:
     exception propagates at once.  A block that completes ends the loop.  The
     same ``with attempt:`` serves ``for`` and ``async for`` loops.
 
+    With ``retry_on_result=``, the block reports its result as
+    ``attempt.result = value``: the loop retries while
+    ``retry_on_result(value)`` is true and ends after the first result it
+    accepts, or, when attempts run out, after the last result (the block has
+    it, as ``attempt.result`` too).  A block that completes without setting
+    ``attempt.result`` then raises :class:`RuntimeError`.
+
     Attributes:
         number (int): this attempt's number, from 1.
         attempts (int): the most attempts the loop makes.
+        result: what the block reported (unset until it does).
 
     Example::
 
@@ -364,22 +652,29 @@ class Attempt:
         attempt 1
     """
 
-    __slots__ = ("number", "attempts", "_exceptions", "_entered", "_exception")
+    __slots__ = ("number", "attempts", "result", "_exceptions", "_entered", "_exception", "_block")
 
-    def __init__(self, number: int, attempts: int, exceptions: tuple[type[BaseException], ...]) -> None:
+    def __init__(
+        self, number: int, attempts: int, exceptions: tuple[type[BaseException], ...], block: Any = None
+    ) -> None:
         self.number = number
         self.attempts = attempts
         self._exceptions = exceptions
         self._entered = False
         self._exception: BaseException | None = None
+        self._block = block
 
     def __enter__(self) -> Self:
         if self._entered:
             raise RuntimeError(f"attempt {self.number} was already used; each attempt runs one `with` block")
         self._entered = True
+        if self._block is not None:
+            self._block.__enter__()
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if self._block is not None:
+            self._block.__exit__(exc_type, exc, tb)
         if exc is not None and isinstance(exc, self._exceptions) and not _never_retried(exc):
             self._exception = exc
             return True
@@ -406,12 +701,16 @@ def retry(
     delay: float = 0.0,
     backoff: float = 2.0,
     max_delay: float | None = None,
-    jitter: float = 0.0,
+    jitter: float | str = 0.0,
     deadline: float | None = None,
-    on_retry: Callable[[BaseException, int, float], object] | None = None,
+    on_retry: Callable[[BaseException | None, int, float], object] | None = None,
     sleep: Callable[[float], object] | None = None,
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
+    retry_if: Callable[[BaseException], bool] | None = None,
+    retry_on_result: Callable[[Any], bool] | None = None,
+    wait_from: Callable[[BaseException], float | None] | None = None,
+    name: str | None = None,
 ) -> Any:
     r"""Call the decorated function again when it raises one of ``exceptions``, with backoff.
 
@@ -447,7 +746,10 @@ def retry(
         backoff: the factor by which the sleep grows after each retry (``>= 1``).
         max_delay: the longest sleep, jitter included; ``None`` for no cap.
         jitter: a random ``U(0, jitter)`` seconds added to each sleep, so that
-            workers that failed together do not retry together.
+            workers that failed together do not retry together; or ``"full"``:
+            each sleep is drawn uniform in ``[0, min(delay * backoff**k,
+            max_delay)]`` ("full jitter", AWS Architecture Blog, *Exponential
+            Backoff And Jitter*).
         deadline: seconds from the first call after which no new attempt
             starts: the policy gives up when the next sleep would end past it.
             ``None`` for no limit.  It does not interrupt a running attempt
@@ -465,6 +767,35 @@ def retry(
         clock: the monotonic clock ``deadline`` is measured with.
         rng: the :class:`random.Random` jitter is drawn from; pass a seeded one
             for a reproducible schedule.
+        retry_if: called as ``retry_if(exc)`` on an error that ``exceptions``
+            let through; ``False`` raises ``exc`` at once, unchanged (no note,
+            no report).  ``None``: retry every such error.
+        retry_on_result: called as ``retry_on_result(value)`` on what an
+            attempt returned; ``True`` retries (with the same backoff, and
+            ``on_retry`` called with ``None`` for ``exc``).  When no attempt is
+            left (or the deadline rule gives up) the last value is *returned*,
+            as ``backoff``'s ``on_predicate`` does; ``wrapped.statistics``
+            tells how many attempts it took.  Not for generator functions.
+        wait_from: called as ``wait_from(exc)`` before each retry after an
+            error; seconds to sleep instead of the computed delay (e.g. a
+            server's ``Retry-After``), capped by ``max_delay``, with no jitter
+            added, and subject to the ``deadline`` rule; ``None`` to use the
+            computed delay.
+        name: a :mod:`torch.utils.telemetry` name: each attempt is timed under
+            it (``calls`` counts attempts, ``errors`` failed ones).  Timing
+            runs eagerly: with a name, ``torch.compile(fullgraph=True)`` stops
+            with telemetry's message.
+
+    The predicates (``retry_if``, ``retry_on_result``) must return a
+    :class:`bool`: anything else raises :class:`TypeError` (a predicate that
+    forgot its ``return`` would otherwise never retry).  An error raised by
+    ``retry_if``, ``retry_on_result`` or ``wait_from`` propagates at once,
+    with the attempt's error as its ``__context__``; a bad ``wait_from``
+    result raises :class:`TypeError` or :class:`ValueError` chained from it.
+
+    ``wrapped.statistics`` is a :class:`RetryStatistics`: attempts, seconds
+    slept, start and last error of the last call that finished (figures of
+    concurrent calls never mix).  :func:`set_testing` makes every sleep zero.
 
     Returns:
         The wrapped function (or, without ``fn``, a decorator making one).
@@ -472,12 +803,17 @@ def retry(
     Raises:
         TypeError: ``fn`` is a class (retry a function that constructs it),
             ``fn``, ``on_retry``, ``sleep`` or ``clock`` is not callable,
+            ``retry_if``, ``retry_on_result`` or ``wait_from`` is neither a
+            plain function nor ``None``, ``jitter`` is neither a number nor a
+            string, ``name`` is not a string, ``retry_on_result`` is given for
+            a generator function,
             ``exceptions`` is not exception classes, ``attempts`` is not an int
             (a bool is not), a duration or ``backoff`` is not a number, or
             ``sleep``/``on_retry`` is an ``async def`` function while ``fn`` is not.
         ValueError: ``attempts < 1``; a duration (``delay``, ``max_delay``,
             ``jitter``, ``deadline``) negative, NaN, infinite or above ``1e9``
-            seconds; ``backoff`` below 1 or not finite (an int past the float
+            seconds; a ``jitter`` string other than ``"full"``; an empty
+            ``name``; ``backoff`` below 1 or not finite (an int past the float
             range included); or, with neither
             ``max_delay`` nor ``deadline``, a schedule whose last sleep would
             pass ``1e9`` seconds.
@@ -514,7 +850,22 @@ def retry(
         ('data', 3)
     """
     policy = _Policy(
-        "retry", attempts, exceptions, delay, backoff, max_delay, jitter, deadline, on_retry, sleep, clock, rng
+        "retry",
+        attempts,
+        exceptions,
+        delay,
+        backoff,
+        max_delay,
+        jitter,
+        deadline,
+        on_retry,
+        sleep,
+        clock,
+        rng,
+        retry_if,
+        retry_on_result,
+        wait_from,
+        name,
     )
 
     def decorate(fn: _F) -> _F:
@@ -528,26 +879,29 @@ def retry(
             )
         # An object whose __call__ is an async def (or generator) function is one too.
         kind = fn if inspect.isroutine(fn) or isinstance(fn, functools.partial) else type(fn).__call__
+        generator = inspect.isasyncgenfunction(kind) or inspect.isgeneratorfunction(kind)
+        if generator and policy.retry_on_result is not None:
+            raise TypeError(
+                f"retry(): retry_on_result does not apply to the generator function {fn!r}: a generator is "
+                "retried until its first item; retry a function that returns a value instead"
+            )
+        call = fn
+        if policy.name is not None:  # each attempt timed (and counted) by torch.utils.telemetry
+            from torch.utils.telemetry import telemetry
+
+            call = telemetry(fn, name=policy.name)
+        stats = RetryStatistics()
         if inspect.isasyncgenfunction(kind):
-            return _retry_async_generator(policy, fn)  # type: ignore[return-value]
-        if inspect.iscoroutinefunction(kind):
-            return _retry_coroutine(policy, fn)  # type: ignore[return-value]
-        if inspect.isgeneratorfunction(kind):
+            wrapper = _retry_async_generator(policy, fn, call, stats)
+        elif inspect.iscoroutinefunction(kind):
+            wrapper = _retry_coroutine(policy, fn, call, stats)
+        elif inspect.isgeneratorfunction(kind):
             policy.check_sync_hooks("retry", "a generator function")
-            return _retry_generator(policy, fn)  # type: ignore[return-value]
-        policy.check_sync_hooks("retry", "a synchronous function")
-        retried = policy.exceptions
-        timed = policy.deadline is not None
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            start = clock() if timed else None
-            try:
-                return fn(*args, **kwargs)
-            except retried as e:
-                exc = e
-            return _call_again(policy, fn, args, kwargs, exc, start)
-
+            wrapper = _retry_generator(policy, fn, call, stats)
+        else:
+            policy.check_sync_hooks("retry", "a synchronous function")
+            wrapper = _retry_function(policy, fn, call, stats)
+        wrapper.statistics = stats  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate if fn is None else decorate(fn)
@@ -557,58 +911,139 @@ _SYNC_HINT = "decorate an `async def` function instead (it sleeps with asyncio.s
 _LOOP_HINT = "use `async for attempt in retry_loop(...)` in a coroutine (it sleeps with asyncio.sleep)"
 
 
-def _call_again(
-    policy: _Policy, fn: Callable[..., Any], args: Any, kwargs: Any, exc: BaseException, start: float | None
-) -> Any:
-    run = _Run(policy, start)
-    while True:
-        _pause(run, exc, "retry", _SYNC_HINT, 4)  # _pause, _call_again, wrapper, the caller
-        try:
-            return fn(*args, **kwargs)
-        except policy.exceptions as e:
-            exc = e
-
-
-def _retry_coroutine(policy: _Policy, fn: Callable[..., Any]) -> Callable[..., Any]:
+def _retry_function(
+    policy: _Policy, fn: Callable[..., Any], call: Callable[..., Any], stats: RetryStatistics
+) -> Callable[..., Any]:
     retried = policy.exceptions
-    timed = policy.deadline is not None
     clock = policy.clock
+    if policy.retry_on_result is not None:
+
+        @functools.wraps(fn)
+        def checking(*args: Any, **kwargs: Any) -> Any:
+            return _call_checking(policy, call, args, kwargs, _start(clock), stats)
+
+        return checking
 
     @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = clock() if timed else None
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = _start(clock)
         try:
-            return await fn(*args, **kwargs)
+            result = call(*args, **kwargs)
         except retried as e:
             exc = e
-        run = _Run(policy, start)
-        while True:
-            await _apause(run, exc)
-            try:
-                return await fn(*args, **kwargs)
-            except retried as e:
-                exc = e
+        else:
+            stats._record = start  # the whole success path: one store
+            return result
+        return _call_again(policy, call, args, kwargs, exc, start, stats)
 
     return wrapper
 
 
-def _retry_generator(policy: _Policy, fn: Callable[..., Any]) -> Callable[..., Any]:
+def _call_again(
+    policy: _Policy,
+    fn: Callable[..., Any],
+    args: Any,
+    kwargs: Any,
+    exc: BaseException,
+    start: float | None,
+    stats: RetryStatistics,
+) -> Any:
+    run = _Run(policy, start, stats)
+    try:
+        while True:
+            _pause(run, exc, "retry", _SYNC_HINT, 4)  # _pause, _call_again, wrapper, the caller
+            try:
+                return fn(*args, **kwargs)
+            except policy.exceptions as e:
+                exc = e
+    finally:
+        run.publish()
+
+
+def _call_checking(
+    policy: _Policy, fn: Callable[..., Any], args: Any, kwargs: Any, start: float | None, stats: RetryStatistics
+) -> Any:
+    run = _Run(policy, start, stats)
+    try:
+        while True:
+            try:
+                result = fn(*args, **kwargs)
+            except policy.exceptions as e:
+                _pause(run, e, "retry", _SYNC_HINT, 4)  # _pause, _call_checking, wrapper, the caller
+                continue
+            delay = run.result_failed(result)
+            if delay is None:
+                return result
+            _wait(run, None, delay, "retry", _SYNC_HINT, 4)
+    finally:
+        run.publish()
+
+
+def _retry_coroutine(
+    policy: _Policy, fn: Callable[..., Any], call: Callable[..., Any], stats: RetryStatistics
+) -> Callable[..., Any]:
+    retried = policy.exceptions
+    clock = policy.clock
+    checked = policy.retry_on_result is not None
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = _start(clock)
+        if not checked:
+            try:
+                result = await call(*args, **kwargs)
+            except retried as e:
+                exc: BaseException | None = e
+            else:
+                stats._record = start
+                return result
+        else:
+            exc = None
+        run = _Run(policy, start, stats)
+        try:
+            while True:
+                if exc is not None:
+                    await _apause(run, exc)
+                try:
+                    result = await call(*args, **kwargs)
+                except retried as e:
+                    exc = e
+                    continue
+                exc = None
+                if not checked:
+                    return result
+                delay = run.result_failed(result)
+                if delay is None:
+                    return result
+                await _await(run, None, delay)
+        finally:
+            run.publish()
+
+    return wrapper
+
+
+def _retry_generator(
+    policy: _Policy, fn: Callable[..., Any], call: Callable[..., Any], stats: RetryStatistics
+) -> Callable[..., Any]:
     retried = policy.exceptions
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        run = _Run(policy, policy.clock() if policy.deadline is not None else None)
-        while True:
-            gen = fn(*args, **kwargs)
-            try:
-                value = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            except retried as e:
-                exc = e
-            else:
-                break
-            _pause(run, exc, "retry", _SYNC_HINT, 3)  # _pause, wrapper, the consumer
+        run = _Run(policy, _start(policy.clock), stats)
+        try:
+            while True:
+                gen = call(*args, **kwargs)
+                try:
+                    value = next(gen)
+                except StopIteration as stop:
+                    return stop.value
+                except retried as e:
+                    exc = e
+                else:
+                    break
+                _pause(run, exc, "retry", _SYNC_HINT, 3)  # _pause, wrapper, the consumer
+        finally:
+            run.publish()
         # From the first item on, delegate as `yield from` does (PEP 380).
         while True:
             try:
@@ -632,23 +1067,28 @@ def _retry_generator(policy: _Policy, fn: Callable[..., Any]) -> Callable[..., A
     return wrapper
 
 
-def _retry_async_generator(policy: _Policy, fn: Callable[..., Any]) -> Callable[..., Any]:
+def _retry_async_generator(
+    policy: _Policy, fn: Callable[..., Any], call: Callable[..., Any], stats: RetryStatistics
+) -> Callable[..., Any]:
     retried = policy.exceptions
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        run = _Run(policy, policy.clock() if policy.deadline is not None else None)
-        while True:
-            agen = fn(*args, **kwargs)
-            try:
-                value = await agen.__anext__()
-            except StopAsyncIteration:
-                return
-            except retried as e:
-                exc = e
-            else:
-                break
-            await _apause(run, exc)
+        run = _Run(policy, _start(policy.clock), stats)
+        try:
+            while True:
+                agen = call(*args, **kwargs)
+                try:
+                    value = await agen.__anext__()
+                except StopAsyncIteration:
+                    return
+                except retried as e:
+                    exc = e
+                else:
+                    break
+                await _apause(run, exc)
+        finally:
+            run.publish()
         while True:
             try:
                 sent = yield value
@@ -674,18 +1114,27 @@ def _retry_async_generator(policy: _Policy, fn: Callable[..., Any]) -> Callable[
 class _RetryLoop(_Run):
     """What :func:`retry_loop` returns (and the state of its run): iterate it once, with ``for`` or ``async for``."""
 
-    __slots__ = ("_used",)
+    __slots__ = ("_used", "_block")
 
     def __init__(self, policy: _Policy) -> None:
-        super().__init__(policy, None)
+        super().__init__(policy, None, RetryStatistics())
         self._used = False
+        self._block = None
+        if policy.name is not None:  # each attempt's block timed (and counted) by torch.utils.telemetry
+            from torch.utils.telemetry import telemetry
+
+            self._block = telemetry(policy.name)
+
+    @property
+    def statistics(self) -> RetryStatistics:
+        """This loop's :class:`RetryStatistics`, updated as each attempt starts."""
+        return self.stats  # type: ignore[return-value]
 
     def _claim(self) -> None:
         if self._used:
             raise RuntimeError("retry_loop(): this loop was already iterated; call retry_loop() for each loop")
         self._used = True
-        if self.policy.deadline is not None:
-            self.start = self.policy.clock()
+        self.start = _start(self.policy.clock)
 
     def __iter__(self) -> Iterator[Attempt]:
         self._claim()
@@ -698,26 +1147,56 @@ class _RetryLoop(_Run):
         return _aloop(self)
 
 
-def _loop(run: _Run) -> Iterator[Attempt]:
-    policy = run.policy
-    while True:
-        attempt = Attempt(run.number, policy.attempts, policy.exceptions)
-        yield attempt
-        exc = attempt._outcome()
-        if exc is None:
-            return
-        _pause(run, exc, "retry_loop", _LOOP_HINT, 3)  # _pause, _loop, the `for` statement
+def _judged(run: _RetryLoop, attempt: Attempt) -> float | None:
+    """A block completed: the sleep before the next attempt (its result is retried), or ``None``: done."""
+    if run.policy.retry_on_result is None:
+        return None
+    try:
+        result = attempt.result
+    except AttributeError:
+        raise RuntimeError(
+            f"retry_loop(): retry_on_result is set, but attempt {attempt.number} completed without a result; "
+            "write `attempt.result = value` in the block"
+        ) from None
+    return run.result_failed(result)
 
 
-async def _aloop(run: _Run) -> AsyncIterator[Attempt]:
+def _loop(run: _RetryLoop) -> Iterator[Attempt]:
     policy = run.policy
     while True:
-        attempt = Attempt(run.number, policy.attempts, policy.exceptions)
+        attempt = Attempt(run.number, policy.attempts, policy.exceptions, run._block)
+        run.publish()
         yield attempt
         exc = attempt._outcome()
-        if exc is None:
+        if exc is not None:
+            try:
+                _pause(run, exc, "retry_loop", _LOOP_HINT, 3)  # _pause, _loop, the `for` statement
+            finally:
+                run.publish()
+            continue
+        delay = _judged(run, attempt)
+        if delay is None:
             return
-        await _apause(run, exc)
+        _wait(run, None, delay, "retry_loop", _LOOP_HINT, 3)
+
+
+async def _aloop(run: _RetryLoop) -> AsyncIterator[Attempt]:
+    policy = run.policy
+    while True:
+        attempt = Attempt(run.number, policy.attempts, policy.exceptions, run._block)
+        run.publish()
+        yield attempt
+        exc = attempt._outcome()
+        if exc is not None:
+            try:
+                await _apause(run, exc)
+            finally:
+                run.publish()
+            continue
+        delay = _judged(run, attempt)
+        if delay is None:
+            return
+        await _await(run, None, delay)
 
 
 def retry_loop(
@@ -727,17 +1206,26 @@ def retry_loop(
     delay: float = 0.0,
     backoff: float = 2.0,
     max_delay: float | None = None,
-    jitter: float = 0.0,
+    jitter: float | str = 0.0,
     deadline: float | None = None,
-    on_retry: Callable[[BaseException, int, float], object] | None = None,
+    on_retry: Callable[[BaseException | None, int, float], object] | None = None,
     sleep: Callable[[float], object] | None = None,
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
+    retry_if: Callable[[BaseException], bool] | None = None,
+    retry_on_result: Callable[[Any], bool] | None = None,
+    wait_from: Callable[[BaseException], float | None] | None = None,
+    name: str | None = None,
 ) -> _RetryLoop:
     r"""Retry a block: ``for attempt in retry_loop(...): with attempt: ...``.
 
     Takes the arguments of :func:`retry` (without ``fn``) and yields
-    :class:`Attempt` objects.  The loop ends after the first attempt whose
+    :class:`Attempt` objects.  With ``retry_on_result``, the block reports
+    its result as ``attempt.result = value`` (see :class:`Attempt`); when the
+    attempts run out the loop ends after the last result, which the block
+    holds.  ``statistics`` on the returned object is this loop's
+    :class:`RetryStatistics`; with ``name``, each attempt's block is timed by
+    :mod:`torch.utils.telemetry` under that name.  The loop ends after the first attempt whose
     block completes; when the policy gives up it raises the last error, with
     the history of attempts (see :func:`retry`).
 
@@ -756,7 +1244,8 @@ def retry_loop(
             ``TypeError`` when a plain ``for`` starts with an ``async def``
             ``sleep`` or ``on_retry``.
         RuntimeError: an attempt was not used as ``with attempt:`` before the
-            loop asked for the next one, or the loop is iterated twice.
+            loop asked for the next one, the loop is iterated twice, or, with
+            ``retry_on_result``, a block completed without ``attempt.result``.
 
     Example::
 
@@ -772,6 +1261,21 @@ def retry_loop(
     """
     return _RetryLoop(
         _Policy(
-            "retry_loop", attempts, exceptions, delay, backoff, max_delay, jitter, deadline, on_retry, sleep, clock, rng
+            "retry_loop",
+            attempts,
+            exceptions,
+            delay,
+            backoff,
+            max_delay,
+            jitter,
+            deadline,
+            on_retry,
+            sleep,
+            clock,
+            rng,
+            retry_if,
+            retry_on_result,
+            wait_from,
+            name,
         )
     )
