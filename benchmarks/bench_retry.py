@@ -10,6 +10,8 @@ microseconds) of:
 - a bare call of the function;
 - ``@torch.utils.retry.retry(attempts=3, delay=0.1)``;
 - ``@tenacity.retry(stop=stop_after_attempt(3), wait=wait_exponential(...))``;
+- the same with a result predicate: ``retry_on_result=`` against tenacity's
+  ``retry=retry_if_result(...)``;
 - one ``for attempt in retry_loop(...): with attempt:`` block and tenacity's
   ``for attempt in Retrying(...): with attempt:`` equivalent;
 - the same for ``async def``: an awaited call of ``@retry`` against a bare
@@ -36,6 +38,13 @@ def work(x: int) -> int:
 
 ours = retry(work, attempts=3, delay=0.1)
 theirs = tenacity.retry(stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_exponential(multiplier=0.1))(work)
+
+ours_result = retry(work, attempts=3, delay=0.1, retry_on_result=lambda r: r is None)
+theirs_result = tenacity.retry(
+    stop=tenacity.stop_after_attempt(3),
+    wait=tenacity.wait_exponential(multiplier=0.1),
+    retry=tenacity.retry_if_result(lambda r: r is None),
+)(work)
 
 
 def ours_loop() -> int:
@@ -89,6 +98,8 @@ def main() -> None:
         ("torch.utils.retry.retry", per_call_us(lambda: ours(1), n, r)),
         ("tenacity.retry", per_call_us(lambda: theirs(1), slow_n, r)),
         ("bare call", per_call_us(lambda: work(1), n, r)),
+        ("retry(retry_on_result=...)", per_call_us(lambda: ours_result(1), n, r)),
+        ("tenacity.retry(retry=retry_if_result(...))", per_call_us(lambda: theirs_result(1), slow_n, r)),
         ("torch.utils.retry.retry_loop (one block)", per_call_us(ours_loop, slow_n, r)),
         ("tenacity.Retrying (one block)", per_call_us(theirs_loop, slow_n, r)),
         ("torch.utils.retry.retry, async def (await)", per_await_us(aours, n, r)),
@@ -98,7 +109,7 @@ def main() -> None:
     print("success path: the wrapped call does not fail")
     print(f"  {'method':<42} {'us/call':>10} {'x ours':>8}")
     for i, (name, us) in enumerate(rows):
-        base = rows[(0, 0, 0, 3, 3, 5, 5, 5)[i]][1]
+        base = rows[(0, 0, 0, 3, 3, 5, 5, 7, 7, 7)[i]][1]
         print(f"  {name:<42} {us:>10.3f} {us / base:>8.2f}")
     print("(each figure includes the lambda call or await the harness makes; the bare rows are that floor)")
 

@@ -926,7 +926,7 @@ def _retry_function(
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = _start(clock)
+        start = None if _compiling() else clock()  # _start(clock), inlined: this is the success path
         try:
             result = call(*args, **kwargs)
         except retried as e:
