@@ -755,7 +755,8 @@ def retry(
             ``None`` for no limit.  It does not interrupt a running attempt
             (see :func:`torch.utils.timeout.timeout`).
         on_retry: called as ``on_retry(exc, attempt, next_delay)`` before each
-            sleep, ``attempt`` being the number of the attempt that failed; the
+            sleep, ``attempt`` being the number of the attempt that failed
+            (``exc`` is ``None`` when ``retry_on_result`` rejected its value); the
             asynchronous forms await what it returns if that is awaitable.  An
             exception it raises stops the retries and propagates in place of
             ``exc``, with ``exc`` as its ``__context__`` (``exc`` itself gets no
