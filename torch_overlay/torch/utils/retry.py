@@ -158,7 +158,7 @@ class _Policy:
         self.full_jitter = isinstance(jitter, str)
         if self.full_jitter and jitter != "full":
             raise ValueError(f"{caller}(): jitter must be a number of seconds or 'full', but got {jitter!r}")
-        if not self.full_jitter and not isinstance(jitter, numbers.Real):
+        if not self.full_jitter and type(jitter) not in (float, int) and not isinstance(jitter, numbers.Real):
             raise TypeError(f"{caller}(): jitter must be a number of seconds or 'full', but got {_type_name(jitter)}")
         self.jitter: float = 0.0 if self.full_jitter else _seconds(caller, "jitter", jitter, False)  # type: ignore[assignment]
         self.deadline = _seconds(caller, "deadline", deadline, True)
@@ -170,7 +170,9 @@ class _Policy:
             if not callable(fn) and not (fn is None and hook != "clock"):
                 raise TypeError(f"{caller}(): {hook} must be callable, but got {fn!r}")
         for hook, fn in (("retry_if", retry_if), ("retry_on_result", retry_on_result), ("wait_from", wait_from)):
-            if fn is not None and not callable(fn):
+            if fn is None:
+                continue
+            if not callable(fn):
                 raise TypeError(f"{caller}(): {hook} must be a function or None, but got {_type_name(fn)}")
             if inspect.iscoroutinefunction(fn):
                 raise TypeError(
