@@ -270,9 +270,20 @@ def _json(stats: dict[str, Any]) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+# The page's columns after the name, as _rows gives them, with calls/s (from the history) after calls;
+# "opt" columns are hidden on narrow screens.
+_PAGE_CELLS = ((0, "opt"), (1, ""), (None, ""), (2, ""), (3, ""), (4, ""), (5, ""), (6, "opt"), (7, "opt"), (8, "opt"),
+               (9, ""))
+
+
 def _first_paint_rows(stats: dict[str, dict[str, Any]]) -> str:
+    def cell(text: str, cls: str) -> str:
+        return f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>"
+
     return "".join(
-        f'<tr><td class="name">{html.escape(name)}</td>' + "".join(f"<td>{html.escape(cell)}</td>" for cell in rest) + "</tr>"
+        f'<tr><td class="name">{html.escape(name)}</td>'
+        + "".join(cell("\u2013" if i is None else rest[i], cls) for i, cls in _PAGE_CELLS)
+        + "</tr>"
         for name, *rest in _rows(stats)
     )
 
