@@ -60,7 +60,6 @@ td.err { color:#ff6b6b; }
 .card .sub.err { color:var(--warn); }
 .card svg { height:32px; margin-top:4px; }
 svg { width:100%; height:240px; display:block; }
-svg#memory { height:160px; }
 svg text { fill:var(--dim); font-size:11px; }
 .empty { color:var(--dim); padding:24px 0; text-align:center; }
 @media (max-width: 900px) { main { grid-template-columns: minmax(0,1fr); padding:12px; } header { padding:12px; } }
@@ -241,9 +240,12 @@ function timeChart(svg, series, fmt, message, logScale) {
     ticks = []; for (let e = a; e <= b; e++) ticks.push(Math.pow(10, e));
     if (ticks.length > 7) ticks = ticks.filter((_, i) => i % Math.ceil(ticks.length / 6) === 0);
   } else {
-    const top = Math.max(hi, 1e-9) * 1.1;
+    // Round steps (1, 2 or 5 times a power of ten), four or five of them.
+    const raw = Math.max(hi, 1e-9) / 4, p10 = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map(m => m * p10).find(v => v >= raw);
+    const top = step * Math.max(1, Math.ceil(hi / step - 1e-9));
     y = v => pad.t + (h - pad.t - pad.b) * (1 - v / top);
-    ticks = [0, 1, 2, 3, 4].map(i => top * i / 4);
+    ticks = []; for (let v = 0; v <= top + step / 2; v += step) ticks.push(v);
   }
   const x = t => pad.l + (w - pad.l - pad.r) * (t - t0) / (t1 - t0);
   for (const v of ticks) {
@@ -325,8 +327,10 @@ function renderHost() {
 }
 function renderBars(svgId, entries, values, fmt, message) {
   const svg = document.getElementById(svgId);
+  const count = entries.filter(([, s]) => values(s).some(x => x !== null && x !== undefined)).length;
+  svg.style.height = Math.max(120, Math.min(360, 16 + 36 * count)) + "px";  // as tall as its rows
   const w = svg.clientWidth || 600, h = svg.clientHeight || 240;
-  const side = Math.min(150, Math.max(80, w * 0.22)), pad = {l: side, r: side, t: 8, b: 8};
+  const side = Math.min(150, Math.max(80, w * 0.22)), pad = {l: side, r: 150, t: 8, b: 8};
   svg.setAttribute("viewBox", "0 0 " + w + " " + h);
   const rows = entries.map(([name, s]) => [name, values(s)]).filter(([, v]) => v.some(x => x !== null && x !== undefined));
   if (!rows.length) return empty(svg, message);

@@ -580,6 +580,9 @@ def live_dashboard(
       a name had no calls, a toggle per name and a log scale), p50/p95 and
       peak memory per name, the process's memory and CPU and each GPU's
       utilisation, memory, power and temperature.  Colours are stable per name.
+      The view is kept in the browser and can be linked to: ``#log`` (log
+      scale), ``span=300`` (the last 300 s) and ``hide=NAME`` (repeatable),
+      e.g. ``board.url + "#log&span=900&hide=data.load"``.
       When the figures carry ``"ranks"`` and ``"slowest_rank"`` (a job's merged
       figures), the slowest rank of each name is highlighted.
     * ``/api/stats``: :func:`torch.utils.telemetry.snapshot` as JSON;
