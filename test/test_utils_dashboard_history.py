@@ -5,7 +5,10 @@ import ctypes
 import http.client
 import json
 import logging
+import multiprocessing
+import sys
 import threading
+import unittest
 import urllib.parse
 from unittest import mock
 
@@ -13,7 +16,7 @@ import torch
 import torch.utils.dashboard as dashboard
 import torch.utils.telemetry as tm
 from torch._accelerator import _nvml
-from torch.testing._internal.common_utils import run_tests, TestCase
+from torch.testing._internal.common_utils import IS_WINDOWS, run_tests, TestCase
 from torch.utils import _dashboard_host
 from torch.utils._dashboard_history import History, MAX_SAMPLES, samples_for
 from torch.utils.dashboard import live_dashboard
@@ -259,12 +262,17 @@ class FakeNvmlLibrary:
 TWO_GPUS = [("GPU-a", "NVIDIA H100", 3, 80, 42, 301500, 61), ("GPU-b", "NVIDIA H100", 5, 80, 97, 650000, 74)]
 
 
+def _acquire_nvml_lock_or_fail():
+    sys.exit(0 if _nvml._lock.acquire(timeout=10) else 1)
+
+
 class FakeNvmlTestCase(DashboardTestCase):
     def setUp(self):
         super().setUp()
-        patch = mock.patch.multiple(_nvml, _initialized_in=None, _library=None)
-        patch.start()
-        self.addCleanup(patch.stop)
+        for patch in (mock.patch.multiple(_nvml, _initialized_in=None, _library=None),
+                      mock.patch.object(_dashboard_host, "_library", None)):
+            patch.start()
+            self.addCleanup(patch.stop)
 
     def nvml(self, lib):
         return mock.patch.object(ctypes, "CDLL", return_value=lib)
@@ -308,6 +316,39 @@ class TestHostMetrics(FakeNvmlTestCase):
         self.assertEqual(lost["error"], "nvmlDeviceGetHandleByIndex_v2: NVML_ERROR_GPU_IS_LOST (15)")
         self.assertIsNone(lost["utilization_percent"])
         self.assertEqual((third["uuid"], third["power_watts"], third["error"]), ("GPU-c", 90.0, None))
+
+    def test_library_initialized_once_per_process(self):
+        lib = FakeNvmlLibrary(TWO_GPUS)
+        lib.nvmlInit_v2 = mock.Mock(return_value=0)
+        with self.nvml(lib) as cdll:
+            for _ in range(3):
+                self.assertEqual(len(_dashboard_host.gpu_metrics()), 2)
+            self.assertEqual((cdll.call_count, lib.nvmlInit_v2.call_count), (1, 1))
+            with mock.patch.object(_dashboard_host.os, "getpid", return_value=-1), \
+                    mock.patch.object(_nvml.os, "getpid", return_value=-1):
+                _dashboard_host.gpu_metrics()  # a forked child initializes NVML for itself
+            self.assertEqual(lib.nvmlInit_v2.call_count, 2)
+
+    @unittest.skipIf(IS_WINDOWS, "fork is POSIX-only")
+    def test_fork_never_inherits_the_nvml_lock_held(self):
+        # The sampling thread may be initializing NVML when a DataLoader forks its workers.
+        held, release = threading.Event(), threading.Event()
+
+        def initializing():
+            with _nvml._lock:
+                held.set()
+                release.wait(30)
+
+        thread = threading.Thread(target=initializing)
+        thread.start()
+        held.wait(30)
+        threading.Timer(0.5, release.set).start()
+        ctx = multiprocessing.get_context("fork")
+        child = ctx.Process(target=_acquire_nvml_lock_or_fail)
+        child.start()  # waits for the lock to be free
+        child.join(60)
+        thread.join(30)
+        self.assertEqual(child.exitcode, 0)
 
     def test_missing_entry_point_is_recorded(self):
         class OldDriver(FakeNvmlLibrary):

@@ -132,13 +132,37 @@ def _gpu(nvml: Any, index: int) -> dict[str, Any]:
     return gpu
 
 
+# The NVML library of this process, once initialized: the sampling thread reads it every refresh,
+# and going through _nvml's lock each time would widen the window in which a fork inherits it held.
+_library: tuple[int, Any] | None = None
+
+
+def _nvml_library() -> Any:
+    global _library
+    cached = _library
+    if cached is not None and cached[0] == os.getpid():
+        return cached[1]
+    nvml = _nvml._nvml()
+    if nvml is not None:
+        _library = (os.getpid(), nvml)
+    return nvml
+
+
+if hasattr(os, "register_at_fork"):
+    # A fork while another thread initializes NVML (up to seconds without persistence mode) would
+    # leave the child a lock that nobody releases: fork between initializations only.
+    os.register_at_fork(
+        before=_nvml._lock.acquire, after_in_parent=_nvml._lock.release, after_in_child=_nvml._lock.release
+    )
+
+
 def gpu_metrics() -> list[dict[str, Any]] | None:
     """Per GPU, in NVML's order: ``index``, ``uuid``, ``name``, ``utilization_percent``,
     ``memory_used_bytes``, ``memory_total_bytes``, ``power_watts``, ``temperature_c`` and
     ``error`` (what could not be read, or ``None``); ``None`` when NVML cannot be used
     (no NVIDIA driver, or the GPUs cannot be counted).
     """
-    nvml = _nvml._nvml()
+    nvml = _nvml_library()
     if nvml is None:
         return None
     count = ctypes.c_uint()
