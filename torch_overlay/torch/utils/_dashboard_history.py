@@ -126,8 +126,10 @@ class History:
                     }
                 series["calls"][i] = calls
                 series["errors"][i] = errors
-                series["calls_per_s"][i] = calls / elapsed if elapsed > 0 else None
-                series["mean_ms"][i], series["p50_ms"][i], series["p95_ms"][i] = mean, p50, p95
+                # Rounded for the wire: 1 ns for durations, 1/1000 call per second.
+                series["calls_per_s"][i] = round(calls / elapsed, 3) if elapsed > 0 else None
+                series["mean_ms"][i] = round(mean, 6)
+                series["p50_ms"][i], series["p95_ms"][i] = p50, p95
             for index, gpu_name, uuid, error, values in gpu_rows:
                 gpu = gpus.get(index)
                 if gpu is None:
