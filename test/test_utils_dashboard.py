@@ -1,17 +1,21 @@
 # Owner(s): ["module: tests"]
 
+import datetime
 import errno
+import html
 import http.client
 import io
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 import urllib.error
 import urllib.parse
@@ -227,6 +231,8 @@ class TestEndpoints(DashboardTestCase):
         self.assertEqual(status, 200)
         self.assertEqual(headers["Content-Type"], "text/plain; version=0.0.4; charset=utf-8")
         families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+        self.assertIn("process_cpu_seconds", families)  # host metrics follow (test_utils_dashboard_history.py)
+        families = {name: f for name, f in families.items() if name.startswith("torch_telemetry")}
         self.assertEqual(
             sorted(families),
             [
@@ -314,7 +320,7 @@ class TestEscapingFuzz(TestCase):
         self.assertEqual([s.labels["name"] for s in families["torch_telemetry_calls"].samples], [name])
         self.assertEqual(list(json.loads(dashboard._json(stats))), [name])
         rows = dashboard._first_paint_rows(stats)
-        for tag in ("<tr>", "</tr>", "<td>", "</td>", '<td class="name">'):
+        for tag in ("<tr>", "</tr>", "<td>", "</td>", '<td class="name">', '<td class="opt">'):
             rows = rows.replace(tag, "")
         self.assertNotIn("<", rows)
 
@@ -545,9 +551,83 @@ class TestBrowser(DashboardTestCase):
         self.assertIn('&lt;img src=x onerror="document.title=1"&gt;', dom)  # shown as text
         self.assertNotIn("<img", dom)  # never as an element
         self.assertIn("<title>torch telemetry</title>", dom)
-        self.assertRegex(dom, r'<path d="M[\d. ]+L')  # latency lines drawn
-        self.assertRegex(dom, r"<rect [^>]*fill=\"#ee4c2c\"")  # quantile bars drawn
+        self.assertRegex(dom, r"<rect [^>]*fill=\"" + re.escape(color("forward")) + '"')  # quantile bars drawn
         self.assertIn("no device memory recorded", dom)
+        self.assertIn("process memory (RSS)", dom)  # the host cards
+
+    def inject_history(self, board, per_name, start):
+        """Give the board's history one sample per second from ``start`` (unix s): per name, calls per interval."""
+        history = board._server.history
+        for _ in range(600):
+            with board._server.history_lock:
+                if history._previous is not None:  # the sampling thread took its baseline
+                    break
+            threading.Event().wait(0.05)
+        totals = dict.fromkeys(per_name, 0)
+        length = len(next(iter(per_name.values())))
+        with board._server.history_lock:
+            history._previous, history._previous_at = {}, 1e6 - 1
+            for i in range(length):
+                for name, calls in per_name.items():
+                    totals[name] += calls[i]
+                stats = {name: {"count": n, "errors": 0, "total_ms": 2.0 * n, "p50_ms": 2.0, "p95_ms": 3.0}
+                         for name, n in totals.items() if n}
+                history.sample(stats, {"rss_bytes": 1 << 30, "cpu_seconds": float(i)}, None,
+                               now=start + i, monotonic=1e6 + i)
+
+    def latency_groups(self, dom):
+        chart = re.search(r'<svg id="latency".*?</svg>', dom, re.DOTALL).group(0)
+        return {html.unescape(name): body for name, body in re.findall(r'<g data-name="([^"]*)">(.*?)</g>', chart, re.DOTALL)}
+
+    def test_history_survives_a_reload_with_gaps_and_stable_colours(self):
+        record("forward", [2_000_000])
+        board = self.start(refresh=3600, history=360000)  # one baseline sample: the test injects the rest
+        now = time.time()
+        self.inject_history(board, {"forward": [1, 2, 3, 0, 0, 2, 2, 2], "idle": [1] + [0] * 7}, now - 8)
+        for load in ("first load", "reload"):
+            dom = self.render(board.url)
+            groups = self.latency_groups(dom)
+            self.assertEqual(sorted(groups), ["forward", "idle"], load)
+            # forward: two runs of calls around a gap; idle: a single point, drawn as a dot
+            self.assertEqual(len(re.findall(r"<path ", groups["forward"])), 2, load)
+            self.assertEqual(re.findall(r"<path |<circle ", groups["idle"]), ["<circle "], load)
+            self.assertIn(f'stroke="{color("forward")}"', groups["forward"])
+            self.assertRegex(dom, r"\b8 samples over 0\.1 min")
+            clock = datetime.datetime.fromtimestamp(now - 8).strftime("%H:%M:%S")
+            self.assertIn(f'class="tick">{clock}</text>', dom)  # the time axis starts at the first sample
+            self.assertEqual(dom.count('type="checkbox" aria-label="show '), 1)  # a toggle per row of /api/stats
+
+    def test_view_in_the_address_log_scale_and_hidden_names(self):
+        board = self.start(refresh=3600, history=360000)
+        self.inject_history(board, {"a": [1, 1, 1], "b": [2, 2, 2]}, time.time() - 3)
+        dom = self.render(board.url)
+        linear = re.findall(r'text-anchor="end">([^<]*)</text>', re.search(r'<svg id="rate".*?</svg>', dom, re.DOTALL).group(0))
+        self.assertEqual(linear[0], "0")  # a linear axis starts at zero
+        dom = self.render(board.url + "#log&hide=b")
+        self.assertEqual(sorted(self.latency_groups(dom)), ["a"])
+        ticks = re.findall(r'text-anchor="end">([^<]*)</text>', re.search(r'<svg id="rate".*?</svg>', dom, re.DOTALL).group(0))
+        self.assertEqual(ticks, ["1.0", "10.0"])  # powers of ten: a log axis
+
+    def test_slowest_rank_highlighted(self):
+        rank = {"count": 3, "errors": 0, "total_ms": 3.0, "mean_ms": 1.0, "min_ms": 1.0, "max_ms": 1.0, "p50_ms": 1.0,
+                "p95_ms": 1.0, "device": "cpu", "peak_memory_bytes": None}
+        slow = dict(rank, total_ms=30.0, mean_ms=10.0, p95_ms=12.0)
+        job = {"step": dict(rank, count=6, total_ms=33.0, ranks={0: rank, 1: slow}, slowest_rank=1),
+               "load": dict(rank)}
+        with mock.patch.object(dashboard, "_stats", return_value=job):
+            board = self.start(refresh=3600, history=360000)
+            dom = self.render(board.url)
+        self.assertIn('title="slowest rank of 2: mean 10.00 ms, p95 12.00 ms">slowest: rank 1</span>', dom)
+        self.assertEqual(dom.count(">slowest: rank"), 1)  # only names with per-rank figures
+
+
+def color(name):
+    """The page's colour of ``name``: FNV-1a over its UTF-16 code units, as a hue."""
+    h = 0x811C9DC5
+    units = name.encode("utf-16-le")
+    for i in range(0, len(units), 2):
+        h = ((h ^ int.from_bytes(units[i:i + 2], "little")) * 0x01000193) & 0xFFFFFFFF
+    return f"hsl({h % 360}, 70%, 62%)"
 
 
 instantiate_parametrized_tests(TestEndpoints)

@@ -5,12 +5,13 @@ Views of :mod:`torch.utils.telemetry`: a text table, a live terminal view and a 
   as an aligned table.
 * :func:`watch` redraws that table in a terminal every ``refresh`` seconds.
 * :func:`live_dashboard` serves, from a background thread and with the
-  standard library only, a self-contained page with the live table and
-  latency and memory charts (``/``), the snapshot as JSON (``/api/stats``)
-  and the Prometheus text exposition format (``/metrics``).
+  standard library only, a self-contained page with the live table, the
+  charts over time and the host and GPU metrics (``/``), the snapshot as JSON
+  (``/api/stats``), the time series it keeps (``/api/history``) and the
+  Prometheus text exposition format (``/metrics``).
 
 Nothing runs until one of these is called: importing the module starts no
-thread and opens no socket.  The server thread never dies from an error: a
+thread and opens no socket.  The server's threads never die from an error: a
 failing request gets a ``500``, and any error is logged on
 ``logging.getLogger("torch.utils.dashboard")`` (shown with
 ``TORCH_LOGS="telemetry"``) while the server goes on serving.
@@ -23,6 +24,7 @@ import html
 import ipaddress
 import json
 import logging
+import math
 import os
 import socket
 import socketserver
@@ -32,11 +34,12 @@ import time
 import warnings
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TextIO
-from urllib.parse import urlsplit
+from typing import Any, Literal, TextIO
+from urllib.parse import parse_qs, urlsplit
 from typing_extensions import Self
 
-from torch.utils import telemetry as _telemetry
+from torch.utils import _dashboard_host, telemetry as _telemetry
+from torch.utils._dashboard_history import History, MAX_SAMPLES, samples_for
 from torch.utils._dashboard_page import CONTENT_SECURITY_POLICY, PAGE
 from torch.utils._memory_size import format_memory_size
 
@@ -240,16 +243,47 @@ def _prometheus(stats: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _json(stats: dict[str, dict[str, Any]]) -> str:
+# The two data sources of the server: what /api/stats (and the page, and the history) and /metrics show.
+def _stats() -> dict[str, dict[str, Any]]:
+    """The figures per name shown by ``/api/stats``, the page and the history."""
+    return _telemetry.snapshot()
+
+
+def _metrics() -> str:
+    """The telemetry part of ``/metrics``, in the Prometheus text format."""
+    return _prometheus(_telemetry.snapshot())
+
+
+def _host_prometheus() -> str:
+    labels = {}
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        labels["rank"] = str(dist.get_rank())
+    return _dashboard_host.prometheus(_dashboard_host.process_metrics(), _dashboard_host.gpu_metrics(), labels)
+
+
+def _json(stats: dict[str, Any]) -> str:
     # Valid JSON either way; escaping <, > and & keeps a name inert even if a
     # client ignores the Content-Type and sniffs the body as HTML.
     text = json.dumps(stats, sort_keys=True)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+# The page's columns after the name, as _rows gives them, with calls/s (from the history) after calls;
+# "opt" columns are hidden on narrow screens.
+_PAGE_CELLS = ((0, "opt"), (1, ""), (None, ""), (2, ""), (3, ""), (4, ""), (5, ""), (6, "opt"), (7, "opt"), (8, "opt"),
+               (9, ""))
+
+
 def _first_paint_rows(stats: dict[str, dict[str, Any]]) -> str:
+    def cell(text: str, cls: str) -> str:
+        return f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>"
+
     return "".join(
-        f'<tr><td class="name">{html.escape(name)}</td>' + "".join(f"<td>{html.escape(cell)}</td>" for cell in rest) + "</tr>"
+        f'<tr><td class="name">{html.escape(name)}</td>'
+        + "".join(cell("\u2013" if i is None else rest[i], cls) for i, cls in _PAGE_CELLS)
+        + "</tr>"
         for name, *rest in _rows(stats)
     )
 
@@ -288,7 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
                 page = PAGE.substitute(
                     refresh=f"{refresh:g}",
                     refresh_ms=str(max(50, int(refresh * 1000))),
-                    rows=_first_paint_rows(_telemetry.snapshot()),
+                    rows=_first_paint_rows(_stats()),
                 )
                 self._send(
                     HTTPStatus.OK,
@@ -297,9 +331,14 @@ class _Handler(BaseHTTPRequestHandler):
                     {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Frame-Options": "DENY"},
                 )
             elif path == "/api/stats":
-                self._send(HTTPStatus.OK, _json(_telemetry.snapshot()).encode(), "application/json")
+                self._send(HTTPStatus.OK, _json(_stats()).encode(), "application/json")
+            elif path == "/api/history":
+                since = self._since()
+                if since is None:
+                    return
+                self._send(HTTPStatus.OK, _json(self.server.history_json(since)).encode(), "application/json")
             elif path == "/metrics":
-                body = _prometheus(_telemetry.snapshot()).encode()
+                body = (_metrics() + _host_prometheus()).encode()
                 self._send(HTTPStatus.OK, body, "text/plain; version=0.0.4; charset=utf-8")
             else:
                 self._error(HTTPStatus.NOT_FOUND)
@@ -308,6 +347,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR)
 
     do_HEAD = do_GET
+
+    def _since(self) -> float | Literal[False] | None:
+        """``?since=`` (unix seconds) as a float, ``False`` when absent; ``None`` after answering ``400``."""
+        values = parse_qs(urlsplit(self.path).query).get("since")
+        if not values:
+            return False
+        try:
+            since = float(values[-1])
+        except ValueError:
+            since = math.nan
+        if not math.isfinite(since):
+            body = f"since must be a finite number of seconds since the epoch, but got {values[-1]!r}\n"
+            self._send(HTTPStatus.BAD_REQUEST, body.encode(), "text/plain; charset=utf-8")
+            return None
+        return since
 
     def _read_only(self) -> None:
         self._error(HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": "GET, HEAD"})
@@ -318,6 +372,12 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     refresh: float
+    history: History
+    history_lock: threading.Lock
+
+    def history_json(self, since: float | Literal[False]) -> dict[str, Any]:
+        with self.history_lock:
+            return self.history.to_json(None if since is False else since)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver prints the traceback to stderr; report it on our logger and keep serving.
@@ -342,7 +402,8 @@ class LiveDashboard:
 
     Attributes:
         url (str): the page's address, e.g. ``"http://127.0.0.1:8000/"``;
-            ``url + "api/stats"`` and ``url + "metrics"`` are the other endpoints.
+            ``url + "api/stats"``, ``url + "api/history"`` and ``url + "metrics"``
+            are the other endpoints.
         host (str): the address bound.
         port (int): the port bound (the one picked by the OS for ``port=0``).
 
@@ -365,12 +426,48 @@ class LiveDashboard:
         self.url = f"http://{shown}:{self.port}/"
         self._stopped = False
         self._stop_lock = threading.Lock()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=f"torch.utils.dashboard:{self.port}", daemon=True)
+        self._sampler = threading.Thread(
+            target=self._sample_loop, name=f"torch.utils.dashboard:{self.port}:history", daemon=True
+        )
         try:
             self._thread.start()
+            self._sampler.start()
         except BaseException:
+            self._stopped = True
+            self._wake.set()
+            if self._thread.is_alive():
+                server.shutdown()
+                self._thread.join()
             server.server_close()
             raise
+
+    def _sample(self) -> None:
+        stats = _stats()
+        process = _dashboard_host.process_metrics()
+        gpus = _dashboard_host.gpu_metrics()
+        with self._server.history_lock:
+            self._server.history.sample(stats, process, gpus)
+
+    def _sample_loop(self) -> None:
+        # Its own thread, not the server loop's: a snapshot waits for pending device timings,
+        # and accepting connections must not wait for them.  Never dies from an error: it
+        # reports the first of a run of failures and samples again at the next refresh.
+        failing = False
+        while not self._stopped:
+            try:
+                self._sample()
+            except Exception:
+                if not failing:
+                    _log.warning("live_dashboard: could not sample the history; trying again every refresh",
+                                 exc_info=True)
+                failing = True
+            else:
+                if failing:
+                    _log.warning("live_dashboard: sampling the history works again")
+                failing = False
+            self._wake.wait(self._server.refresh)
 
     def _serve(self) -> None:
         # The thread must not die from an error while the board is running: report it, go on serving.
@@ -388,12 +485,15 @@ class LiveDashboard:
     @property
     def running(self) -> bool:
         """Whether the server thread is serving requests."""
-        return not self._stopped and os.getpid() == self._pid and self._thread.is_alive()
+        return (
+            not self._stopped and os.getpid() == self._pid and self._thread.is_alive() and self._sampler.is_alive()
+        )
 
     def stop(self) -> None:
         r"""Stop serving, free the port and join the server thread; idempotent.
 
-        Requests in progress are finished first; a client that connected but
+        The history sampling thread is stopped and joined too (after the sample
+        it may be taking).  Requests in progress are finished first; a client that connected but
         sends nothing is dropped after a 5 s read timeout.  In a forked child
         (which inherits the socket but not the thread) it only closes the
         child's copy of the socket.
@@ -409,9 +509,11 @@ class LiveDashboard:
             if self._stopped:
                 return
             self._stopped = True
+        self._wake.set()
         if os.getpid() == self._pid:
             self._server.shutdown()
             self._thread.join()
+            self._sampler.join()
         self._server.server_close()
         _log.debug("live_dashboard: stopped %s", self.url)
 
@@ -438,6 +540,22 @@ def _check_host(host: object) -> str:
     return host
 
 
+def _check_history(history: object, refresh: float) -> float:
+    if isinstance(history, bool) or not isinstance(history, (int, float)):
+        raise TypeError(f"live_dashboard(): history must be a number of seconds > 0 (int or float), but got {history!r}")
+    # Compared before any float conversion: an int such as 10**400 has none.
+    if not (history > 0 and (isinstance(history, int) or math.isfinite(history))):
+        raise ValueError(f"live_dashboard(): history must be a finite number of seconds > 0, but got {history!r}")
+    if history > (MAX_SAMPLES - 1) * refresh or samples_for(history, refresh) > MAX_SAMPLES:
+        big = isinstance(history, int) and history.bit_length() > 64
+        shown = f"an integer of {history.bit_length()} bits" if big else repr(history)
+        raise ValueError(
+            f"live_dashboard(): history ({shown} seconds) at refresh={refresh!r} would keep more than "
+            f"{MAX_SAMPLES} samples; shorten history or lengthen refresh"
+        )
+    return float(history)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -447,39 +565,75 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def live_dashboard(host: str = "127.0.0.1", port: int = 0, refresh: float = 1.0) -> LiveDashboard:
+def live_dashboard(
+    host: str = "127.0.0.1", port: int = 0, refresh: float = 1.0, *, history: float = 3600.0
+) -> LiveDashboard:
     r"""Serve a live web view of :mod:`torch.utils.telemetry` from a background thread.
 
     Endpoints (all read-only: other methods get ``405``, other paths ``404``,
     no file is ever served):
 
-    * ``/``: a self-contained page (no external assets) with the live table
-      and charts of latency over time, p50/p95 per name and peak memory,
-      refreshed every ``refresh`` seconds;
+    * ``/``: a self-contained page (no external assets), refreshed every
+      ``refresh`` seconds: the table with calls per second, charts over time
+      (mean duration and calls per second per name, drawn from
+      ``/api/history`` so a reload keeps the past, with a time axis, gaps where
+      a name had no calls, a toggle per name and a log scale), p50/p95 and
+      peak memory per name, the process's memory and CPU and each GPU's
+      utilisation, memory, power and temperature.  Colours are stable per name.
+      The view is kept in the browser and can be linked to: ``#log`` (log
+      scale), ``span=300`` (the last 300 s) and ``hide=NAME`` (repeatable),
+      e.g. ``board.url + "#log&span=900&hide=data.load"``.
+      When the figures carry ``"ranks"`` and ``"slowest_rank"`` (a job's merged
+      figures), the slowest rank of each name is highlighted.
     * ``/api/stats``: :func:`torch.utils.telemetry.snapshot` as JSON;
+    * ``/api/history``: the time series the server keeps (below) as JSON;
+      ``?since=T`` returns only the samples after ``T`` (unix seconds);
     * ``/metrics``: the same figures in the Prometheus text exposition format
       (``torch_telemetry_calls_total``, ``torch_telemetry_errors_total``,
       ``torch_telemetry_duration_seconds`` summary with p50/p95,
       ``torch_telemetry_duration_min_seconds`` / ``_max_seconds``,
-      ``torch_telemetry_peak_memory_bytes``, labelled by ``name`` and ``device``).
+      ``torch_telemetry_peak_memory_bytes``, labelled by ``name`` and
+      ``device``), then the process's ``process_resident_memory_bytes`` and
+      ``process_cpu_seconds_total`` and, through NVML, each GPU's
+      ``DCGM_FI_DEV_GPU_UTIL`` (%), ``DCGM_FI_DEV_FB_USED`` (MiB),
+      ``DCGM_FI_DEV_POWER_USAGE`` (W) and ``DCGM_FI_DEV_GPU_TEMP`` (C),
+      labelled ``gpu`` (NVML's index), ``UUID`` and ``modelName`` as
+      dcgm-exporter does (and ``rank`` under :mod:`torch.distributed`).
+
+    History: a second thread samples the figures every ``refresh`` seconds
+    into a ring buffer covering the last ``history`` seconds (at most
+    ``1_000_000`` samples).  A sample holds its unix timestamp and, per name
+    with calls in that interval, the calls, errors, calls per second and mean
+    duration of that interval and the cumulative p50/p95 at its end; a name
+    without calls in an interval has ``calls`` 0 and ``null`` durations there
+    (a gap).  It also holds the process's RSS and CPU use and the GPU metrics.
+    Memory: about 120 bytes per sample, 200 per busy name per sample and 150
+    per GPU per sample, e.g. under 10 MB for an hour at one sample per second
+    with ten busy names.  GPU metrics come from NVML only: no CUDA context is
+    created, and a GPU (or a metric) NVML cannot read is shown as such while
+    the others are read.
 
     Args:
         host: the address to bind.  Loopback by default; any other address
             makes the figures (and your function names) reachable from other
             machines, so it warns.
         port: the TCP port; ``0`` lets the OS pick a free one (see ``.url``).
-        refresh: seconds between the page's updates.
+        refresh: seconds between the page's updates and between the
+            history's samples.
+        history: how many seconds of history the server keeps (default one
+            hour).
 
     Returns:
         LiveDashboard: a handle with ``.url`` and ``.stop()``, also a context
         manager that stops the server on exit.
 
     Raises:
-        TypeError: ``host`` is not a str, ``port`` not an int or ``refresh``
-            not a number.
+        TypeError: ``host`` is not a str, ``port`` not an int, or ``refresh``
+            or ``history`` not a number.
         ValueError: ``host`` is empty or not a host name or address (a URL,
-            ``host:port``), ``port`` is outside 0..65535 or ``refresh`` is not
-            a finite number > 0.
+            ``host:port``), ``port`` is outside 0..65535, ``refresh`` is not
+            a finite number > 0, ``history`` is not a finite number > 0 or
+            would need more than ``1_000_000`` samples at ``refresh``.
         OSError: the address cannot be bound; ``errno.EADDRINUSE`` when the
             port is already in use, with a message saying so.
 
@@ -508,6 +662,7 @@ def live_dashboard(host: str = "127.0.0.1", port: int = 0, refresh: float = 1.0)
     if not 0 <= port <= 65535:
         raise ValueError(f"live_dashboard(): port must be in 0..65535 (0 picks a free port), but got {port}")
     refresh = _check_refresh(refresh, "live_dashboard", positive=True)
+    window = _check_history(history, refresh)
 
     server_class = _ServerV6 if ":" in host else _Server
     try:
@@ -521,6 +676,8 @@ def live_dashboard(host: str = "127.0.0.1", port: int = 0, refresh: float = 1.0)
             ) from e
         raise OSError(e.errno, f"live_dashboard(): cannot serve on {host}:{port}: {e.strerror or e}") from e
     server.refresh = refresh
+    server.history = History(window, refresh)
+    server.history_lock = threading.Lock()
     if not _is_loopback(host):
         # Only once the address is bound: a host that fails gets its error, not a warning first.
         warnings.warn(
