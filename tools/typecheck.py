@@ -15,6 +15,7 @@ lives in ``build/mypy-cache``.  Paths in the report are the overlay's
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import sysconfig
@@ -50,10 +51,17 @@ def main(argv: list[str]) -> int:
     return out.returncode
 
 
+def _site() -> Path:
+    """The folder holding the torch package mypy checks (found without importing torch)."""
+    spec = importlib.util.find_spec("torch")
+    origin = spec.origin if spec is not None else None
+    return Path(origin).resolve().parent.parent if origin else Path(sysconfig.get_paths()["purelib"]).resolve()
+
+
 def overlay_path(line: str) -> str:
     """A line of mypy's report, with an installed overlay file's path given as ``torch_overlay/torch/...``."""
     path, sep, rest = line.partition(":")
-    site = Path(sysconfig.get_paths()["purelib"]).resolve()
+    site = _site()
     try:
         file = ROOT / path  # mypy names files under the current folder relative to it
         rel = (file.parent.resolve() / file.name).relative_to(site).as_posix()

@@ -12,7 +12,6 @@ import importlib.util
 import re
 import subprocess
 import sys
-import sysconfig
 import textwrap
 from pathlib import Path
 
@@ -56,7 +55,7 @@ def test_module_sections_name_overlay_modules():
 
 
 def test_report_names_overlay_files_by_their_path_in_this_repository():
-    site = Path(sysconfig.get_paths()["purelib"])
+    site = Path(importlib.util.find_spec("torch").origin).parent.parent
     line = f"{site}/torch/utils/retry.py:12:5: error: Name 'x' is not defined  [name-defined]"
     assert typecheck.overlay_path(line) == (
         "torch_overlay/torch/utils/retry.py:12:5: error: Name 'x' is not defined  [name-defined]"
