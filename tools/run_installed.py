@@ -343,6 +343,13 @@ def _optional_steps() -> None:
             say(f"    ruff found problems (exit {rc})")
     else:
         say("==> skipped: ruff lint (ruff is not installed here; tools/run_tests.py runs it)")
+    if importlib.util.find_spec("mypy") is not None:
+        say("==> type-check the overlay with mypy (mypy.ini, tools/typecheck.py)")
+        rc = run_child([sys.executable, str(ROOT / "tools" / "typecheck.py")])
+        if rc != 0:
+            say(f"    mypy found problems (exit {rc})")
+    else:
+        say("==> skipped: mypy type check (mypy is not installed here; tools/run_tests.py runs it)")
     say(
         "==> skipped: Sphinx docs build and tools/check.py --installed (they need the pinned base wheel and "
         "requirements/docs.txt; tools/run_tests.py runs them)"

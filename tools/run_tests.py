@@ -16,7 +16,9 @@ For each tested release (2.13.0 in ``.venv``, 2.14.1 in ``.venv-2.14.1``;
    (skipped when the exact same wheel is already installed);
 3. checks the patch set against that base (``tools/check.py --installed``);
    once per run, lints ``torch_overlay/`` and ``test/`` with PyTorch's ruff
-   rules (``ruff.toml``) and (when 2.13.0 is tested) builds the docs pages
+   rules (``ruff.toml``); when 2.13.0 is tested, type-checks the overlay with
+   mypy under PyTorch's settings against it (``mypy.ini``, ``tools/typecheck.py``;
+   cache in ``build/mypy-cache``) and builds the docs pages
    with Sphinx (``tools/build_docs.py``, warnings as errors);
 4. runs ``test/`` (the files that would land in pytorch/test) and the tooling
    tests in ``tools/test/`` with the venv's pytest, from outside the source
@@ -169,6 +171,10 @@ def run_release(release: str, base: Path | None, pytest_args: list[str], *, lint
         sh(py, "-m", "ruff", "check", "--quiet", "--config", ROOT / "ruff.toml", ROOT / "torch_overlay", ROOT / "test")
         print(f"    done in {time.perf_counter() - t:.1f} s")
     if venv == VENV:
+        # Against the base release's torch, like the patches (another release's annotations differ).
+        t = step("type-check the overlay with mypy and PyTorch's settings (mypy.ini, tools/typecheck.py)")
+        sh(py, ROOT / "tools" / "typecheck.py")
+        print(f"    done in {time.perf_counter() - t:.1f} s")
         t = step("build the docs pages with Sphinx, warnings as errors (tools/build_docs.py)")
         sh(sys.executable, ROOT / "tools" / "build_docs.py", ROOT / "build" / "docs" / "html")
         print(f"    done in {time.perf_counter() - t:.1f} s")
@@ -200,7 +206,7 @@ def main(argv: list[str]) -> int:
     results = []
     for i, release in enumerate(releases):
         t0 = time.perf_counter()
-        # Lint once per run; the docs are built with 2.13.0's .venv when it is tested.
+        # Lint once per run; the type check and the docs build use 2.13.0's .venv when it is tested.
         rc = run_release(release, base, pytest_args, lint=i == 0)
         results.append((release, rc, time.perf_counter() - t0))
     print("\n==> summary")

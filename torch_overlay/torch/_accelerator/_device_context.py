@@ -6,7 +6,7 @@ import contextlib
 import inspect
 import os
 import threading
-from typing import Any, TYPE_CHECKING, TypeVar
+from typing import Any, cast, TYPE_CHECKING, TypeVar
 from typing_extensions import Self
 
 import torch
@@ -316,10 +316,12 @@ class DeviceContext(_DecoratorContextManager):
         # the body (like torch.utils._contextlib does for generators), never held across
         # an await or a yield, so it follows the task that runs the body and no other.
         if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
-            return wrap(func, lambda: self)  # type: ignore[return-value]
+            return cast(_F, wrap(func, lambda: self))
         return super().__call__(func)
 
-    def __enter__(self) -> Self:
+    # torch.utils._contextlib._DecoratorContextManager annotates __enter__ as returning None, which
+    # its subclasses may widen: `with DeviceContext(...) as ctx` gives the context.
+    def __enter__(self) -> Self:  # type: ignore[override]
         if self._amp is True and self._dtype is None:
             # Asked of the target device, before switching to it.
             self._dtype = default_dtype(self.device.type, self.device.index)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import gc
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, cast, TypeVar
 
 import torch
 
@@ -77,11 +77,11 @@ def clear_cache() -> int:
 
 
 # torch.cuda is imported before torch.utils while `import torch` runs: import torch.utils lazily.
-def _validate_required(required: object, caller: str) -> None:
+def _validate_required(required: MemorySize, caller: str) -> None:
     from torch.utils._memory_size import parse_memory_size
 
     # Fractions can only be resolved once the device's total is known; validate their range now.
-    parse_memory_size(required, total=1, name=f"{caller}(): required")  # type: ignore[arg-type]
+    parse_memory_size(required, total=1, name=f"{caller}(): required")
 
 
 def _validate_device(device: object, caller: str) -> torch.device | None:
@@ -356,7 +356,8 @@ class min_free_vram:
                 _check_free_memory(required, device, "min_free_vram")
                 return fn(*args, **kwargs)
 
-        return stay_eager(min_free_vram_wrapper, "torch.cuda.min_free_vram")  # type: ignore[return-value]
+        # functools.wraps made the wrapper of the same kind and signature as fn.
+        return cast(F, stay_eager(min_free_vram_wrapper, "torch.cuda.min_free_vram"))
 
     def __repr__(self) -> str:
         return f"torch.cuda.min_free_vram({self.required!r}, device={self.device!r})"

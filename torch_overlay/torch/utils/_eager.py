@@ -45,7 +45,8 @@ def stay_eager(wrapper: W, decorator: str, reason: str | None = None) -> W:
     compilation that reaches the wrapper ``reason`` (default:
     :func:`eager_reason` of ``decorator``) instead of "Please file an issue".
     """
-    wrapper._torchdynamo_disable = True  # type: ignore[attr-defined]
-    wrapper._torchdynamo_disable_recursive = False  # type: ignore[attr-defined]
-    wrapper._torchdynamo_disable_msg = eager_reason(decorator) if reason is None else reason  # type: ignore[attr-defined]
+    marked: Any = wrapper  # a function object takes any attribute; W's type does not declare these
+    marked._torchdynamo_disable = True
+    marked._torchdynamo_disable_recursive = False
+    marked._torchdynamo_disable_msg = eager_reason(decorator) if reason is None else reason
     return wrapper

@@ -23,7 +23,7 @@ import functools
 import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any, cast, TypeVar
 
 
 __all__: list[str] = []
@@ -160,4 +160,5 @@ def context_decorator(ctx_factory: ContextFactory, fn: _F, caller: str) -> _F:
     if isinstance(fn, type) or not callable(fn):
         what = "a class; decorate its methods instead" if isinstance(fn, type) else repr(fn)
         raise TypeError(f"{caller}: can only decorate a function, but got {what}")
-    return wrap(fn, ctx_factory)  # type: ignore[return-value]
+    # functools.wraps made the wrapper of the same kind and signature as fn.
+    return cast(_F, wrap(fn, ctx_factory))

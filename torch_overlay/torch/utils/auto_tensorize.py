@@ -137,8 +137,8 @@ def _from_python(obj: object, device: DeviceLike, dtype: torch.dtype | None) -> 
         if isinstance(e, OverflowError) and dtype is not None and (dtype.is_floating_point or dtype.is_complex):
             found = _first_int_beyond_float(obj, "")
             if found is not None:
-                path, value = found
-                where = f"the element at {path}" if path else "the integer"
+                at, value = found
+                where = f"the element at {at}" if at else "the integer"
                 digits = int(abs(value).bit_length() * 0.30103)  # log10(2): str() of a huge int may be refused
                 raise ValueError(
                     f"to_tensor(): {where} (about {'-' if value < 0 else ''}10**{digits}) is too large for "
@@ -197,8 +197,8 @@ def _shape_of(obj: object, path: str, expected: tuple[int, ...] | None) -> tuple
         inner = None if expected is None else expected[1:]
         arrays = False
         for i, item in enumerate(obj):
-            shape, has_arrays = _shape_of(item, f"{path}[{i}]", inner)
-            inner = shape if inner is None else inner
+            item_shape, has_arrays = _shape_of(item, f"{path}[{i}]", inner)
+            inner = item_shape if inner is None else inner
             arrays = arrays or has_arrays
         return (n, *(inner or ())), arrays
     shape = _leaf_shape(obj, path)

@@ -27,7 +27,7 @@ import sys
 import threading
 import types
 import warnings
-from typing import Any, TYPE_CHECKING
+from typing import Any, TYPE_CHECKING, TypeVar
 
 import torch
 from torch.utils._contextlib import _DecoratorContextManager
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["array_namespace", "patch_numpy"]
 
+_F = TypeVar("_F", bound="Callable[..., Any]")
 _lock = threading.Lock()
 # id(globals dict) -> [number of active patch_numpy blocks, {name: original module}]
 _patched: dict[int, list[Any]] = {}
@@ -280,7 +281,7 @@ class patch_numpy(_DecoratorContextManager):
         self.target = target
         self._namespace = _namespace_of(target)
 
-    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def __call__(self, fn: _F) -> _F:
         return context_decorator(self.clone, fn, "patch_numpy()")
 
     def clone(self) -> patch_numpy:
