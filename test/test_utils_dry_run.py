@@ -844,6 +844,12 @@ class TestMaxBatchSize(TestCase):
         with self.assertRaisesRegex(TypeError, r"max_batch_size\(\): step is a coroutine function"):
             max_batch_size(step, make, memory="1GiB")
 
+        async def make_async(n):
+            return make(n)
+
+        with self.assertRaisesRegex(TypeError, r"max_batch_size\(\): make_batch is a coroutine function"):
+            max_batch_size(model, make_async, memory="1GiB")
+
 
 instantiate_parametrized_tests(TestRehearseTellsTheTruth)
 instantiate_parametrized_tests(TestMaxBatchSize)

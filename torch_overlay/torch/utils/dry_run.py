@@ -441,7 +441,9 @@ def rehearse(
         memory-efficient kernels keeps no ``B*H*T*T`` attention matrix (on
         ``meta`` tensors SDPA takes the math path and does); the 512-byte
         rounding is not applied (under 512 bytes per live tensor); ``torch.cuda``
-        calls and ``torch.autocast("cuda")`` inside ``fn`` are not rehearsed.
+        calls and ``torch.autocast("cuda")`` inside ``fn`` are not rehearsed, and a
+        tensor that ``fn`` puts on the CPU explicitly is not told apart from the
+        target's (the real run would raise a device mismatch).
 
     Example::
 
@@ -669,8 +671,8 @@ def max_batch_size(
 
     Raises:
         TypeError: ``step`` or ``make_batch`` is not callable (or ``step`` is
-            an ``async def`` or generator function), ``low``/``high`` are not
-            ints, or ``memory`` is not a size.
+            an ``async def`` or generator function, or ``make_batch`` is
+            one), ``low``/``high`` are not ints, or ``memory`` is not a size.
         ValueError: ``low < 1``, ``high < low``, a bad ``memory`` (or a
             fraction for a device this machine lacks); ``low`` itself does not
             fit (the message gives its peak and the budget); or, with
@@ -700,6 +702,11 @@ def max_batch_size(
         )
     if not callable(make_batch):
         raise TypeError(f"max_batch_size(): make_batch must be callable, but got {_repr.repr(make_batch)}")
+    if kind(make_batch) != "function":
+        raise TypeError(
+            f"max_batch_size(): make_batch is a {kind(make_batch)} function; it must return the batch's "
+            "arguments directly (a tuple, or one argument)"
+        )
     for name, value in (("low", low), ("high", high)):
         if value is None and name == "high":
             continue
