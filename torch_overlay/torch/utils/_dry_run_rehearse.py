@@ -211,9 +211,12 @@ class _NoHook:
         pass
 
 
-def memory_tracker() -> Any:
-    """A :class:`MemTracker` that also takes modules with frozen parameters (it would hook their grads)."""
+def memory_tracker(where: Target | None = None) -> Any:
+    """A :class:`MemTracker` that also takes modules with frozen parameters (it would hook their grads) and,
+    for a rehearsal on a stand-in device, counts its storages as the target's (with the target's rounding)."""
     from torch.distributed._tools.mem_tracker import MemTracker
+
+    relabel = (where.runs_on, where.device) if where is not None and where.proxied else None
 
     class _Tracker(MemTracker):
         def _track_module_params_and_buffers(self, module: torch.nn.Module, install_grad_hooks: bool = True) -> Any:
@@ -222,5 +225,13 @@ def memory_tracker() -> Any:
                 if not param.requires_grad and param not in self._param_to_grad_hook_handles:
                     self._param_to_grad_hook_handles[param] = (_NoHook(), _NoHook())
             return super()._track_module_params_and_buffers(module, install_grad_hooks)
+
+        def _update_snap(self, u_type: Any, winfo: Any, *args: Any, **kwargs: Any) -> None:
+            if relabel is not None and winfo.device == relabel[0]:
+                # First sight of a storage of the stand-in device: count it as the target's, rounded as
+                # the target's allocator rounds (512-byte blocks on CUDA).
+                winfo.device = relabel[1]
+                winfo.mem_consumed = winfo._calculate_mem_consumed()
+            super()._update_snap(u_type, winfo, *args, **kwargs)
 
     return _Tracker()

@@ -439,8 +439,10 @@ def rehearse(
         device's: :func:`~torch.nn.functional.scaled_dot_product_attention`
         takes the fused (flash) path, which like CUDA's flash and
         memory-efficient kernels keeps no ``B*H*T*T`` attention matrix (on
-        ``meta`` tensors SDPA takes the math path and does); the 512-byte
-        rounding is not applied (under 512 bytes per live tensor); ``torch.cuda``
+        ``meta`` tensors SDPA takes the math path and does), so the estimate
+        assumes that CUDA runs a fused kernel (the math fallback, taken e.g.
+        for an arbitrary float mask with some head dimensions, holds the
+        matrix); storages are rounded to 512 bytes as on CUDA; ``torch.cuda``
         calls and ``torch.autocast("cuda")`` inside ``fn`` are not rehearsed, and a
         tensor that ``fn`` puts on the CPU explicitly is not told apart from the
         target's (the real run would raise a device mismatch).
@@ -527,7 +529,7 @@ def rehearse(
         fn = getattr(fake(owner), fn.__name__)
     args, kwargs = pytree.tree_map(fake, (args, kwargs))
 
-    tracker = _rehearse.memory_tracker()
+    tracker = _rehearse.memory_tracker(where)
     tracker.track_external(*modules, *inputs)
     flop_counter = FlopCounterMode(display=False)
     proxy = _rehearse.DeviceProxy(where) if where.proxied else contextlib.nullcontext()
