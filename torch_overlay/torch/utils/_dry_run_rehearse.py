@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -22,18 +23,29 @@ __all__: list[str] = []
 _active: contextvars.ContextVar[bool] = contextvars.ContextVar("torch.utils.dry_run.rehearsing", default=False)
 
 
+# How many rehearsals run in the process: a hot path can test ``_dry_run_rehearse.running`` (a module
+# attribute read) and call ``rehearsing()`` only when it is non-zero.
+running = 0
+_lock = threading.Lock()
+
+
 def rehearsing() -> bool:
     """Whether the calling thread or task is inside :func:`torch.utils.dry_run.rehearse`."""
-    return _active.get()
+    return running > 0 and _active.get()
 
 
 @contextlib.contextmanager
 def active() -> Iterator[None]:
+    global running
+    with _lock:
+        running += 1
     token = _active.set(True)
     try:
         yield
     finally:
         _active.reset(token)
+        with _lock:
+            running -= 1
 
 
 def _shape(t: torch.Tensor) -> str:
