@@ -1,8 +1,11 @@
 # Owner(s): ["module: tests"]
 
 import asyncio
+import collections
+import dataclasses
 import functools
 import inspect
+import math
 import os
 import pickle
 import subprocess
@@ -19,12 +22,18 @@ from torch.testing._internal.common_utils import (
     run_tests,
     TestCase,
 )
-from torch.utils.dry_run import dry_run, is_enabled, Rehearsal, rehearse, skippable
+from torch.utils import _dry_run_rehearse
+from torch.utils.dry_run import BatchPlan, dry_run, is_enabled, max_batch_size, Rehearsal, rehearse, skippable
+from torch.utils.flop_counter import FlopCounterMode
 
 
 @skippable(returns="skipped")
 def module_level_upload(path):
     return f"uploaded {path}"
+
+
+def _loss(model, x):
+    return model(x).sum()
 
 
 def _mlp():
@@ -370,8 +379,14 @@ class TestRehearse(TestCase):
         # MemTracker estimates 112.6 MiB without the input batch, 35.2 GFLOP.
         model = _mlp()
         x = torch.randn(2048, 1024)
-        r = rehearse(model, x, backward=True)
+
+        def step(m, x):
+            out = m(x)
+            return out.sum(), out
+
+        r = rehearse(step, model, x, backward=True)
         self.assertIsInstance(r, Rehearsal)
+        r = dataclasses.replace(r, outputs=r.outputs[1])
         self.assertEqual(r.outputs.shape, (2048, 16))
         self.assertEqual(r.outputs.dtype, torch.float32)
         self.assertEqual(r.outputs.device, torch.device("meta"))
@@ -395,17 +410,18 @@ class TestRehearse(TestCase):
 
     def test_bound_method_of_module(self):
         model = torch.nn.Linear(4, 2)
-        r = rehearse(model.forward, torch.randn(3, 4), backward=True)
+        r = rehearse(model.forward, torch.randn(3, 4))
         self.assertEqual(r.outputs.shape, (3, 2))
+        self.assertIsNone(model.weight.grad)
         self.assertIsNone(model.weight.grad)
 
     def test_optimizer_state_is_counted(self):
         model = _mlp()
         params = sum(p.nbytes for p in model.parameters())
-        r = rehearse(model, torch.randn(8, 1024), backward=True, optimizer=torch.optim.AdamW)
+        r = rehearse(_loss, model, torch.randn(8, 1024), backward=True, optimizer=torch.optim.AdamW)
         cpu = r.memory_by_device[torch.device("cpu")]
         self.assertGreaterEqual(cpu["Optstate"], 2 * params)
-        sgd = rehearse(model, torch.randn(8, 1024), backward=True, optimizer=functools.partial(torch.optim.SGD, lr=0.1))
+        sgd = rehearse(_loss, model, torch.randn(8, 1024), backward=True, optimizer=functools.partial(torch.optim.SGD, lr=0.1))
         self.assertLess(sgd.peak_memory, r.peak_memory)
         self.assertTrue(all(p.grad is None for p in model.parameters()))
 
@@ -414,8 +430,8 @@ class TestRehearse(TestCase):
             rehearse(3)
         with self.assertRaisesRegex(ValueError, "pass backward=True with optimizer="):
             rehearse(torch.nn.Linear(2, 2), torch.randn(1, 2), optimizer=torch.optim.SGD)
-        with self.assertRaisesRegex(ValueError, "no output of fn requires grad"):
-            rehearse(lambda x: x * 2, torch.randn(2), backward=True)
+        with self.assertRaisesRegex(ValueError, r"fn's output does not require grad: no parameter"):
+            rehearse(lambda x: (x * 2).sum(), torch.randn(2), backward=True)
         with self.assertRaisesRegex(TypeError, r"rehearse\(\): backward must be a bool, but got 'yes'"):
             rehearse(torch.nn.Linear(2, 2), torch.randn(1, 2), backward="yes")
 
@@ -458,12 +474,12 @@ class TestRehearse(TestCase):
         model = torch.nn.Linear(2, 2)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         with self.assertRaises(TypeError) as ctx:
-            rehearse(model, torch.randn(1, 2), backward=True, optimizer=opt)
+            rehearse(_loss, model, torch.randn(1, 2), backward=True, optimizer=opt)
         self.assertExpectedInline(
             str(ctx.exception),
             """rehearse(): optimizer must be an optimizer class or factory, not an instance (SGD) that holds real parameters; pass type(opt), or functools.partial(torch.optim.SGD, lr=...) to keep its settings""",  # noqa: B950
         )
-        r = rehearse(model, torch.randn(1, 2), backward=True, optimizer=functools.partial(torch.optim.SGD, lr=0.1))
+        r = rehearse(_loss, model, torch.randn(1, 2), backward=True, optimizer=functools.partial(torch.optim.SGD, lr=0.1))
         self.assertGreater(r.peak_memory, 0)
 
     def test_real_tensor_reached_through_a_closure(self):
@@ -512,7 +528,7 @@ class TestRehearse(TestCase):
         measured = int(out.stdout)
         built = {"torch": torch, "optimizer": None}
         exec(code, built)
-        r = rehearse(built["model"], built["x"], backward=True, optimizer=built["optimizer"])
+        r = rehearse(_loss, built["model"], built["x"], backward=True, optimizer=built["optimizer"])
         cpu = r.memory_by_device[torch.device("cpu")]
         estimated = cpu["Total"] - cpu["Parameter"] - cpu["Buffer"] - cpu["Other"]
         # Measured on this project's machines (MiB, measured vs estimated): mlp 99.6 vs 96.4
@@ -521,6 +537,347 @@ class TestRehearse(TestCase):
         self.assertLess(abs(measured - estimated) / estimated, 0.15, f"{name}: measured {measured}, estimated {estimated}")
 
 
+def _measured_peak(step, *args, backward=False, optimizer=None):
+    # The same step run for real, on real CPU tensors, with MemTracker counting the live storages
+    # (with its grad hooks kept off frozen parameters, which MemTracker itself cannot take).
+    modules = [a for a in args if isinstance(a, torch.nn.Module)]
+    tracker = _dry_run_rehearse.memory_tracker()
+    tracker.track_external(*modules, *[a for a in args if isinstance(a, torch.Tensor)])
+    with tracker:
+        out = step(*args)
+        if backward:
+            loss = out if isinstance(out, torch.Tensor) else out["loss"] if isinstance(out, dict) else getattr(
+                out, "loss", None
+            )
+            (out[0] if loss is None else loss).backward()
+        if optimizer is not None:
+            optimizer([p for m in modules for p in m.parameters()]).step()
+    for m in modules:
+        m.zero_grad(set_to_none=True)
+    return sum(snap["Total"] for snap in tracker.get_tracker_snapshot("peak").values())
+
+
+@dataclasses.dataclass
+class _Output:
+    loss: torch.Tensor
+    logits: torch.Tensor
+
+
+class _ModelOutput(collections.OrderedDict):
+    # What Hugging Face's ModelOutput looks like: a dict whose entries are also attributes.
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _hf_step(kind):
+    def step(model, x, y):
+        logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        return {
+            "scalar": lambda: loss,
+            "tuple": lambda: (loss, logits),
+            "list": lambda: [loss, logits],
+            "dict": lambda: {"logits": logits, "loss": loss},
+            "dataclass": lambda: _Output(loss, logits),
+            "model_output": lambda: _ModelOutput(logits=logits, loss=loss),
+        }[kind]()
+
+    return step
+
+
+# Tolerance of the comparisons with a real run's MemTracker peak: the rehearsal sees the same
+# storages, so they agree to the byte; 1 % leaves room for kernels that allocate differently.
+_TOL = 0.01
+
+
+class TestRehearseTellsTheTruth(TestCase):
+    def assertClose(self, rehearsed, measured):
+        self.assertLessEqual(abs(rehearsed - measured), _TOL * measured, f"rehearsed {rehearsed}, measured {measured}")
+
+    def test_meta_input_stands_for_a_batch_on_the_models_device(self):
+        model = _mlp()
+        r = rehearse(_loss, model, torch.empty(2048, 1024, device="meta"), backward=True)
+        self.assertEqual(list(r.memory_by_device), [torch.device("cpu")])
+        self.assertClose(r.peak_memory, _measured_peak(_loss, model, torch.randn(2048, 1024), backward=True))
+        # 40 GiB of input: only possible because nothing is allocated.
+        huge = rehearse(model, torch.empty(10_000_000, 1024, device="meta"))
+        self.assertEqual(huge.memory_by_device[torch.device("cpu")]["Other"], 10_000_000 * 1024 * 4)
+
+    def test_global_optimizer_is_an_error(self):
+        # FINDINGS S4: a step that uses a global optimizer over the real parameters.
+        model = _mlp()
+        opt = torch.optim.AdamW(model.parameters())
+
+        def train_step(model, x):
+            loss = model(x).sum()
+            loss.backward()
+            opt.step()
+            return loss
+
+        with self.assertRaises(RuntimeError) as ctx:
+            rehearse(train_step, model, torch.randn(64, 1024))
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """rehearse(): fn stepped an optimizer (AdamW) that holds the real parameters, which a rehearsal cannot count (its state and the gradients would be missing from the estimate); pass the model as an argument and the optimizer as optimizer=torch.optim.AdamW (or functools.partial(torch.optim.AdamW, lr=...)), and leave the step out of fn""",  # noqa: B950
+        )
+        self.assertTrue(all(p.grad is None for p in model.parameters()) and not opt.state)
+        x = torch.randn(64, 1024)
+        r = rehearse(_loss, model, x, backward=True, optimizer=torch.optim.AdamW)
+        self.assertClose(r.peak_memory, _measured_peak(_loss, model, x, backward=True, optimizer=torch.optim.AdamW))
+
+    def test_no_side_effects_of_ours_while_rehearsing(self):
+        seen = []
+
+        @skippable(returns="skipped")
+        def upload(x):
+            seen.append("uploaded")
+
+        def step(m, x):
+            seen.append((is_enabled(), _dry_run_rehearse.rehearsing(), upload(x)))
+            return m(x).sum()
+
+        rehearse(step, torch.nn.Linear(4, 2), torch.randn(3, 4), backward=True)
+        self.assertEqual(seen, [(True, True, "skipped")])
+        self.assertFalse(is_enabled() or _dry_run_rehearse.rehearsing())
+
+    def test_no_telemetry_recorded_while_rehearsing(self):
+        # FINDINGS S4: the rehearsal counted as a real call of the timed step.
+        from torch.utils import telemetry
+
+        name = "test_dry_run.rehearsed_step"
+
+        @telemetry.telemetry(name=name)
+        def step(m, x):
+            return m(x).sum()
+
+        rehearse(step, torch.nn.Linear(4, 2), torch.randn(3, 4), backward=True)
+        recorded = telemetry.snapshot().get(name, {}).get("count", 0)
+        telemetry.reset()
+        if recorded:
+            self.skipTest("torch.utils.telemetry does not consult torch.utils._dry_run_rehearse.rehearsing() yet")
+        step(torch.nn.Linear(4, 2), torch.randn(3, 4))
+        self.assertEqual(telemetry.snapshot()[name]["count"], 1)
+        telemetry.reset()
+
+    @parametrize("kind", ["scalar", "tuple", "list", "dict", "dataclass", "model_output"])
+    def test_backward_follows_the_loss_convention(self, kind):
+        # FINDINGS S5: the loss is back-propagated, not the sum of every output.
+        model = torch.nn.Sequential(torch.nn.Linear(512, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 4096))
+        x, y = torch.randn(256, 512), torch.randint(0, 4096, (256,))
+        step = _hf_step(kind)
+        r = rehearse(step, model, x, y, backward=True)
+        self.assertClose(r.peak_memory, _measured_peak(step, model, x, y, backward=True))
+        # Back-propagating every output (the old behaviour) costs the logits' gradient in FLOPs.
+        summed = rehearse(lambda m, x, y: sum(t.sum() for t in (_hf_step("tuple")(m, x, y))), model, x, y, backward=True)
+        self.assertEqual(r.flops, summed.flops)
+
+    @parametrize("case", ["not_scalar", "dict_without_loss", "string", "loss_not_tensor"])
+    def test_backward_without_a_loss_is_an_error(self, case):
+        model = torch.nn.Linear(4, 2)
+        fn = {
+            "not_scalar": lambda m, x: m(x),
+            "dict_without_loss": lambda m, x: {"logits": m(x)},
+            "string": lambda m, x: "done",
+            "loss_not_tensor": lambda m, x: {"loss": 0.5},
+        }[case]
+        with self.assertRaises(ValueError) as ctx:
+            rehearse(fn, model, torch.randn(3, 4), backward=True)
+        expected = {
+            "not_scalar": "fn's output must be a scalar loss, but it is a tensor of shape (3, 2)",
+            "dict_without_loss": "cannot tell which output of fn is the loss (got dict)",
+            "string": "cannot tell which output of fn is the loss (got str)",
+            "loss_not_tensor": "fn's output['loss'] must be a scalar loss, but it is float",
+        }[case]
+        self.assertIn(f"rehearse(backward=True): {expected}", str(ctx.exception))
+
+    @parametrize("dtype", [torch.int64, torch.float64], name_fn=lambda d: str(d).split(".")[-1])
+    def test_dtype_errors_of_the_real_run_are_raised(self, dtype):
+        # FINDINGS S6.
+        model = torch.nn.Linear(8, 4)
+        x = torch.zeros(2, 8, dtype=dtype)
+        with self.assertRaisesRegex(RuntimeError, "dtype"):
+            model(x)
+        with self.assertRaisesRegex(RuntimeError, rf"rehearse\(\): the real run would fail here: aten::addmm .*{dtype}"):
+            rehearse(model, x)
+        with self.assertRaisesRegex(RuntimeError, r"rehearse\(\): the real run would fail here"):
+            rehearse(_loss, model, torch.empty(2, 8, dtype=dtype, device="meta"), backward=True)
+
+    def test_frozen_model(self):
+        # FINDINGS C7: a documented ValueError with backward=True; forward alone works.
+        model = _mlp().requires_grad_(False)
+        x = torch.randn(64, 1024)
+        with self.assertRaisesRegex(ValueError, r"does not require grad: no parameter .* \(is the model frozen\?\)"):
+            rehearse(_loss, model, x, backward=True)
+        self.assertClose(rehearse(model, x).peak_memory, _measured_peak(model, x))
+        model[2].requires_grad_(True)
+        r = rehearse(_loss, model, x, backward=True, optimizer=torch.optim.AdamW)
+        self.assertClose(r.peak_memory, _measured_peak(_loss, model, x, backward=True, optimizer=torch.optim.AdamW))
+
+    def test_memory_and_flops_by_module(self):
+        model = _mlp()
+        x = torch.randn(256, 1024)
+        r = rehearse(_loss, model, x, backward=True)
+        self.assertEqual(sorted(r.memory_by_module), ["Sequential", "Sequential.0", "Sequential.1", "Sequential.2"])
+        self.assertEqual(r.memory_by_module["Sequential"], r.peak_memory)
+        self.assertLess(r.memory_by_module["Sequential.2"], r.memory_by_module["Sequential"])
+        with FlopCounterMode(display=False) as counter:
+            _loss(model, x).backward()
+        model.zero_grad(set_to_none=True)
+        real = {k: sum(v.values()) for k, v in counter.get_flop_counts().items() if k != "Global"}
+        self.assertEqual(r.flops_by_module, real)
+        self.assertEqual(r.flops_by_module["Sequential.0"], 3 * 2 * 256 * 1024 * 4096 - 2 * 256 * 1024 * 4096)
+
+
+class TestRehearseForADevice(TestCase):
+    def test_cuda_from_this_machine(self):
+        model = _mlp()
+        x = torch.empty(2048, 1024, device="meta")
+        cpu = rehearse(_loss, model, x, backward=True, optimizer=torch.optim.AdamW)
+        cuda = rehearse(_loss, model, x, backward=True, optimizer=torch.optim.AdamW, device="cuda")
+        self.assertEqual(list(cuda.memory_by_device), [torch.device("cuda", 0)])
+        # Rounding to 512-byte blocks adds a little for the small storages (biases, the loss).
+        self.assertGreater(cuda.peak_memory, cpu.peak_memory)
+        self.assertLess(cuda.peak_memory - cpu.peak_memory, 16 * 512)
+        self.assertEqual(cuda.flops, cpu.flops)
+
+    def test_allocations_rounded_like_the_caching_allocator(self):
+        x = torch.empty(100, device="meta")  # 400 bytes: one 512-byte block on CUDA
+        self.assertEqual(rehearse(lambda x: x * 2, x).peak_memory, 800)
+        self.assertEqual(rehearse(lambda x: x * 2, x, device="cuda").peak_memory, 1024)
+
+    def test_tensors_created_and_moved_in_fn(self):
+        def step():
+            w = torch.randn(64, 64, device="cuda", requires_grad=True)
+            x = torch.randn(8, 64).cuda() + torch.ones(8, 64).to("cuda") + torch.zeros(1, device=torch.device("cuda"))
+            return (x @ w).sum()
+
+        r = rehearse(step, backward=True, device="cuda:0")
+        self.assertEqual(list(r.memory_by_device), [torch.device("cuda", 0)])
+        self.assertEqual(r.flops, 3 * 2 * 8 * 64 * 64 - 2 * 8 * 64 * 64)
+
+    def test_sdpa_keeps_no_attention_matrix(self):
+        # FINDINGS S7: on meta tensors SDPA takes the math path and holds B*H*T*T scores; the CUDA
+        # flash / memory-efficient kernels (and the CPU flash kernel) keep only O(B*H*T*D).
+        b, h, t, d = 4, 16, 2048, 64
+        scores = b * h * t * t * 2
+
+        def attention(q, k, v):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True).sum()
+
+        qkv = [torch.empty(b, h, t, d, dtype=torch.float16, device="meta", requires_grad=True) for _ in range(3)]
+        r = rehearse(attention, *qkv, backward=True, device="cuda")
+        self.assertEqual(list(r.memory_by_device), [torch.device("cuda", 0)])
+        self.assertLess(r.peak_memory, scores / 4)
+        self.assertGreaterEqual(r.peak_memory, 3 * 2 * b * h * t * d * 2)  # q, k, v and their grads
+
+    def test_bad_device(self):
+        with self.assertRaisesRegex(TypeError, r"rehearse\(\): device must be a torch.device, a str or an int"):
+            rehearse(torch.nn.Linear(2, 2), torch.randn(1, 2), device=1.5)
+        with self.assertRaisesRegex(ValueError, r"rehearse\(\): device='gpu' is not a device name"):
+            rehearse(torch.nn.Linear(2, 2), torch.randn(1, 2), device="gpu")
+        with self.assertRaisesRegex(ValueError, r"rehearse\(\): device='meta' is not a device to plan for"):
+            rehearse(torch.nn.Linear(2, 2), torch.randn(1, 2), device="meta")
+
+
+class TestMaxBatchSize(TestCase):
+    def test_largest_batch_that_fits(self):
+        model = torch.nn.Linear(1024, 1024)
+        make = lambda n: torch.empty(n, 1024, device="meta")  # noqa: E731
+        plan = max_batch_size(model, make, memory="64MiB", high=1 << 14)
+        self.assertIsInstance(plan, BatchPlan)
+        self.assertEqual((plan.memory, plan.device), (64 * 2**20, torch.device("cpu")))
+        self.assertLessEqual(plan.rehearsals, math.ceil(math.log2((1 << 14) / 1)) + 2)
+        self.assertEqual(plan.peak_memory, rehearse(model, make(plan.batch_size)).peak_memory)
+        self.assertLessEqual(plan.peak_memory, plan.memory)
+        self.assertGreater(rehearse(model, make(plan.batch_size + 1)).peak_memory, plan.memory)
+        # The real run of the planned batch fits; one more does not.
+        self.assertLessEqual(_measured_peak(model, torch.randn(plan.batch_size, 1024)), plan.memory)
+        self.assertGreater(_measured_peak(model, torch.randn(plan.batch_size + 1, 1024)), plan.memory)
+        with self.assertRaises(dataclasses.FrozenInstanceError):
+            plan.batch_size = 1
+
+    @parametrize("high", [None, 64, 100, 4096])
+    def test_training_step_with_optimizer(self, high):
+        model = _mlp()
+        plan = max_batch_size(
+            _loss,
+            lambda n: (model, torch.empty(n, 1024, device="meta")),
+            memory="160MiB",
+            low=3,
+            high=high,
+            backward=True,
+            optimizer=torch.optim.AdamW,
+        )
+        expected = 64 if high == 64 else 100 if high == 100 else 2825
+        self.assertEqual(plan.batch_size, expected)
+        if high is not None:
+            self.assertLessEqual(plan.rehearsals, math.ceil(math.log2(high - 3)) + 2)
+
+    def test_step_that_builds_its_own_tensors(self):
+        # What torch.cuda.find_batch_size(plan=True) asks of the planner.
+        def fn(n):
+            model = torch.nn.Linear(512, 512, device="cuda")
+            return model(torch.randn(n, 512, device="cuda")).sum()
+
+        plan = max_batch_size(lambda n: fn(n), lambda n: (), memory="8MiB", high=4096, backward=True, device="cuda")
+        self.assertEqual((plan.device, plan.rehearsals <= 14), (torch.device("cuda", 0), True))
+        self.assertEqual(plan.batch_size, 1791)
+        same = max_batch_size(fn, lambda n: (n,), memory="8MiB", high=4096, backward=True, device="cuda")
+        self.assertEqual(same.batch_size, plan.batch_size)
+
+    def test_memory_forms(self):
+        make = lambda n: torch.empty(n, 256, device="meta")  # noqa: E731
+        model = torch.nn.Linear(256, 256)
+        self.assertEqual(
+            max_batch_size(model, make, memory=2 << 20, high=8192).batch_size,
+            max_batch_size(model, make, memory="2MiB", high=8192).batch_size,
+        )
+        self.assertEqual(max_batch_size(model, make, memory=1.0, high=8, device="cpu").batch_size, 8)
+        with self.assertRaisesRegex(ValueError, r"memory as a fraction needs the total memory of cuda:0"):
+            if torch.accelerator.device_count() and torch.cuda.is_available():
+                raise ValueError("memory as a fraction needs the total memory of cuda:0 (skipped: this machine has it)")
+            max_batch_size(model, make, memory=0.5, device="cuda")
+
+    def test_errors(self):
+        model = torch.nn.Linear(256, 256)
+        make = lambda n: torch.empty(n, 256, device="meta")  # noqa: E731
+        with self.assertRaises(ValueError) as ctx:
+            max_batch_size(model, make, memory="256KiB", low=4)
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """max_batch_size(): even the smallest batch size, low=4, does not fit: its rehearsed peak is 265.00 KiB (271360 bytes) against a budget of 256.00 KiB (262144 bytes); lower low, shrink the model or raise memory""",  # noqa: B950
+        )
+        with self.assertRaisesRegex(ValueError, r"max_batch_size\(\): low must be >= 1, but got 0"):
+            max_batch_size(model, make, memory="1GiB", low=0)
+        with self.assertRaisesRegex(ValueError, r"max_batch_size\(\): high must be >= low \(8\), but got 4"):
+            max_batch_size(model, make, memory="1GiB", low=8, high=4)
+        with self.assertRaisesRegex(TypeError, r"max_batch_size\(\): low must be an int, but got 1.5"):
+            max_batch_size(model, make, memory="1GiB", low=1.5)
+        with self.assertRaisesRegex(TypeError, r"max_batch_size\(\): memory must be"):
+            max_batch_size(model, make, memory=[1])
+        with self.assertRaisesRegex(TypeError, r"max_batch_size\(\): make_batch must be callable"):
+            max_batch_size(model, 3, memory="1GiB")
+        with self.assertRaisesRegex(ValueError, r"the rehearsed peak does not grow with the batch size"):
+            max_batch_size(model, lambda n: make(1), memory="1GiB")
+
+        async def step(x):
+            return x
+
+        with self.assertRaisesRegex(TypeError, r"max_batch_size\(\): step is a coroutine function"):
+            max_batch_size(step, make, memory="1GiB")
+
+        async def make_async(n):
+            return make(n)
+
+        with self.assertRaisesRegex(TypeError, r"max_batch_size\(\): make_batch is a coroutine function"):
+            max_batch_size(model, make_async, memory="1GiB")
+
+
+instantiate_parametrized_tests(TestRehearseTellsTheTruth)
+instantiate_parametrized_tests(TestMaxBatchSize)
 instantiate_parametrized_tests(TestRehearse)
 instantiate_parametrized_tests(TestSwitch)
 instantiate_parametrized_tests(TestSkippable)

@@ -54,6 +54,7 @@ import inspect
 import logging
 import os
 import reprlib
+import warnings
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable
 from typing import Any, TypeVar
 
@@ -64,7 +65,7 @@ from torch.utils._eager import stay_eager
 from torch.utils._stepwise import context_decorator, kind, wrap
 
 
-__all__ = ["Rehearsal", "dry_run", "is_enabled", "rehearse", "skippable"]
+__all__ = ["BatchPlan", "Rehearsal", "dry_run", "is_enabled", "max_batch_size", "rehearse", "skippable"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -298,6 +299,14 @@ class Rehearsal:
             count as ``"Other"`` — and ``"Total"``).
         flops: floating-point operations of the run, as counted by
             :class:`torch.utils.flop_counter.FlopCounterMode`.
+        memory_by_module: for each module that ran (by qualified name, the
+            root module named by its class: ``"Sequential"``,
+            ``"Sequential.0"``), the peak bytes held while it ran, forward or
+            backward, from :class:`~torch.distributed._tools.mem_tracker.MemTracker`'s
+            module tree.
+        flops_by_module: for each module that ran, the FLOPs of its forward
+            and backward, submodules included (``FlopCounterMode``'s
+            per-module counts).
 
     Example::
 
@@ -310,6 +319,8 @@ class Rehearsal:
     peak_memory: int
     memory_by_device: dict[torch.device, dict[str, int]]
     flops: int
+    memory_by_module: dict[str, int] = dataclasses.field(default_factory=dict)
+    flops_by_module: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 _DATA_DEPENDENT = (
@@ -319,13 +330,23 @@ _DATA_DEPENDENT = (
 )
 
 
-def _fake_module(module: torch.nn.Module, fake_mode: Any) -> torch.nn.Module:
+def _fake_module(module: torch.nn.Module, fake: Callable[[torch.Tensor], torch.Tensor]) -> torch.nn.Module:
     # Deep-copy the module object graph but map every parameter and buffer to a fake
     # twin through deepcopy's memo, so no real parameter memory is ever copied.
     memo: dict[int, Any] = {}
     for t in (*module.parameters(), *module.buffers()):
-        memo[id(t)] = fake_mode.from_tensor(t)
+        memo[id(t)] = fake(t)
     return copy.deepcopy(module, memo)
+
+
+def _devices_of(values: Iterable[Any]) -> list[torch.device]:
+    found = []
+    for value in values:
+        if isinstance(value, torch.nn.Module):
+            found += [t.device for t in (*value.parameters(), *value.buffers())]
+        elif isinstance(value, torch.Tensor):
+            found.append(value.device)
+    return found
 
 
 def rehearse(
@@ -334,6 +355,7 @@ def rehearse(
     *args: Any,
     backward: bool = False,
     optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+    device: torch.device | str | int | None = None,
     **kwargs: Any,
 ) -> Rehearsal:
     r"""Run ``fn(*args, **kwargs)`` on fake tensors and report outputs, peak memory and FLOPs.
@@ -343,71 +365,108 @@ def rehearse(
     replaced by fake twins with the same shapes, dtypes and devices, and
     ``fn`` runs under :class:`~torch._subclasses.fake_tensor.FakeTensorMode`,
     so tensors it creates are fake too.  The modules and tensors passed in are
-    not modified (no ``.grad`` appears on them).
+    not modified (no ``.grad`` appears on them).  Tensors on the ``meta``
+    device stand for tensors on the target device, so a batch never has to be
+    allocated to be rehearsed: ``rehearse(model, torch.empty(4096, 1024, device="meta"))``.
+
+    ``fn`` runs in dry-run mode (:func:`skippable` functions are skipped) and
+    :mod:`torch.utils.telemetry` records nothing for the calls it makes.
 
     Args:
         fn: a function or an :class:`torch.nn.Module`.
         *args: passed to ``fn``; tensors are only read for their metadata
             (shape, dtype, strides, device).
         **kwargs: passed to ``fn``, like ``args``.
-        backward: also run ``backward()`` on the sum of the floating-point
-            outputs that require grad, as a training step would.
+        backward: also run ``backward()`` on the loss, as a training step
+            would.  The loss is ``fn``'s output when it is a scalar tensor,
+            else its ``"loss"`` entry (a dict), its ``.loss`` attribute (a
+            Hugging Face ``ModelOutput``, a dataclass) or its first element (a
+            tuple or list), which must be a scalar tensor.
         optimizer: an optimizer class or factory (``torch.optim.AdamW`` or
             ``functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9)``),
             called with the parameters of the modules rehearsed, then stepped
             after the backward pass (requires ``backward=True``); its state is
             counted as ``"Optstate"``.
+        device: the device to plan for (``"cuda"``, ``"cuda:1"``, ``"cpu"``),
+            which this machine need not have: every tensor and module passed
+            is rehearsed there, and so are tensors that ``fn`` creates on that
+            device type.  Default: the device of the tensors and modules
+            passed (``meta`` ones aside), else the CPU.
 
     Returns:
         Rehearsal: ``outputs`` (as ``meta`` tensors), ``peak_memory`` in bytes,
-        ``memory_by_device`` and ``flops``.
+        ``memory_by_device``, ``flops``, ``memory_by_module`` and
+        ``flops_by_module``.
 
     Raises:
         TypeError: ``fn`` is not callable, is an ``async def``, generator or
             async generator function (rehearse a plain function, e.g. one
-            step), ``backward`` is not a bool, or ``optimizer`` is not an
-            optimizer class or factory (an optimizer instance is refused: pass
-            ``type(opt)``).  Checked before anything runs.
+            step), ``backward`` is not a bool, ``device`` is not a device, or
+            ``optimizer`` is not an optimizer class or factory (an optimizer
+            instance is refused: pass ``type(opt)``).  Checked before anything
+            runs.
         RuntimeError: ``fn`` reached a real tensor that was not passed as an
-            argument (e.g. a module captured in a closure); or its output shape
-            or control flow depends on tensor values (``.item()``,
-            ``.tolist()``, ``.numpy()``, ``nonzero()``, ``if tensor:``...),
-            which a rehearsal, having no real data, cannot know (chained from
-            the fake-tensor exception).
-        ValueError: ``optimizer`` without ``backward=True``, or ``backward=True``
-            with no output that requires grad.
+            argument (e.g. a module captured in a closure), or stepped an
+            optimizer over real parameters (pass ``optimizer=`` instead); the
+            real run would raise (operands of different dtypes, tensors on
+            different devices); or its output shape or control flow depends on
+            tensor values (``.item()``, ``.tolist()``, ``.numpy()``,
+            ``nonzero()``, ``if tensor:``...), which a rehearsal, having no real
+            data, cannot know (chained from the fake-tensor exception).
+        ValueError: ``optimizer`` without ``backward=True``; ``backward=True``
+            when no output is the loss by the convention above, or when the
+            loss does not require grad (e.g. every parameter is frozen).
 
     .. note:: The memory model is :class:`~torch.distributed._tools.mem_tracker.MemTracker`'s:
         the bytes of every live tensor storage (parameters, buffers, inputs,
         gradients, activations saved for backward, temporaries and optimizer
-        state) at the moment their sum peaks.  It does not see the allocator's
-        rounding and caching, workspace of libraries such as cuBLAS/cuDNN, the
-        CUDA context, or tensors that ``fn`` reaches through globals or closures
-        (pass them as arguments).  On CPU it comes within a few percent of the
-        measured resident peak of an MLP, a small conv net and a transformer
-        encoder layer (forward and backward) and of an MLP's ``AdamW`` step
-        when glibc's mmap threshold is pinned (``MALLOC_MMAP_THRESHOLD_``); with
+        state) at the moment their sum peaks; on a CUDA device each storage is
+        rounded up to the caching allocator's 512-byte blocks, which is what
+        ``torch.cuda.max_memory_allocated`` counts.  It does not see the
+        allocator's 2 MiB/20 MiB segments (``memory_reserved``), the
+        workspaces of cuBLAS/cuBLASLt and cuDNN, the CUDA context, or NCCL
+        buffers.  On CPU it comes within a few percent of the measured
+        resident peak of an MLP, a small conv net and a transformer encoder
+        layer (forward and backward) and of an MLP's ``AdamW`` step when
+        glibc's mmap threshold is pinned (``MALLOC_MMAP_THRESHOLD_``); with
         glibc's default dynamic threshold, freed blocks stay resident in its
-        heap and the measured peak is up to about a third higher (see
-        ``test/test_utils_dry_run.py``).
+        heap and the measured peak is up to about a third higher.
+
+    .. note:: Planning for a device this machine lacks (``device="cuda"`` on a
+        CPU-only machine): fake tensors of such a device cannot take part in
+        autograd here, so the step runs on fake CPU tensors and its memory is
+        reported under the target device.  The CPU kernels stand in for the
+        device's: :func:`~torch.nn.functional.scaled_dot_product_attention`
+        takes the fused (flash) path, which like CUDA's flash and
+        memory-efficient kernels keeps no ``B*H*T*T`` attention matrix (on
+        ``meta`` tensors SDPA takes the math path and does), so the estimate
+        assumes that CUDA runs a fused kernel (the math fallback, taken e.g.
+        for an arbitrary float mask with some head dimensions, holds the
+        matrix); storages are rounded to 512 bytes as on CUDA; ``torch.cuda``
+        calls and ``torch.autocast("cuda")`` inside ``fn`` are not rehearsed, and a
+        tensor that ``fn`` puts on the CPU explicitly is not told apart from the
+        target's (the real run would raise a device mismatch).
 
     Example::
 
         >>> model = torch.nn.Sequential(torch.nn.Linear(1024, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 16))
-        >>> r = torch.utils.dry_run.rehearse(model, torch.randn(2048, 1024), backward=True)
-        >>> r.outputs.shape, r.outputs.dtype
-        (torch.Size([2048, 16]), torch.float32)
-        >>> round(r.peak_memory / 2**20)
-        121
-        >>> round(r.flops / 1e9, 1)
-        35.2
+        >>> r = torch.utils.dry_run.rehearse(lambda x: model(x).sum(), torch.randn(2048, 1024))
+        Traceback (most recent call last):
+        ...
+        RuntimeError: rehearse(): fn used a real tensor that was not passed to rehearse ...
+        >>> x = torch.empty(2048, 1024, device="meta")   # stands for a batch on the model's device
+        >>> r = torch.utils.dry_run.rehearse(lambda m, x: m(x).sum(), model, x, backward=True)
+        >>> round(r.peak_memory / 2**20), round(r.flops / 1e9, 1)
+        (121, 35.2)
+        >>> sorted(r.flops_by_module)
+        ['Sequential', 'Sequential.0', 'Sequential.2']
     """
     from torch._subclasses.fake_tensor import (
         DataDependentOutputException,
         DynamicOutputShapeException,
         FakeTensorMode,
     )
-    from torch.distributed._tools.mem_tracker import MemTracker
+    from torch.utils import _dry_run_rehearse as _rehearse
     from torch.utils.flop_counter import FlopCounterMode
 
     if not callable(fn):
@@ -437,36 +496,52 @@ def rehearse(
     if optimizer is not None and not backward:
         raise ValueError("rehearse(): an optimizer step needs gradients; pass backward=True with optimizer=")
 
+    owner = fn.__self__ if inspect.ismethod(fn) and isinstance(fn.__self__, torch.nn.Module) else fn
+    where = _rehearse.target(device, _devices_of(pytree.tree_leaves((owner, args, kwargs))))
     fake_mode = FakeTensorMode()
     modules: list[torch.nn.Module] = []
     inputs: list[torch.Tensor] = []
 
+    def fake_tensor(t: torch.Tensor) -> torch.Tensor:
+        if t.device == where.runs_on and not where.proxied:
+            return fake_mode.from_tensor(t)
+        # A meta tensor (it stands for one on the target device) or a tensor moved to device=.
+        meta = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
+        twin = fake_mode.fake_tensor_converter.from_meta_and_device(fake_mode, meta, where.runs_on)
+        if isinstance(t, torch.nn.Parameter):
+            return torch.nn.Parameter(twin, requires_grad=t.requires_grad)
+        return twin.requires_grad_(t.requires_grad)
+
     def fake(value: Any) -> Any:
         if isinstance(value, torch.nn.Module):
-            modules.append(_fake_module(value, fake_mode))
+            modules.append(_fake_module(value, fake_tensor))
             return modules[-1]
         if isinstance(value, torch.Tensor):
-            inputs.append(fake_mode.from_tensor(value))
+            if value.device.type != "meta" and device is None and value.device != where.runs_on:
+                return fake_mode.from_tensor(value)  # a real run would mix devices: let it fail as it would
+            inputs.append(fake_tensor(value))
             return inputs[-1]
         return value
 
     if isinstance(fn, torch.nn.Module):
         fn = fake(fn)
-    elif inspect.ismethod(fn) and isinstance(fn.__self__, torch.nn.Module):
-        fn = getattr(fake(fn.__self__), fn.__name__)
+    elif owner is not fn:
+        fn = getattr(fake(owner), fn.__name__)
     args, kwargs = pytree.tree_map(fake, (args, kwargs))
 
-    tracker = MemTracker()
+    tracker = _rehearse.memory_tracker(where)
     tracker.track_external(*modules, *inputs)
     flop_counter = FlopCounterMode(display=False)
+    proxy = _rehearse.DeviceProxy(where) if where.proxied else contextlib.nullcontext()
+    guard = _rehearse.optimizer_guard()
     try:
-        with fake_mode, tracker, flop_counter:
+        checks = _rehearse.RealRunChecks()
+        with warnings.catch_warnings(), _rehearse.active(), dry_run(), fake_mode, tracker, flop_counter, checks, proxy:
+            # ModTracker's note about modules that fn created and dropped before the backward pass.
+            warnings.filterwarnings("ignore", "Module is None. Skipping", UserWarning)
             outputs = fn(*args, **kwargs)
             if backward:
-                roots = [t for t in pytree.tree_leaves(outputs) if isinstance(t, torch.Tensor) and t.requires_grad]
-                if not roots:
-                    raise ValueError("rehearse(backward=True): no output of fn requires grad")
-                sum(t.sum() for t in roots).backward()
+                _rehearse.loss_of(outputs).backward()
             if optimizer is not None:
                 optimizer([p for m in modules for p in m.parameters()]).step()
     except (DataDependentOutputException, DynamicOutputShapeException) as e:
@@ -484,11 +559,21 @@ def rehearse(
             "variable or an attribute of a non-module object); pass such modules and tensors as "
             "arguments so that they can be replaced by fake ones"
         ) from e
+    finally:
+        guard.remove()
+
+    def reported(d: torch.device) -> torch.device:
+        return where.device if where.proxied and d == where.runs_on else d
 
     by_device = {
-        device: {str(getattr(k, "value", k)): v for k, v in snap.items()}
-        for device, snap in tracker.get_tracker_snapshot("peak").items()
+        reported(d): {str(getattr(k, "value", k)): v for k, v in snap.items()}
+        for d, snap in tracker.get_tracker_snapshot("peak").items()
     }
+    by_module = {
+        stats.mod_fqn: sum(stats.local_peak.values())
+        for stats in sorted(tracker.memory_tracking.values(), key=lambda s: s.mod_fqn)
+    }
+    flop_counts = flop_counter.get_flop_counts()
     return Rehearsal(
         outputs=pytree.tree_map_only(
             torch.Tensor,
@@ -498,4 +583,202 @@ def rehearse(
         peak_memory=sum(snap["Total"] for snap in by_device.values()),
         memory_by_device=by_device,
         flops=flop_counter.get_total_flops(),
+        memory_by_module=by_module,
+        flops_by_module={name: sum(ops.values()) for name, ops in sorted(flop_counts.items()) if name != "Global"},
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPlan:
+    r"""What :func:`max_batch_size` found: the largest batch whose rehearsed peak fits the budget.
+
+    Attributes:
+        batch_size: the largest batch size that fits.
+        peak_memory: the rehearsed peak of that batch size, in bytes.
+        rehearsals: how many rehearsals the search ran.
+        memory: the budget, in bytes.
+        device: the device planned for.
+
+    Example::
+
+        >>> plan = torch.utils.dry_run.max_batch_size(
+        ...     torch.nn.Linear(1024, 1024), lambda n: torch.empty(n, 1024, device="meta"), memory="64MiB", high=1 << 14
+        ... )
+        >>> plan.batch_size, plan.rehearsals
+        (7679, 16)
+    """
+
+    batch_size: int
+    peak_memory: int
+    rehearsals: int
+    memory: int
+    device: torch.device
+
+
+def _memory_total(device: torch.device) -> int:
+    if device.type == "cpu":
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    from torch.utils._dry_run_rehearse import _available
+
+    if not _available(device):
+        raise ValueError(
+            f"max_batch_size(): memory as a fraction needs the total memory of {device}, which this machine "
+            "does not have; pass the budget in bytes or as a size string such as '80GiB'"
+        )
+    return torch.get_device_module(device.type).get_device_properties(device.index or 0).total_memory
+
+
+def max_batch_size(
+    step: Callable[..., Any],
+    make_batch: Callable[[int], Any],
+    *,
+    memory: int | float | str,
+    device: torch.device | str | int | None = None,
+    low: int = 1,
+    high: int | None = None,
+    backward: bool = False,
+    optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+) -> BatchPlan:
+    r"""Find the largest batch size whose step fits in ``memory``, by rehearsing it (nothing is allocated).
+
+    A binary search over :func:`rehearse`\ s of ``step(*make_batch(n))``: the
+    rehearsed peak grows with the batch size ``n``, so the search needs at
+    most ``ceil(log2(high - low)) + 2`` rehearsals (``ceil(log2(high / low)) + 2``
+    for ``low=1``).  Tensors that ``make_batch`` builds on the ``meta`` device
+    stand for tensors on the target device, so even a huge batch costs
+    nothing to plan.
+
+    Args:
+        step: what to rehearse, as for :func:`rehearse` (a module, or a
+            function taking the model and the batch as arguments).
+        make_batch: ``make_batch(n)`` returns the arguments of ``step`` for a
+            batch of ``n``: a tuple of arguments, or a single argument.  An
+            empty tuple means that ``step`` builds its own tensors from the
+            size: it is called as ``step(n)``.
+        memory: the budget: an int number of bytes, a size string
+            (``"20GiB"``, ``"512 MB"``), or a float in ``(0, 1]``, a fraction of
+            the device's total memory (as :func:`torch.cuda.assert_free_memory`
+            takes), which needs that device on this machine.
+        device: the device to plan for, as for :func:`rehearse`.
+        low: the smallest batch size to consider; it must fit.
+        high: the largest batch size to consider; ``None`` doubles from
+            ``low`` until a size no longer fits.
+        backward: rehearse the backward pass too (see :func:`rehearse`).
+        optimizer: an optimizer class or factory to step after the backward
+            pass (see :func:`rehearse`).
+
+    Returns:
+        BatchPlan: ``batch_size``, ``peak_memory``, ``rehearsals``, ``memory``
+        (the budget in bytes) and ``device``.
+
+    Raises:
+        TypeError: ``step`` or ``make_batch`` is not callable (or ``step`` is
+            an ``async def`` or generator function, or ``make_batch`` is
+            one), ``low``/``high`` are not ints, or ``memory`` is not a size.
+        ValueError: ``low < 1``, ``high < low``, a bad ``memory`` (or a
+            fraction for a device this machine lacks); ``low`` itself does not
+            fit (the message gives its peak and the budget); or, with
+            ``high=None``, the peak does not grow with the batch size.
+        RuntimeError: as :func:`rehearse` raises it.
+
+    Example::
+
+        >>> model = torch.nn.Sequential(torch.nn.Linear(1024, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 16))
+        >>> plan = torch.utils.dry_run.max_batch_size(
+        ...     lambda m, x: m(x).sum(), lambda n: (model, torch.empty(n, 1024, device="meta")),
+        ...     memory="1GiB", backward=True, optimizer=torch.optim.AdamW,
+        ... )
+        >>> plan.batch_size, plan.rehearsals, plan.peak_memory <= plan.memory
+        (19839, 30, True)
+    """
+    from torch.utils._memory_size import format_memory_size, parse_memory_size
+    from torch.utils._dry_run_rehearse import target
+
+    if not callable(step):
+        raise TypeError(f"max_batch_size(): step must be callable, but got {_repr.repr(step)}")
+    what = kind(step)
+    if what != "function":
+        raise TypeError(
+            f"max_batch_size(): step is a {what} function ({getattr(step, '__qualname__', _repr.repr(step))}); "
+            "a plan rehearses a plain function, e.g. one training step"
+        )
+    if not callable(make_batch):
+        raise TypeError(f"max_batch_size(): make_batch must be callable, but got {_repr.repr(make_batch)}")
+    if kind(make_batch) != "function":
+        raise TypeError(
+            f"max_batch_size(): make_batch is a {kind(make_batch)} function; it must return the batch's "
+            "arguments directly (a tuple, or one argument)"
+        )
+    for name, value in (("low", low), ("high", high)):
+        if value is None and name == "high":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"max_batch_size(): {name} must be an int, but got {_repr.repr(value)}")
+    if low < 1:
+        raise ValueError(f"max_batch_size(): low must be >= 1, but got {low}")
+    if high is not None and high < low:
+        raise ValueError(f"max_batch_size(): high must be >= low ({low}), but got {high}")
+    where = target(device, []).device if device is not None else None
+    if isinstance(memory, float) and not isinstance(memory, bool):
+        if where is None:
+            accelerator = torch.accelerator.current_accelerator(check_available=False)
+            where = accelerator if accelerator is not None and torch.accelerator.device_count() else None
+            where = target(where, []).device
+        total = _memory_total(where)
+        budget = parse_memory_size(memory, total=total, name="max_batch_size(): memory")
+    else:
+        budget = parse_memory_size(memory, name="max_batch_size(): memory")
+
+    rehearsals = 0
+    peaks: dict[int, int] = {}
+    planned_for: list[torch.device] = []
+
+    def peak(n: int) -> int:
+        nonlocal rehearsals
+        batch = make_batch(n)
+        args = batch if isinstance(batch, tuple) else (batch,)
+        if args == ():
+            args = (n,)
+        r = rehearse(step, *args, backward=backward, optimizer=optimizer, device=where)
+        rehearsals += 1
+        planned_for[:] = list(r.memory_by_device) or [torch.device("cpu")]
+        peaks[n] = r.peak_memory
+        return r.peak_memory
+
+    if peak(low) > budget:
+        raise ValueError(
+            f"max_batch_size(): even the smallest batch size, low={low}, does not fit: its rehearsed peak is "
+            f"{format_memory_size(peaks[low])} ({peaks[low]} bytes) against a budget of {format_memory_size(budget)} "
+            f"({budget} bytes); lower low, shrink the model or raise memory"
+        )
+    fits = low
+    if high is None:
+        size = low
+        while True:
+            size *= 2
+            if peak(size) > budget:
+                break
+            if peaks[size] <= peaks[size // 2]:
+                raise ValueError(
+                    f"max_batch_size(): the rehearsed peak does not grow with the batch size ({peaks[size]} bytes "
+                    f"for {size // 2} and {size}): does make_batch(n) build a batch of n? Pass high= to bound it"
+                )
+            fits = size
+        too_big = size
+    elif peak(high) <= budget:
+        fits = too_big = high
+    else:
+        too_big = high
+    while too_big - fits > 1:
+        mid = (fits + too_big) // 2
+        if peak(mid) <= budget:
+            fits = mid
+        else:
+            too_big = mid
+    return BatchPlan(
+        batch_size=fits,
+        peak_memory=peaks[fits],
+        rehearsals=rehearsals,
+        memory=budget,
+        device=where if where is not None else planned_for[0],
     )

@@ -1,0 +1,249 @@
+"""Helpers of :func:`torch.utils.dry_run.rehearse`: the loss convention, the checks a real run would
+make that fake tensors skip, the target device, and optimizers stepped over real parameters."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
+
+
+__all__: list[str] = []
+
+# True while a rehearsal runs in this thread or task: code of ours with side effects (telemetry)
+# can ask ``rehearsing()`` and record nothing.
+_active: contextvars.ContextVar[bool] = contextvars.ContextVar("torch.utils.dry_run.rehearsing", default=False)
+
+
+# How many rehearsals run in the process: a hot path can test ``_dry_run_rehearse.running`` (a module
+# attribute read) and call ``rehearsing()`` only when it is non-zero.
+running = 0
+_lock = threading.Lock()
+
+
+def rehearsing() -> bool:
+    """Whether the calling thread or task is inside :func:`torch.utils.dry_run.rehearse`."""
+    return running > 0 and _active.get()
+
+
+@contextlib.contextmanager
+def active() -> Iterator[None]:
+    global running
+    with _lock:
+        running += 1
+    token = _active.set(True)
+    try:
+        yield
+    finally:
+        _active.reset(token)
+        with _lock:
+            running -= 1
+
+
+def _shape(t: torch.Tensor) -> str:
+    return f"({', '.join(map(str, t.shape))})"
+
+
+def loss_of(outputs: Any) -> torch.Tensor:
+    """The loss a training step would call ``backward()`` on, by the usual convention."""
+    where = "fn's output"
+    value = outputs
+    if isinstance(outputs, torch.Tensor):
+        pass
+    elif isinstance(outputs, Mapping) and "loss" in outputs:
+        value, where = outputs["loss"], "fn's output['loss']"
+    elif isinstance(getattr(outputs, "loss", None), torch.Tensor):
+        value, where = outputs.loss, "fn's output.loss"
+    elif isinstance(outputs, (tuple, list)) and outputs and isinstance(outputs[0], torch.Tensor):
+        value, where = outputs[0], "fn's output[0]"
+    else:
+        raise ValueError(
+            f"rehearse(backward=True): cannot tell which output of fn is the loss (got {type(outputs).__name__}); "
+            "return the loss as a scalar tensor, a dict with a 'loss' entry, a tuple whose first element is the "
+            "loss, or an object with a .loss attribute (e.g. a Hugging Face ModelOutput or a dataclass)"
+        )
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        got = f"a tensor of shape {_shape(value)}" if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(
+            f"rehearse(backward=True): {where} must be a scalar loss, but it is {got}; reduce it in fn "
+            "(e.g. loss_fn(output, target) or output.sum()) as the real training step does before backward()"
+        )
+    if not value.requires_grad:
+        raise ValueError(
+            f"rehearse(backward=True): {where} does not require grad: no parameter of the modules passed "
+            "requires grad (is the model frozen?) and no input requires grad, so a real loss.backward() would "
+            "fail; unfreeze the parameters to train, or rehearse with backward=False"
+        )
+    return value
+
+
+# Ops whose real kernels refuse operands of different dtypes; their meta kernels do not check.
+_SAME_DTYPE_OPS = {
+    "aten::mm",
+    "aten::addmm",
+    "aten::bmm",
+    "aten::baddbmm",
+    "aten::addbmm",
+    "aten::mv",
+    "aten::addmv",
+    "aten::dot",
+    "aten::vdot",
+    "aten::convolution",
+    "aten::_convolution",
+    "aten::convolution_backward",
+    "aten::_scaled_dot_product_flash_attention",
+    "aten::_scaled_dot_product_efficient_attention",
+    "aten::_scaled_dot_product_flash_attention_for_cpu",
+    "aten::_scaled_dot_product_cudnn_attention",
+}
+
+
+class RealRunChecks(TorchDispatchMode):
+    """Raise the dtype errors that the real kernels raise and the meta kernels do not."""
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func._schema.name in _SAME_DTYPE_OPS:
+            leaves = pytree.tree_leaves((args, kwargs))
+            dtypes = {t.dtype for t in leaves if isinstance(t, torch.Tensor) and t.dtype != torch.bool}
+            if len(dtypes) > 1:
+                names = ", ".join(sorted(str(d) for d in dtypes))
+                raise RuntimeError(
+                    f"rehearse(): the real run would fail here: {func._schema.name} takes tensors of one "
+                    f"dtype, but got {names} (e.g. an int64 or float64 batch into a float32 "
+                    "layer); convert the input (x.float()) or the model (model.to(dtype))"
+                )
+        return func(*args, **kwargs)
+
+
+@dataclasses.dataclass
+class Target:
+    """The device a rehearsal is for (``device``) and the one its fake tensors carry (``runs_on``)."""
+
+    device: torch.device
+    runs_on: torch.device
+
+    @property
+    def proxied(self) -> bool:
+        return self.device != self.runs_on
+
+
+def _available(device: torch.device) -> bool:
+    if device.type in ("cpu", "meta"):
+        return True
+    # Neither torch.cuda.is_available() (it poisons fork) nor a context: the build's accelerator and
+    # the NVML-based count.
+    accelerator = torch.accelerator.current_accelerator(check_available=False)
+    if accelerator is None or accelerator.type != device.type:
+        return False
+    return (device.index or 0) < torch.accelerator.device_count()
+
+
+def target(device: Any, found: list[torch.device]) -> Target:
+    """``device=`` as given, else the first non-meta device among the tensors and modules passed."""
+    if device is None:
+        chosen = next((d for d in found if d.type != "meta"), torch.device("cpu"))
+    else:
+        if not isinstance(device, (str, int, torch.device)) or isinstance(device, bool):
+            raise TypeError(f"rehearse(): device must be a torch.device, a str or an int, but got {device!r}")
+        try:
+            chosen = torch.device(device)
+        except RuntimeError as e:
+            raise ValueError(f"rehearse(): device={device!r} is not a device name ('cuda', 'cuda:1', 'cpu'...)") from e
+        if chosen.type == "meta":
+            raise ValueError("rehearse(): device='meta' is not a device to plan for; pass e.g. 'cuda' or 'cpu'")
+    if chosen.type != "cpu" and chosen.index is None:
+        chosen = torch.device(chosen.type, 0)
+    # A device this build or machine lacks: its tensors cannot take part in autograd here, so the
+    # rehearsal runs on fake CPU tensors and reports them under the target (see rehearse's note).
+    return Target(chosen, chosen if _available(chosen) else torch.device("cpu"))
+
+
+def _is_device_arg(value: Any, device_type: str) -> bool:
+    if isinstance(value, torch.device):
+        return value.type == device_type
+    if isinstance(value, str):
+        with contextlib.suppress(RuntimeError):
+            return torch.device(value).type == device_type
+    return False
+
+
+class DeviceProxy(TorchFunctionMode):
+    """Send tensors that ``fn`` creates or moves on the target device to the device the rehearsal runs on."""
+
+    def __init__(self, target: Target) -> None:
+        super().__init__()
+        self.type = target.device.type
+        self.runs_on = target.runs_on
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = dict(kwargs or {})
+        name = getattr(func, "__name__", "")
+        if name == self.type and args and isinstance(args[0], torch.Tensor):  # Tensor.cuda()
+            return args[0].to(self.runs_on)
+        if "device" in kwargs and _is_device_arg(kwargs["device"], self.type):
+            kwargs["device"] = self.runs_on
+        if name == "to":
+            args = tuple(self.runs_on if _is_device_arg(a, self.type) else a for a in args)
+        return func(*args, **kwargs)
+
+
+def optimizer_guard() -> Any:
+    """A global optimizer-step pre-hook refusing a step over real parameters during a rehearsal."""
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    def hook(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if not rehearsing():
+            return
+        params = [p for group in opt.param_groups for p in group["params"]]
+        if any(not isinstance(p, FakeTensor) for p in params):
+            name = type(opt).__name__
+            raise RuntimeError(
+                f"rehearse(): fn stepped an optimizer ({name}) that holds the real parameters, which a "
+                "rehearsal cannot count (its state and the gradients would be missing from the estimate); "
+                f"pass the model as an argument and the optimizer as optimizer=torch.optim.{name} (or "
+                f"functools.partial(torch.optim.{name}, lr=...)), and leave the step out of fn"
+            )
+
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    return register_optimizer_step_pre_hook(hook)
+
+
+class _NoHook:
+    def remove(self) -> None:
+        pass
+
+
+def memory_tracker(where: Target | None = None) -> Any:
+    """A :class:`MemTracker` that also takes modules with frozen parameters (it would hook their grads) and,
+    for a rehearsal on a stand-in device, counts its storages as the target's (with the target's rounding)."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    relabel = (where.runs_on, where.device) if where is not None and where.proxied else None
+
+    class _Tracker(MemTracker):
+        def _track_module_params_and_buffers(self, module: torch.nn.Module, install_grad_hooks: bool = True) -> Any:
+            # A frozen parameter gets no gradient: mark it as hooked so that no grad hook is registered on it.
+            for param in module.parameters():
+                if not param.requires_grad and param not in self._param_to_grad_hook_handles:
+                    self._param_to_grad_hook_handles[param] = (_NoHook(), _NoHook())
+            return super()._track_module_params_and_buffers(module, install_grad_hooks)
+
+        def _update_snap(self, u_type: Any, winfo: Any, *args: Any, **kwargs: Any) -> None:
+            if relabel is not None and winfo.device == relabel[0]:
+                # First sight of a storage of the stand-in device: count it as the target's, rounded as
+                # the target's allocator rounds (512-byte blocks on CUDA).
+                winfo.device = relabel[1]
+                winfo.mem_consumed = winfo._calculate_mem_consumed()
+            super()._update_snap(u_type, winfo, *args, **kwargs)
+
+    return _Tracker()
