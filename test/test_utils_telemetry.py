@@ -150,6 +150,66 @@ class TestForms(TelemetryTestCase):
         reset()
         self.assertEqual(snapshot(), {})
 
+    def test_reset_one_name(self):
+        module_level_step(1)
+        with telemetry("other"):
+            pass
+        reset("module_level_step")
+        self.assertEqual(list(snapshot()), ["other"])
+        reset("never recorded")
+        with self.assertRaises(TypeError) as cm:
+            reset(3)
+        self.assertExpectedInline(str(cm.exception), """reset(): name must be a str or None (every name), but got 3""")
+
+    def test_warmup_leaves_first_calls_out(self):
+        clock = FakeClock(*[1000 * (i + 1) for i in range(6)])
+        with mock.patch.object(tm, "_perf_counter_ns", clock):
+
+            @telemetry(warmup=2)
+            def compiled():
+                pass
+
+            for _ in range(4):
+                compiled()
+            for _ in range(2):  # a block object created per iteration warms up once
+                with telemetry("eval", warmup=1):
+                    pass
+        figures = next(v for k, v in snapshot().items() if k.endswith("<locals>.compiled"))
+        self.assertEqual((figures["count"], figures["min_ms"], figures["max_ms"]), (2, 0.003, 0.004))
+        self.assertEqual((snapshot()["eval"]["count"], snapshot()["eval"]["min_ms"]), (1, 0.006))
+        reset()  # warm-up is not re-armed
+        with telemetry("eval", warmup=1):
+            pass
+        self.assertEqual(snapshot()["eval"]["count"], 1)
+
+    def test_warmup_errors_left_out_but_reported(self):
+        seen = []
+
+        @telemetry(name="warm_fail", warmup=1)
+        def fail():
+            raise KeyError("x")
+
+        with ec.error_callback(lambda exc, context: seen.append(type(exc))):
+            for _ in range(2):
+                with self.assertRaises(KeyError):
+                    fail()
+        self.assertEqual((snapshot()["warm_fail"]["count"], snapshot()["warm_fail"]["errors"]), (1, 1))
+        self.assertEqual(seen, [KeyError, KeyError])
+
+    def test_warmup_bad_values(self):
+        with self.assertRaises(TypeError) as cm:
+            telemetry("a", warmup=1.5)
+        self.assertExpectedInline(str(cm.exception), """telemetry(): warmup must be an int (calls to leave out), but got 1.5""")
+        with self.assertRaises(ValueError) as cm:
+            telemetry("a", warmup=-1)
+        self.assertExpectedInline(str(cm.exception), """telemetry(): warmup must be >= 0 (calls to leave out), but got -1""")
+        with self.assertRaises(TypeError) as cm:
+            telemetry(warmup=True)
+        self.assertExpectedInline(str(cm.exception), """telemetry(): warmup must be an int (calls to leave out), but got True""")
+        with self.assertRaises(TypeError) as cm:
+            telemetry(warmup=2)(5)
+        self.assertExpectedInline(str(cm.exception), """telemetry(warmup=2) decorates a callable, but got 5""")
+
     def test_bad_arguments(self):
         with self.assertRaises(TypeError) as cm:
             telemetry(42)
@@ -618,7 +678,9 @@ class TestProcesses(TelemetryTestCase):
         self.assertEqual(sorted(per_worker), [0, 1])
         for counts in per_worker.values():
             self.assertEqual(counts, list(range(1, len(counts) + 1)))
-        self.assertEqual(snapshot()["load"]["count"], 3)
+        # ... and the parent's snapshot merges them in once the workers have exited (F2).
+        del loader
+        self.assertEqual(snapshot()["load"]["count"], 3 + 8)
 
 
 def _rank_main(rank, init_file, queue):
@@ -657,9 +719,12 @@ class TestDistributed(TelemetryTestCase):
                         p.kill()
         self.assertEqual([p.exitcode for p in procs], [0, 0])
         self.assertEqual(results[0], results[1])
-        self.assertEqual(sorted(results[0]), [0, 1])
-        self.assertEqual(results[0][0]["module_level_step"]["count"], 1)
-        self.assertEqual(results[0][1]["module_level_step"]["count"], 2)
+        step = results[0]["module_level_step"]
+        self.assertEqual(step["count"], 3)
+        self.assertEqual(sorted(step["ranks"]), [0, 1])
+        self.assertEqual(step["ranks"][0]["count"], 1)
+        self.assertEqual(step["ranks"][1]["count"], 2)
+        self.assertIn(step["slowest_rank"], (0, 1))
 
 
 class FakeEvent:

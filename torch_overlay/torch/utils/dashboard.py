@@ -36,7 +36,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 from typing_extensions import Self
 
-from torch.utils import telemetry as _telemetry
+from torch.utils import _telemetry_job, telemetry as _telemetry
 from torch.utils._dashboard_page import CONTENT_SECURITY_POLICY, PAGE
 from torch.utils._memory_size import format_memory_size
 
@@ -297,9 +297,9 @@ class _Handler(BaseHTTPRequestHandler):
                     {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Frame-Options": "DENY"},
                 )
             elif path == "/api/stats":
-                self._send(HTTPStatus.OK, _json(_telemetry.snapshot()).encode(), "application/json")
+                self._send(HTTPStatus.OK, _json(_telemetry_job._job_snapshot()).encode(), "application/json")
             elif path == "/metrics":
-                body = _prometheus(_telemetry.snapshot()).encode()
+                body = _telemetry_job._exposition().encode()
                 self._send(HTTPStatus.OK, body, "text/plain; version=0.0.4; charset=utf-8")
             else:
                 self._error(HTTPStatus.NOT_FOUND)
