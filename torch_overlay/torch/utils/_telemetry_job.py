@@ -130,10 +130,9 @@ def _job_states() -> dict[int | None, dict[str, dict[str, Any]]]:
 
 def _job_snapshot() -> dict[str, dict[str, Any]]:
     """``snapshot(all_ranks=True)``'s format from what the ranks published; ``snapshot()`` alone."""
-    per_rank = _job_states()
-    if None in per_rank:
-        return {name: _telemetry._summary(state) for name, state in per_rank[None].items()}
-    return _telemetry._merged_view(per_rank)  # type: ignore[arg-type]
+    if _distributed() is None:
+        return _telemetry.snapshot()
+    return _telemetry._merged_view(_job_states())  # type: ignore[arg-type]
 
 
 def _label(value: str) -> str:
