@@ -810,7 +810,7 @@ class TestAcceleratorPath(TelemetryTestCase):
             mock.patch.object(torch.accelerator, "current_accelerator", return_value=torch.device("cuda")),
             mock.patch.object(torch.accelerator, "current_device_index", side_effect=lambda: self.device),
             mock.patch.object(torch.accelerator, "current_stream", side_effect=lambda index: self.streams[index]),
-            mock.patch.object(torch.accelerator, "max_memory_allocated", self.peaks),
+            mock.patch.object(tm, "_peak_allocated", self.peaks),
         ):
             patcher.start()
             self.addCleanup(patcher.stop)
@@ -923,6 +923,27 @@ class TestAcceleratorPath(TelemetryTestCase):
         asyncio.run(coro())
         self.assertEqual([ref().stream for ref in FakeEvent.created], [self.streams[1]] * 2)
         self.assertEqual(snapshot()["acoro"]["count"], 1)
+
+
+class TestPeakCounter(TestCase):
+    def test_reads_the_one_counter_not_the_flattened_dict(self):
+        stats = mock.Mock(return_value={"allocated_bytes": {"all": {"peak": 123, "current": 5}}})
+        with (
+            mock.patch.object(torch._C, "_accelerator_getDeviceStats", stats, create=True),
+            mock.patch.object(torch._C, "_accelerator_isAllocatorInitialized", return_value=True, create=True),
+            mock.patch.object(torch.accelerator, "memory_stats", side_effect=AssertionError("flattened")),
+        ):
+            self.assertEqual(tm._peak_allocated(1), 123)
+        stats.assert_called_once_with(1)
+
+    def test_uninitialized_allocator_is_zero(self):
+        stats = mock.Mock()
+        with (
+            mock.patch.object(torch._C, "_accelerator_getDeviceStats", stats, create=True),
+            mock.patch.object(torch._C, "_accelerator_isAllocatorInitialized", return_value=False, create=True),
+        ):
+            self.assertEqual(tm._peak_allocated(0), 0)
+        stats.assert_not_called()
 
 
 class TestDeviceGuard(TestCase):

@@ -760,10 +760,11 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
         On an accelerator the duration is the time between two events on the
         stream current at entry, i.e. the device time of the work queued
         there during the call.  ``peak_memory_bytes`` is
-        :func:`torch.accelerator.max_memory_allocated` of the name's device,
-        sampled by :func:`snapshot` (once per device, only for names called
-        there since the previous snapshot), not at each call: reading it
-        builds the allocator's whole statistics dict, tens of microseconds.  It
+        :func:`torch.accelerator.max_memory_allocated` of the name's device
+        (read as that one counter of the allocator's statistics, not through
+        the flattened :func:`torch.accelerator.memory_stats` dict), sampled by
+        :func:`snapshot` (once per device, only for names called there since
+        the previous snapshot), not at each call.  It
         is the device's high-water mark since the last
         :func:`torch.accelerator.reset_peak_memory_stats`, not only this
         name's.  On CPU it is ``None``: the host allocator keeps no cheap peak
@@ -867,7 +868,7 @@ def _resolve_group(index: int, items: list[Any]) -> tuple[list[tuple[_Stat, int]
     items.clear()  # the events are destroyed here, inside the device guard
     if sample:
         try:
-            peak = torch.accelerator.max_memory_allocated(index)
+            peak = _peak_allocated(index)
         except Exception as e:
             if not _peak_failed_logged:
                 _peak_failed_logged = True
@@ -886,6 +887,20 @@ def _own_states() -> dict[str, dict[str, Any]]:
         for stat in _stats.values():
             stat.fold()
         return {name: stat.state() for name, stat in _stats.items()}
+
+
+def _peak_allocated(index: int) -> int:
+    """The allocator's peak allocated bytes on device ``index``: the one counter, not the flattened dict.
+
+    :func:`torch.accelerator.max_memory_allocated` flattens and sorts the allocator's whole statistics
+    dict to read one value; this reads the nested dict the allocator returns directly.
+    """
+    get_stats = getattr(torch._C, "_accelerator_getDeviceStats", None)
+    if get_stats is None:  # an older torch
+        return torch.accelerator.max_memory_allocated(index)
+    if not torch._C._accelerator_isAllocatorInitialized():
+        return 0
+    return int(get_stats(index)["allocated_bytes"]["all"]["peak"])
 
 
 def _local_states(workers: dict[int, dict[str, dict[str, Any]]] | None = None) -> dict[str, dict[str, Any]]:
