@@ -58,6 +58,7 @@ slowest rank per name.  ``telemetry(name, warmup=N)`` leaves a name's first
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextvars
 import functools
@@ -138,22 +139,29 @@ class _Stat:
         buffer, buckets = self.buffer, self.buckets
         # Only what is there now: other threads may append while this runs.
         n = len(buffer)
-        total, low, high = 0, self.min_ns, self.max_ns
-        for _ in range(n):
-            ns = buffer.popleft()
-            total += ns
-            if ns > high:
-                high = ns
-            if ns < low:
-                low = ns
+        if not n:
+            return
+        popleft = buffer.popleft
+        values = sorted([popleft() for _ in range(n)])
+        self.count += n
+        self.total_ns += sum(values)
+        if values[0] < self.min_ns:
+            self.min_ns = values[0]
+        if values[-1] > self.max_ns:
+            self.max_ns = values[-1]
+        # Sorted, the values of one bucket are a run: one step per occupied bucket, not per value.
+        i = 0
+        while i < n:
+            ns = values[i]
             if ns < _LINEAR:
-                buckets[ns] += 1
+                index, upper = ns, ns + 1
             else:
                 shift = ns.bit_length() - _SUB_BITS - 1
-                buckets[(shift << _SUB_BITS) + (ns >> shift)] += 1
-        self.count += n
-        self.total_ns += total
-        self.min_ns, self.max_ns = low, high
+                mantissa = ns >> shift
+                index, upper = (shift << _SUB_BITS) + mantissa, (mantissa + 1) << shift
+            j = bisect.bisect_left(values, upper, i) if values[-1] >= upper else n
+            buckets[index] += j - i
+            i = j
 
     def quantile_ns(self, q: float) -> float:
         rank = max(1, math.ceil(q * self.count))  # nearest-rank definition
