@@ -280,6 +280,28 @@ class TestFigures(TelemetryTestCase):
             self.assertLessEqual(abs(stat.quantile_ns(q) - exact), exact / 32 + 0.5, (q, exact))
         self.assertEqual((stat.min_ns, stat.max_ns, stat.total_ns), (ordered[0], ordered[-1], sum(durations)))
 
+    @settings(max_examples=50, deadline=None)
+    @given(st.lists(st.one_of(st.integers(0, 40), st.integers(0, 10**12), st.integers(0, 40).map(lambda k: 2**k)), min_size=1))
+    def test_fold_matches_per_value_buckets(self, durations):
+        stat = tm._Stat("cpu")
+        stat.buffer.extend(durations)
+        stat.fold()
+        expected = [0] * len(stat.buckets)
+        for ns in durations:
+            if ns < tm._LINEAR:
+                expected[ns] += 1
+            else:
+                shift = ns.bit_length() - tm._SUB_BITS - 1
+                expected[(shift << tm._SUB_BITS) + (ns >> shift)] += 1
+        self.assertEqual(stat.buckets, expected)
+        self.assertEqual((stat.count, stat.total_ns, stat.min_ns, stat.max_ns), (len(durations), sum(durations), min(durations), max(durations)))
+
+    def test_block_objects_shared_per_name(self):
+        self.assertIs(telemetry("shared"), telemetry("shared"))
+        self.assertIsNot(telemetry("shared", warmup=1), telemetry("shared"))
+        with mock.patch.object(tm, "_MAX_SHARED_BLOCKS", 0):
+            self.assertIsNot(telemetry("not cached"), telemetry("not cached"))
+
     def test_memory_is_bounded(self):
         durations = range(0, 10**9, 79193)
         clock = FakeClock(*durations)

@@ -109,6 +109,75 @@ class TestMerge(JobTestCase):
         job._Publisher().stop()  # never started: nothing to do
 
 
+class FakeStore:
+    def __init__(self):
+        self.data, self.gets = {}, []
+
+    def set(self, key, value):
+        self.data[key] = value.encode() if isinstance(value, str) else value
+
+    def check(self, keys):
+        return all(k in self.data for k in keys)
+
+    def get(self, key):
+        self.gets.append(key)
+        return self.data[key]  # a real store blocks here when the key is missing
+
+
+class FakeDist:
+    def __init__(self, rank, world):
+        self.rank, self.world = rank, world
+
+    def get_rank(self):
+        return self.rank
+
+    def get_world_size(self):
+        return self.world
+
+
+class TestPublisherWithFakeStore(JobTestCase):
+    def setUp(self):
+        super().setUp()
+        self.store = FakeStore()
+        self.dist = FakeDist(1, 3)
+        for patcher in (
+            mock.patch.object(job, "_store", lambda: self.store),
+            mock.patch.object(job, "_distributed", lambda: self.dist),
+        ):
+            patcher.start()
+            self.addCleanup(patcher.stop)
+
+    def test_publish_then_job_view_skips_silent_ranks_without_blocking(self):
+        with telemetry("step"):
+            pass
+        publisher = job._Publisher(0.01).start()
+        self.assertTrue(_wait_for(lambda: "torch.utils.telemetry/1" in self.store.data))
+        publisher.stop()
+        publisher.stop()  # idempotent
+        reset()
+        self.dist.rank = 0  # now read it as rank 0, which recorded nothing; rank 2 never published
+        view = job._job_snapshot()
+        self.assertEqual(sorted(view["step"]["ranks"]), [1])
+        self.assertEqual(view["step"]["slowest_rank"], 1)
+        self.assertEqual(self.store.gets, ["torch.utils.telemetry/1"])
+
+    def test_thread_survives_errors_and_stops(self):
+        calls = []
+
+        def flaky():
+            calls.append(1)
+            if len(calls) < 3:
+                raise RuntimeError("store down")
+            return {}
+
+        with mock.patch.object(tm, "_local_states", flaky), self.assertLogs("torch.utils.telemetry", "ERROR") as logs:
+            with job._Publisher(0.01) as publisher:
+                self.assertTrue(_wait_for(lambda: len(calls) >= 4))
+                thread = publisher._thread
+        self.assertFalse(thread.is_alive())
+        self.assertIn("could not publish", logs.output[0])
+
+
 @unittest.skipIf(text_string_to_metric_families is None, "needs prometheus_client")
 class TestPrometheus(JobTestCase):
     def test_histogram_parsed_by_prometheus_client(self):
