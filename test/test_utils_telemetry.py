@@ -68,6 +68,10 @@ class TelemetryTestCase(TestCase):
         patcher = mock.patch.object(tm, "_device_module", False)
         patcher.start()
         self.addCleanup(patcher.stop)
+        # warm-up registrations survive reset(): none may leak into the next test
+        patcher = mock.patch.dict(tm._warmup_left, clear=True)
+        patcher.start()
+        self.addCleanup(patcher.stop)
 
 
 class TestForms(TelemetryTestCase):
@@ -298,7 +302,7 @@ class TestFigures(TelemetryTestCase):
 
     def test_block_objects_shared_per_name(self):
         self.assertIs(telemetry("shared"), telemetry("shared"))
-        self.assertIsNot(telemetry("shared", warmup=1), telemetry("shared"))
+        self.assertIsNot(telemetry("shared_warm", warmup=1), telemetry("shared_warm"))
         with mock.patch.object(tm, "_MAX_SHARED_BLOCKS", 0):
             self.assertIsNot(telemetry("not cached"), telemetry("not cached"))
 

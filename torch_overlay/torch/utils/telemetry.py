@@ -209,6 +209,9 @@ class _Stat:
 
 _lock = threading.Lock()
 _stats: dict[str, _Stat] = {}
+# How many block entries are kept in _open_blocks, over all threads and tasks: while 0, a block's
+# entry and exit need not read the context variable.
+_stacked = 0
 # ``telemetry("name")`` objects, shared per name (at most _MAX_SHARED_BLOCKS names).
 _blocks: dict[str, _Block] = {}
 _MAX_SHARED_BLOCKS = 4096
@@ -248,6 +251,8 @@ def _after_fork_in_child() -> None:
     _stats = {}
     _backlog_logged = False
     _stats_seen = False
+    # A shared block object may hold an entry of a thread that does not exist in the child.
+    _blocks.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -617,7 +622,7 @@ class _Block:
         return _wrap(fn, self.name)
 
     def __enter__(self) -> Self:
-        if _device_module is False and not _autograd_profiler._is_profiler_enabled and not _open_blocks.get():
+        if not _stacked and _device_module is False and not _autograd_profiler._is_profiler_enabled:
             # Fast path (host clock, no profiler, no other block open in this thread or task): the slot
             # holds the bare start time.
             start = _perf_counter_ns()
@@ -635,11 +640,15 @@ class _Block:
         return self
 
     def _enter_stacked(self, entry: tuple[Any, Any]) -> Self:
+        global _stacked
+        with _lock:
+            _stacked += 1
         _open_blocks.set((*_open_blocks.get(), (self, *entry)))
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        stack = _open_blocks.get()
+        global _stacked
+        stack = _open_blocks.get() if _stacked else ()
         if not stack:
             entry = self._slot.pop(0, None)
             if type(entry) is int:
@@ -662,6 +671,8 @@ class _Block:
                 if stack[i][0] is self:
                     entry = stack[i][1:]
                     _open_blocks.set(stack[:i] + stack[i + 1 :])
+                    with _lock:
+                        _stacked -= 1
                     break
             else:
                 entry = self._slot.pop(0, None)
