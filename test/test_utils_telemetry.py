@@ -248,6 +248,9 @@ class TestForms(TelemetryTestCase):
         self.assertExpectedInline(str(cm.exception), """to_json(): indent must be >= 0 (spaces per level) or None, but got -1""")
         with self.assertRaisesRegex(TypeError, r"^to_json\(\): all_ranks must be a bool, but got 1$"):
             to_json(all_ranks=1)
+        with self.assertRaises(TypeError) as cm:
+            snapshot(workers=1)
+        self.assertExpectedInline(str(cm.exception), """snapshot(): workers must be a bool, but got 1""")
 
     def test_module_level_functions_pickle(self):
         self.assertIs(pickle.loads(pickle.dumps(module_level_step)), module_level_step)
@@ -298,7 +301,10 @@ class TestFigures(TelemetryTestCase):
                 shift = ns.bit_length() - tm._SUB_BITS - 1
                 expected[(shift << tm._SUB_BITS) + (ns >> shift)] += 1
         self.assertEqual(stat.buckets, expected)
-        self.assertEqual((stat.count, stat.total_ns, stat.min_ns, stat.max_ns), (len(durations), sum(durations), min(durations), max(durations)))
+        self.assertEqual(
+            (stat.count, stat.total_ns, stat.min_ns, stat.max_ns),
+            (len(durations), sum(durations), min(durations), max(durations)),
+        )
 
     def test_block_objects_shared_per_name(self):
         self.assertIs(telemetry("shared"), telemetry("shared"))
