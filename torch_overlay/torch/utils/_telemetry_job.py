@@ -153,7 +153,10 @@ def _exposition(per_rank: dict[int | None, dict[str, dict[str, Any]]] | None = N
     for every name and process, so a Prometheus server can sum them, plus ``_sum`` and ``_count``: 20
     series), ``torch_telemetry_duration_min_seconds``/``_max_seconds`` and
     ``torch_telemetry_peak_memory_bytes`` (gauges; the peak only on an accelerator): at most 25 series per
-    name and rank.
+    name and rank.  The ``le`` bounds are 2**10, 2**12, ..., 2**42 ns written in seconds; a bucket counts
+    the durations strictly below its bound (durations are whole nanoseconds, so one exactly on a bound
+    falls in the next bucket).  The p50/p95 summary of earlier releases is gone: a Prometheus server
+    computes quantiles of the summed buckets with ``histogram_quantile``.
     """
     if per_rank is None:
         per_rank = _job_states()
