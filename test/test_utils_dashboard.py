@@ -27,6 +27,7 @@ from hypothesis import example, given, settings, strategies as st
 
 import torch.utils.dashboard as dashboard
 import torch.utils.telemetry as tm
+import torch.utils._telemetry_job as _telemetry_job
 from torch.testing._internal.common_utils import (
     instantiate_parametrized_tests,
     IS_WINDOWS,
@@ -245,10 +246,11 @@ class TestEndpoints(DashboardTestCase):
             ],
         )
         self.assertEqual(families["torch_telemetry_calls"].type, "counter")
-        self.assertEqual(families["torch_telemetry_duration_seconds"].type, "summary")
-        samples = {(s.name, s.labels.get("quantile")): s for s in families["torch_telemetry_duration_seconds"].samples}
+        self.assertEqual(families["torch_telemetry_duration_seconds"].type, "histogram")
+        samples = {(s.name, s.labels.get("le")): s for s in families["torch_telemetry_duration_seconds"].samples}
         self.assertEqual(samples[("torch_telemetry_duration_seconds_count", None)].value, 3)
-        self.assertEqual(samples[("torch_telemetry_duration_seconds", "0.5")].labels["name"], "forward")
+        self.assertEqual(samples[("torch_telemetry_duration_seconds_bucket", "+Inf")].value, 3)
+        self.assertEqual(samples[("torch_telemetry_duration_seconds_bucket", "+Inf")].labels["name"], "forward")
         self.assertEqual(families["torch_telemetry_errors"].samples[0].value, 1)
         self.assertEqual(families["torch_telemetry_duration_max_seconds"].samples[0].value, 0.004)
 
@@ -316,7 +318,8 @@ class TestEscapingFuzz(TestCase):
         from prometheus_client.parser import text_string_to_metric_families
 
         stats = {name: tm._Stat("cpu").summary()}
-        families = {f.name: f for f in text_string_to_metric_families(dashboard._prometheus(stats))}
+        text = _telemetry_job._exposition({None: {name: tm._Stat("cpu").state()}})
+        families = {f.name: f for f in text_string_to_metric_families(text)}
         self.assertEqual([s.labels["name"] for s in families["torch_telemetry_calls"].samples], [name])
         self.assertEqual(list(json.loads(dashboard._json(stats))), [name])
         rows = dashboard._first_paint_rows(stats)

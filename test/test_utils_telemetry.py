@@ -68,6 +68,10 @@ class TelemetryTestCase(TestCase):
         patcher = mock.patch.object(tm, "_device_module", False)
         patcher.start()
         self.addCleanup(patcher.stop)
+        # warm-up registrations survive reset(): none may leak into the next test
+        patcher = mock.patch.dict(tm._warmup_left, clear=True)
+        patcher.start()
+        self.addCleanup(patcher.stop)
 
 
 class TestForms(TelemetryTestCase):
@@ -150,6 +154,66 @@ class TestForms(TelemetryTestCase):
         reset()
         self.assertEqual(snapshot(), {})
 
+    def test_reset_one_name(self):
+        module_level_step(1)
+        with telemetry("other"):
+            pass
+        reset("module_level_step")
+        self.assertEqual(list(snapshot()), ["other"])
+        reset("never recorded")
+        with self.assertRaises(TypeError) as cm:
+            reset(3)
+        self.assertExpectedInline(str(cm.exception), """reset(): name must be a str or None (every name), but got 3""")
+
+    def test_warmup_leaves_first_calls_out(self):
+        clock = FakeClock(*[1000 * (i + 1) for i in range(6)])
+        with mock.patch.object(tm, "_perf_counter_ns", clock):
+
+            @telemetry(warmup=2)
+            def compiled():
+                pass
+
+            for _ in range(4):
+                compiled()
+            for _ in range(2):  # a block object created per iteration warms up once
+                with telemetry("eval", warmup=1):
+                    pass
+        figures = next(v for k, v in snapshot().items() if k.endswith("<locals>.compiled"))
+        self.assertEqual((figures["count"], figures["min_ms"], figures["max_ms"]), (2, 0.003, 0.004))
+        self.assertEqual((snapshot()["eval"]["count"], snapshot()["eval"]["min_ms"]), (1, 0.006))
+        reset()  # warm-up is not re-armed
+        with telemetry("eval", warmup=1):
+            pass
+        self.assertEqual(snapshot()["eval"]["count"], 1)
+
+    def test_warmup_errors_left_out_but_reported(self):
+        seen = []
+
+        @telemetry(name="warm_fail", warmup=1)
+        def fail():
+            raise KeyError("x")
+
+        with ec.error_callback(lambda exc, context: seen.append(type(exc))):
+            for _ in range(2):
+                with self.assertRaises(KeyError):
+                    fail()
+        self.assertEqual((snapshot()["warm_fail"]["count"], snapshot()["warm_fail"]["errors"]), (1, 1))
+        self.assertEqual(seen, [KeyError, KeyError])
+
+    def test_warmup_bad_values(self):
+        with self.assertRaises(TypeError) as cm:
+            telemetry("a", warmup=1.5)
+        self.assertExpectedInline(str(cm.exception), """telemetry(): warmup must be an int (calls to leave out), but got 1.5""")
+        with self.assertRaises(ValueError) as cm:
+            telemetry("a", warmup=-1)
+        self.assertExpectedInline(str(cm.exception), """telemetry(): warmup must be >= 0 (calls to leave out), but got -1""")
+        with self.assertRaises(TypeError) as cm:
+            telemetry(warmup=True)
+        self.assertExpectedInline(str(cm.exception), """telemetry(): warmup must be an int (calls to leave out), but got True""")
+        with self.assertRaises(TypeError) as cm:
+            telemetry(warmup=2)(5)
+        self.assertExpectedInline(str(cm.exception), """telemetry(warmup=2) decorates a callable, but got 5""")
+
     def test_bad_arguments(self):
         with self.assertRaises(TypeError) as cm:
             telemetry(42)
@@ -184,6 +248,9 @@ class TestForms(TelemetryTestCase):
         self.assertExpectedInline(str(cm.exception), """to_json(): indent must be >= 0 (spaces per level) or None, but got -1""")
         with self.assertRaisesRegex(TypeError, r"^to_json\(\): all_ranks must be a bool, but got 1$"):
             to_json(all_ranks=1)
+        with self.assertRaises(TypeError) as cm:
+            snapshot(workers=1)
+        self.assertExpectedInline(str(cm.exception), """snapshot(): workers must be a bool, but got 1""")
 
     def test_module_level_functions_pickle(self):
         self.assertIs(pickle.loads(pickle.dumps(module_level_step)), module_level_step)
@@ -219,6 +286,31 @@ class TestFigures(TelemetryTestCase):
             exact = ordered[max(1, math.ceil(q * len(ordered))) - 1]
             self.assertLessEqual(abs(stat.quantile_ns(q) - exact), exact / 32 + 0.5, (q, exact))
         self.assertEqual((stat.min_ns, stat.max_ns, stat.total_ns), (ordered[0], ordered[-1], sum(durations)))
+
+    @settings(max_examples=50, deadline=None)
+    @given(st.lists(st.one_of(st.integers(0, 40), st.integers(0, 10**12), st.integers(0, 40).map(lambda k: 2**k)), min_size=1))
+    def test_fold_matches_per_value_buckets(self, durations):
+        stat = tm._Stat("cpu")
+        stat.buffer.extend(durations)
+        stat.fold()
+        expected = [0] * len(stat.buckets)
+        for ns in durations:
+            if ns < tm._LINEAR:
+                expected[ns] += 1
+            else:
+                shift = ns.bit_length() - tm._SUB_BITS - 1
+                expected[(shift << tm._SUB_BITS) + (ns >> shift)] += 1
+        self.assertEqual(stat.buckets, expected)
+        self.assertEqual(
+            (stat.count, stat.total_ns, stat.min_ns, stat.max_ns),
+            (len(durations), sum(durations), min(durations), max(durations)),
+        )
+
+    def test_block_objects_shared_per_name(self):
+        self.assertIs(telemetry("shared"), telemetry("shared"))
+        self.assertIsNot(telemetry("shared_warm", warmup=1), telemetry("shared_warm"))
+        with mock.patch.object(tm, "_MAX_SHARED_BLOCKS", 0):
+            self.assertIsNot(telemetry("not cached"), telemetry("not cached"))
 
     def test_memory_is_bounded(self):
         durations = range(0, 10**9, 79193)
@@ -618,7 +710,9 @@ class TestProcesses(TelemetryTestCase):
         self.assertEqual(sorted(per_worker), [0, 1])
         for counts in per_worker.values():
             self.assertEqual(counts, list(range(1, len(counts) + 1)))
-        self.assertEqual(snapshot()["load"]["count"], 3)
+        # ... and the parent's snapshot merges them in once the workers have exited (F2).
+        del loader
+        self.assertEqual(snapshot()["load"]["count"], 3 + 8)
 
 
 def _rank_main(rank, init_file, queue):
@@ -657,9 +751,12 @@ class TestDistributed(TelemetryTestCase):
                         p.kill()
         self.assertEqual([p.exitcode for p in procs], [0, 0])
         self.assertEqual(results[0], results[1])
-        self.assertEqual(sorted(results[0]), [0, 1])
-        self.assertEqual(results[0][0]["module_level_step"]["count"], 1)
-        self.assertEqual(results[0][1]["module_level_step"]["count"], 2)
+        step = results[0]["module_level_step"]
+        self.assertEqual(step["count"], 3)
+        self.assertEqual(sorted(step["ranks"]), [0, 1])
+        self.assertEqual(step["ranks"][0]["count"], 1)
+        self.assertEqual(step["ranks"][1]["count"], 2)
+        self.assertIn(step["slowest_rank"], (0, 1))
 
 
 class FakeEvent:
@@ -745,7 +842,7 @@ class TestAcceleratorPath(TelemetryTestCase):
             mock.patch.object(torch.accelerator, "current_accelerator", return_value=torch.device("cuda")),
             mock.patch.object(torch.accelerator, "current_device_index", side_effect=lambda: self.device),
             mock.patch.object(torch.accelerator, "current_stream", side_effect=lambda index: self.streams[index]),
-            mock.patch.object(torch.accelerator, "max_memory_allocated", self.peaks),
+            mock.patch.object(tm, "_peak_allocated", self.peaks),
         ):
             patcher.start()
             self.addCleanup(patcher.stop)
@@ -858,6 +955,27 @@ class TestAcceleratorPath(TelemetryTestCase):
         asyncio.run(coro())
         self.assertEqual([ref().stream for ref in FakeEvent.created], [self.streams[1]] * 2)
         self.assertEqual(snapshot()["acoro"]["count"], 1)
+
+
+class TestPeakCounter(TestCase):
+    def test_reads_the_one_counter_not_the_flattened_dict(self):
+        stats = mock.Mock(return_value={"allocated_bytes": {"all": {"peak": 123, "current": 5}}})
+        with (
+            mock.patch.object(torch._C, "_accelerator_getDeviceStats", stats, create=True),
+            mock.patch.object(torch._C, "_accelerator_isAllocatorInitialized", return_value=True, create=True),
+            mock.patch.object(torch.accelerator, "memory_stats", side_effect=AssertionError("flattened")),
+        ):
+            self.assertEqual(tm._peak_allocated(1), 123)
+        stats.assert_called_once_with(1)
+
+    def test_uninitialized_allocator_is_zero(self):
+        stats = mock.Mock()
+        with (
+            mock.patch.object(torch._C, "_accelerator_getDeviceStats", stats, create=True),
+            mock.patch.object(torch._C, "_accelerator_isAllocatorInitialized", return_value=False, create=True),
+        ):
+            self.assertEqual(tm._peak_allocated(0), 0)
+        stats.assert_not_called()
 
 
 class TestDeviceGuard(TestCase):

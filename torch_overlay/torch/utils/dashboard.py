@@ -38,7 +38,7 @@ from typing import Any, Literal, TextIO
 from urllib.parse import parse_qs, urlsplit
 from typing_extensions import Self
 
-from torch.utils import _dashboard_host, telemetry as _telemetry
+from torch.utils import _dashboard_host, _telemetry_job, telemetry as _telemetry
 from torch.utils._dashboard_history import History, MAX_SAMPLES, samples_for
 from torch.utils._dashboard_page import CONTENT_SECURITY_POLICY, PAGE
 from torch.utils._memory_size import format_memory_size
@@ -204,54 +204,21 @@ def watch(refresh: float = 1.0, *, iterations: int | None = None, file: TextIO |
         out.write("\n")
 
 
-def _label(value: str) -> str:
-    # Prometheus text format: a label value escapes backslash, double quote and line feed.
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _metric(value: float) -> str:
-    return repr(float(value)) if isinstance(value, float) else str(value)
-
-
-def _prometheus(stats: dict[str, dict[str, Any]]) -> str:
-    families: list[tuple[str, str, str, list[tuple[str, str, float]]]] = [
-        ("torch_telemetry_calls_total", "counter", "Timed calls, failed ones included.", []),
-        ("torch_telemetry_errors_total", "counter", "Timed calls that raised.", []),
-        ("torch_telemetry_duration_seconds", "summary", "Duration of timed calls.", []),
-        ("torch_telemetry_duration_min_seconds", "gauge", "Shortest timed call.", []),
-        ("torch_telemetry_duration_max_seconds", "gauge", "Longest timed call.", []),
-        ("torch_telemetry_peak_memory_bytes", "gauge", "Peak device memory allocated when a call ended.", []),
-    ]
-    calls, errors, duration, low, high, peak = (samples for *_, samples in families)
-    for name, s in sorted(stats.items()):
-        labels = f'name="{_label(name)}",device="{_label(s["device"])}"'
-        calls.append(("", labels, s["count"]))
-        errors.append(("", labels, s["errors"]))
-        duration.append(("", labels + ',quantile="0.5"', s["p50_ms"] / 1e3))
-        duration.append(("", labels + ',quantile="0.95"', s["p95_ms"] / 1e3))
-        duration.append(("_sum", labels, s["total_ms"] / 1e3))
-        duration.append(("_count", labels, s["count"]))
-        low.append(("", labels, s["min_ms"] / 1e3))
-        high.append(("", labels, s["max_ms"] / 1e3))
-        if s["peak_memory_bytes"] is not None:
-            peak.append(("", labels, s["peak_memory_bytes"]))
-    lines = []
-    for family, kind, help_text, samples in families:
-        lines.append(f"# HELP {family} {help_text}")
-        lines.append(f"# TYPE {family} {kind}")
-        lines.extend(f"{family}{suffix}{{{labels}}} {_metric(v)}" for suffix, labels, v in samples)
-    return "\n".join(lines) + "\n"
-
-
-# The two data sources of the server: what /api/stats (and the page, and the history) and /metrics show.
 def _stats() -> dict[str, dict[str, Any]]:
     """The figures per name shown by ``/api/stats``, the page and the history."""
-    return _telemetry.snapshot()
+    return _telemetry_job._job_snapshot()
 
 
 def _metrics() -> str:
     """The telemetry part of ``/metrics``, in the Prometheus text format."""
-    return _prometheus(_telemetry.snapshot())
+    return _telemetry_job._exposition()
+
+
+def _job_size() -> int:
+    """The number of ranks of the default group, 1 without :mod:`torch.distributed`."""
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def _host_prometheus() -> str:
@@ -431,12 +398,19 @@ class LiveDashboard:
         self._sampler = threading.Thread(
             target=self._sample_loop, name=f"torch.utils.dashboard:{self.port}:history", daemon=True
         )
+        # Under torch.distributed, every rank's board publishes its figures to the job's store,
+        # so that any board (open rank 0's) shows the whole job.
+        self._publisher = _telemetry_job._Publisher(server.refresh) if _job_size() > 1 else None
         try:
             self._thread.start()
             self._sampler.start()
+            if self._publisher is not None:
+                self._publisher.start()
         except BaseException:
             self._stopped = True
             self._wake.set()
+            if self._publisher is not None:
+                self._publisher.stop()
             if self._thread.is_alive():
                 server.shutdown()
                 self._thread.join()
@@ -511,6 +485,8 @@ class LiveDashboard:
             self._stopped = True
         self._wake.set()
         if os.getpid() == self._pid:
+            if self._publisher is not None:
+                self._publisher.stop()
             self._server.shutdown()
             self._thread.join()
             self._sampler.join()
@@ -585,12 +561,15 @@ def live_dashboard(
       e.g. ``board.url + "#log&span=900&hide=data.load"``.
       When the figures carry ``"ranks"`` and ``"slowest_rank"`` (a job's merged
       figures), the slowest rank of each name is highlighted.
-    * ``/api/stats``: :func:`torch.utils.telemetry.snapshot` as JSON;
+    * ``/api/stats``: :func:`torch.utils.telemetry.snapshot` as JSON (under
+      :mod:`torch.distributed`, the job's figures merged over the ranks, as
+      ``snapshot(all_ranks=True)`` gives them, without a collective);
     * ``/api/history``: the time series the server keeps (below) as JSON;
       ``?since=T`` returns only the samples after ``T`` (unix seconds);
     * ``/metrics``: the same figures in the Prometheus text exposition format
       (``torch_telemetry_calls_total``, ``torch_telemetry_errors_total``,
-      ``torch_telemetry_duration_seconds`` summary with p50/p95,
+      ``torch_telemetry_duration_seconds`` histogram (``_bucket``/``_sum``/
+      ``_count``, see :mod:`torch.utils.telemetry`),
       ``torch_telemetry_duration_min_seconds`` / ``_max_seconds``,
       ``torch_telemetry_peak_memory_bytes``, labelled by ``name`` and
       ``device``), then the process's ``process_resident_memory_bytes`` and
@@ -599,6 +578,13 @@ def live_dashboard(
       ``DCGM_FI_DEV_POWER_USAGE`` (W) and ``DCGM_FI_DEV_GPU_TEMP`` (C),
       labelled ``gpu`` (NVML's index), ``UUID`` and ``modelName`` as
       dcgm-exporter does (and ``rank`` under :mod:`torch.distributed`).
+
+    Ranks: under :mod:`torch.distributed` (more than one rank), call it on
+    every rank (``port=0``, or one port per rank on a shared host): each board
+    publishes its rank's figures to the default store every ``refresh``
+    seconds, and every board, rank 0's included, shows the whole job with the
+    slowest rank per name highlighted and a ``rank`` label on ``/metrics``.
+    A rank that never started a board is missing from the job's figures.
 
     History: a second thread samples the figures every ``refresh`` seconds
     into a ring buffer covering the last ``history`` seconds (at most

@@ -46,14 +46,19 @@ Failures inside a timed call are counted, logged at ``DEBUG`` on
 :func:`torch.utils.error_callback.report` (``source="torch.utils.telemetry"``,
 ``name=...``) and re-raised unchanged.
 
-State is process-wide and thread-safe.  A forked child (a ``DataLoader``
-worker) starts with empty figures and a fresh lock.  With
-:mod:`torch.distributed` initialized, ``snapshot(all_ranks=True)`` gathers the
-figures of every rank.
+State is process-wide and thread-safe.  A forked child starts with empty
+figures and a fresh lock.  The figures of ``DataLoader`` worker processes
+reach their parent's :func:`snapshot` (merged per name; per worker with
+``snapshot(workers=True)``).  With :mod:`torch.distributed` initialized,
+``snapshot(all_ranks=True)`` merges the figures of every rank and names the
+slowest rank per name.  ``telemetry(name, warmup=N)`` leaves a name's first
+``N`` calls out (e.g. ``torch.compile``'s first, compiling call) and
+``reset(name)`` forgets one name.
 """
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextvars
 import functools
@@ -72,7 +77,7 @@ from typing_extensions import Self
 import torch
 import torch.autograd.profiler as _autograd_profiler
 from torch._accelerator._device_probe import available_accelerator
-from torch.utils import error_callback as _error_callback
+from torch.utils import _dry_run_rehearse as _rehearse, _telemetry_workers, error_callback as _error_callback
 from torch.utils._eager import stay_eager
 
 
@@ -102,7 +107,7 @@ class _Stat:
 
     __slots__ = (
         "count", "errors", "total_ns", "min_ns", "max_ns", "buckets", "device", "index", "peak", "peak_due", "pending",
-        "buffer",
+        "buffer", "skip",
     )
 
     def __init__(self, device: str) -> None:
@@ -122,6 +127,8 @@ class _Stat:
         self.pending: list[tuple[torch.Event, torch.Event, int]] = []
         # host durations (ns) not yet folded into the figures
         self.buffer: collections.deque[int] = collections.deque()
+        # warm-up calls of this name still to leave out (telemetry(name, warmup=N))
+        self.skip = 0
 
     def add(self, ns: int) -> None:
         self.buffer.append(ns)
@@ -132,22 +139,29 @@ class _Stat:
         buffer, buckets = self.buffer, self.buckets
         # Only what is there now: other threads may append while this runs.
         n = len(buffer)
-        total, low, high = 0, self.min_ns, self.max_ns
-        for _ in range(n):
-            ns = buffer.popleft()
-            total += ns
-            if ns > high:
-                high = ns
-            if ns < low:
-                low = ns
+        if not n:
+            return
+        popleft = buffer.popleft
+        values = sorted([popleft() for _ in range(n)])
+        self.count += n
+        self.total_ns += sum(values)
+        if values[0] < self.min_ns:
+            self.min_ns = values[0]
+        if values[-1] > self.max_ns:
+            self.max_ns = values[-1]
+        # Sorted, the values of one bucket are a run: one step per occupied bucket, not per value.
+        i = 0
+        while i < n:
+            ns = values[i]
             if ns < _LINEAR:
-                buckets[ns] += 1
+                index, upper = ns, ns + 1
             else:
                 shift = ns.bit_length() - _SUB_BITS - 1
-                buckets[(shift << _SUB_BITS) + (ns >> shift)] += 1
-        self.count += n
-        self.total_ns += total
-        self.min_ns, self.max_ns = low, high
+                mantissa = ns >> shift
+                index, upper = (shift << _SUB_BITS) + mantissa, (mantissa + 1) << shift
+            j = bisect.bisect_left(values, upper, i) if values[-1] >= upper else n
+            buckets[index] += j - i
+            i = j
 
     def quantile_ns(self, q: float) -> float:
         rank = max(1, math.ceil(q * self.count))  # nearest-rank definition
@@ -195,6 +209,14 @@ class _Stat:
 
 _lock = threading.Lock()
 _stats: dict[str, _Stat] = {}
+# How many block entries are kept in _open_blocks, over all threads and tasks: while 0, a block's
+# entry and exit need not read the context variable.
+_stacked = 0
+# ``telemetry("name")`` objects, shared per name (at most _MAX_SHARED_BLOCKS names).
+_blocks: dict[str, _Block] = {}
+_MAX_SHARED_BLOCKS = 4096
+# Per name, the warm-up calls still to leave out (telemetry(name, warmup=N)); survives reset().
+_warmup_left: dict[str, int] = {}
 # None until first needed; then the accelerator's device module, or False when there is none.
 _device_module: Any = None
 _backlog_logged = False
@@ -221,13 +243,16 @@ _device_guard = torch.accelerator.device_index
 
 
 def _after_fork_in_child() -> None:
-    global _lock, _stats, _backlog_logged
+    global _lock, _stats, _backlog_logged, _stats_seen
     # The parent's lock may have been held by another thread at fork time, and
     # its pending accelerator events mean nothing in the child.
     _inherited.append(_stats)
     _lock = threading.Lock()
     _stats = {}
     _backlog_logged = False
+    _stats_seen = False
+    # A shared block object may hold an entry of a thread that does not exist in the child.
+    _blocks.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -260,7 +285,47 @@ def _stat(name: str, device: str) -> _Stat:
     stat = _stats.get(name)
     if stat is None:
         stat = _stats[name] = _Stat(device)
+        stat.skip = _warmup_left.get(name, 0)
+        if not _stats_seen:
+            _first_stat()
     return stat
+
+
+# Whether a name was recorded in this process yet (reset by fork): the first one checks, once, whether
+# this process is a DataLoader worker, which then spools its figures to the parent.
+_stats_seen = False
+
+
+def _first_stat() -> None:
+    global _stats_seen
+    _stats_seen = True
+    data = sys.modules.get("torch.utils.data._utils.worker")
+    if data is not None and getattr(data, "_worker_info", None) is not None:
+        from torch.utils import _telemetry_workers
+
+        _telemetry_workers.start_worker_spool()
+
+
+def _register_warmup(name: str, warmup: int) -> None:
+    """Leave the first ``warmup`` calls of ``name`` in this process out (the first registration counts)."""
+    if warmup and name not in _warmup_left:
+        with _lock:
+            if name not in _warmup_left:
+                stat = _stats.get(name)
+                done = stat.count + len(stat.buffer) + len(stat.pending) if stat is not None else 0
+                left = _warmup_left[name] = max(0, warmup - done)
+                if stat is not None:
+                    stat.skip = left
+
+
+def _skip(name: str, stat: _Stat) -> bool:
+    """Whether this call of ``name`` is a warm-up call to leave out (and count it as done)."""
+    with _lock:
+        if stat.skip <= 0:
+            return False
+        stat.skip -= 1
+        _warmup_left[name] = stat.skip
+        return True
 
 
 def _host_stat(name: str) -> _Stat:
@@ -294,7 +359,11 @@ def _end(name: str, token: Any, exc: BaseException | None) -> None:
 
 
 def _record_host(name: str, ns: int, failed: bool) -> None:
+    if _rehearse.running and _rehearse.rehearsing():
+        return  # a rehearsal (torch.utils.dry_run.rehearse) is not a call
     stat = _stats.get(name) or _host_stat(name)
+    if stat.skip and _skip(name, stat):
+        return
     if failed:
         with _lock:
             stat.errors += 1
@@ -305,9 +374,15 @@ def _record_host(name: str, ns: int, failed: bool) -> None:
 
 
 def _record_device(name: str, index: int, start: torch.Event, end: torch.Event, failed: bool) -> None:
+    if _rehearse.running and _rehearse.rehearsing():
+        return
     device = f"{torch.accelerator.current_accelerator()}:{index}"
     with _lock:
         stat = _stat(name, device)
+        if stat.skip > 0:
+            stat.skip -= 1
+            _warmup_left[name] = stat.skip
+            return
         if failed:
             stat.errors += 1
         stat.device = device
@@ -433,8 +508,11 @@ def _wrap_function(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
                 _record_host(name, _perf_counter_ns() - start, True)
                 _failed(name, e)
                 raise
+            ns = _perf_counter_ns() - start
             stat = _stats.get(name) or _host_stat(name)
-            stat.buffer.append(_perf_counter_ns() - start)
+            if stat.skip and _skip(name, stat):
+                return out
+            stat.buffer.append(ns)
             if len(stat.buffer) >= _FLUSH_EVERY:
                 with _lock:
                     stat.fold()
@@ -529,15 +607,18 @@ class _Block:
     or task the slot entry, if any, is always the outermost, so exits pair with their entries.
     """
 
-    __slots__ = ("name", "_slot")
+    __slots__ = ("name", "_slot", "_warmup")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, warmup: int = 0) -> None:
         self.name = name
+        self._warmup = warmup
+        if warmup:
+            _register_warmup(name, warmup)
         # {0: (token, profiler range)} while the slot is taken; setdefault/pop are atomic.
         self._slot: dict[int, tuple[Any, Any]] = {}
 
     def __repr__(self) -> str:
-        return f"telemetry({self.name!r})"
+        return f"telemetry({self.name!r})" if not self._warmup else f"telemetry({self.name!r}, warmup={self._warmup})"
 
     def __call__(self, fn: _F) -> _F:
         if not callable(fn):
@@ -545,6 +626,13 @@ class _Block:
         return _wrap(fn, self.name)
 
     def __enter__(self) -> Self:
+        if not _stacked and _device_module is False and not _autograd_profiler._is_profiler_enabled:
+            # Fast path (host clock, no profiler, no other block open in this thread or task): the slot
+            # holds the bare start time.
+            start = _perf_counter_ns()
+            if self._slot.setdefault(0, start) is start:
+                return self
+            return self._enter_stacked((start, None))
         record = None
         if _autograd_profiler._is_profiler_enabled:
             record = torch.autograd.profiler.record_function(self.name)
@@ -552,22 +640,50 @@ class _Block:
         entry = (_perf_counter_ns() if _device_module is False else _begin(), record)
         stack = _open_blocks.get()
         if (stack and any(open_[0] is self for open_ in stack)) or self._slot.setdefault(0, entry) is not entry:
-            _open_blocks.set((*stack, (self, *entry)))
+            return self._enter_stacked(entry)
+        return self
+
+    def _enter_stacked(self, entry: tuple[Any, Any]) -> Self:
+        global _stacked
+        with _lock:
+            _stacked += 1
+        _open_blocks.set((*_open_blocks.get(), (self, *entry)))
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        stack = _open_blocks.get()
-        for i in range(len(stack) - 1, -1, -1) if stack else ():
-            if stack[i][0] is self:
-                entry = stack[i][1:]
-                _open_blocks.set(stack[:i] + stack[i + 1 :])
-                break
-        else:
+        global _stacked
+        stack = _open_blocks.get() if _stacked else ()
+        if not stack:
             entry = self._slot.pop(0, None)
-            if entry is None:
-                raise RuntimeError(
-                    f"telemetry({self.name!r}): __exit__ without a matching __enter__ in this thread or task"
-                )
+            if type(entry) is int:
+                ns = _perf_counter_ns() - entry
+                stat = _stats.get(self.name)
+                if exc is None and stat is not None and not stat.skip:
+                    # Fast path: what a call of a decorated function pays.
+                    stat.buffer.append(ns)
+                    if len(stat.buffer) >= _FLUSH_EVERY:
+                        with _lock:
+                            stat.fold()
+                    return
+                error = exc if exc is not None and _is_error(exc) else None
+                _record_host(self.name, ns, error is not None)
+                if error is not None:
+                    _failed(self.name, error)
+                return
+        else:
+            for i in range(len(stack) - 1, -1, -1):
+                if stack[i][0] is self:
+                    entry = stack[i][1:]
+                    _open_blocks.set(stack[:i] + stack[i + 1 :])
+                    with _lock:
+                        _stacked -= 1
+                    break
+            else:
+                entry = self._slot.pop(0, None)
+        if entry is None:
+            raise RuntimeError(f"telemetry({self.name!r}): __exit__ without a matching __enter__ in this thread or task")
+        if type(entry) is int:
+            entry = (entry, None)
         token, record = entry
         error = exc if exc is not None and _is_error(exc) else None
         if type(token) is int:
@@ -586,7 +702,7 @@ class _Block:
         self.__exit__(exc_type, exc, tb)
 
 
-def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None = None) -> Any:
+def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None = None, warmup: int = 0) -> Any:
     r"""Time every call of a function, or a ``with`` block, under a name.
 
     Forms:
@@ -594,11 +710,23 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
     * ``@telemetry``: times the function under its ``__qualname__``;
     * ``@telemetry(name="load")`` or ``@telemetry("load")``: under ``"load"``;
     * ``with telemetry("load"):`` or ``async with telemetry("load"):``: times
-      the block.
+      the block;
+    * ``@telemetry(warmup=N)``, ``telemetry("load", warmup=N)``: as above,
+      leaving the name's first ``N`` calls in this process out of its figures.
 
     Args:
         fn: the function to time, or the name for a block.
         name: the name to record under (default: ``fn.__qualname__``).
+        warmup: how many of the name's first calls in this process to leave
+            out of its figures (e.g. the calls that compile, F8-style
+            ``torch.compile`` warm-up).  Counted per name, from the first
+            call in the process, by whichever object times the name: a
+            ``with telemetry("step", warmup=1):`` created at every iteration
+            leaves out the first iteration only.  The first ``warmup=`` given
+            for a name is the one used.  :func:`reset` does not re-arm it.  A
+            warm-up call that raises is left out as well (not counted in
+            ``errors``) but is still logged and reported to
+            :mod:`torch.utils.error_callback`.
 
     Returns:
         The wrapped function (picklable when ``fn`` is defined at module level),
@@ -606,8 +734,9 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
 
     Raises:
         TypeError: ``fn`` is neither callable nor a string, ``name`` is not a
-            string, or both a positional and a keyword name are given.
-        ValueError: the name is empty.
+            string, both a positional and a keyword name are given, or
+            ``warmup`` is not an int.
+        ValueError: the name is empty, or ``warmup`` is negative.
         RuntimeError: a ``telemetry("name")`` object is exited without having
             been entered in the same thread or task.
 
@@ -654,10 +783,11 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
         On an accelerator the duration is the time between two events on the
         stream current at entry, i.e. the device time of the work queued
         there during the call.  ``peak_memory_bytes`` is
-        :func:`torch.accelerator.max_memory_allocated` of the name's device,
-        sampled by :func:`snapshot` (once per device, only for names called
-        there since the previous snapshot), not at each call: reading it
-        builds the allocator's whole statistics dict, tens of microseconds.  It
+        :func:`torch.accelerator.max_memory_allocated` of the name's device
+        (read as that one counter of the allocator's statistics, not through
+        the flattened :func:`torch.accelerator.memory_stats` dict), sampled by
+        :func:`snapshot` (once per device, only for names called there since
+        the previous snapshot), not at each call.  It
         is the device's high-water mark since the last
         :func:`torch.accelerator.reset_peak_memory_stats`, not only this
         name's.  On CPU it is ``None``: the host allocator keeps no cheap peak
@@ -677,6 +807,15 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
         >>> snapshot()["step"]["count"], snapshot()["eval"]["device"]
         (3, 'cpu')
     """
+    if type(fn) is str and name is None and not warmup:
+        # ``with telemetry("name"):`` in a loop: one shared object per name (blocks keep their entries
+        # per thread and task, so sharing is safe), which keeps the block form as cheap as the decorator.
+        block = _blocks.get(fn)
+        if block is not None:
+            return block
+        if fn and len(_blocks) < _MAX_SHARED_BLOCKS:
+            block = _blocks[fn] = _Block(fn)
+            return block
     if isinstance(fn, str):
         if name is not None:
             raise TypeError(f"telemetry(): give the name once, positionally or as name=, but got {fn!r} and {name!r}")
@@ -686,13 +825,27 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
             raise TypeError(f"telemetry(): name must be a str, but got {name!r}")
         if not name:
             raise ValueError("telemetry(): name must be a non-empty string, but got ''")
+    if isinstance(warmup, bool) or not isinstance(warmup, int):
+        raise TypeError(f"telemetry(): warmup must be an int (calls to leave out), but got {warmup!r}")
+    if warmup < 0:
+        raise ValueError(f"telemetry(): warmup must be >= 0 (calls to leave out), but got {warmup}")
     if fn is None:
         if name is None:
+            if warmup:
+                return functools.partial(_decorate, warmup=warmup)
             raise TypeError("telemetry(): expected a function to time or a name, but got neither")
-        return _Block(name)
+        return _Block(name, warmup)
     if not callable(fn):
         raise TypeError(f"telemetry(): expected a callable or a name (str), but got {fn!r}")
-    return _wrap(fn, name if name is not None else getattr(fn, "__qualname__", type(fn).__name__))
+    return _decorate(fn, name, warmup)
+
+
+def _decorate(fn: Callable[..., Any], name: str | None = None, warmup: int = 0) -> Any:
+    if not callable(fn):
+        raise TypeError(f"telemetry(warmup={warmup}) decorates a callable, but got {fn!r}")
+    name = name if name is not None else getattr(fn, "__qualname__", type(fn).__name__)
+    _register_warmup(name, warmup)
+    return _wrap(fn, name)
 
 
 def _resolve_pending() -> None:
@@ -738,7 +891,7 @@ def _resolve_group(index: int, items: list[Any]) -> tuple[list[tuple[_Stat, int]
     items.clear()  # the events are destroyed here, inside the device guard
     if sample:
         try:
-            peak = torch.accelerator.max_memory_allocated(index)
+            peak = _peak_allocated(index)
         except Exception as e:
             if not _peak_failed_logged:
                 _peak_failed_logged = True
@@ -750,7 +903,8 @@ def _resolve_group(index: int, items: list[Any]) -> tuple[list[tuple[_Stat, int]
     return durations, peaks
 
 
-def _local_states() -> dict[str, dict[str, Any]]:
+def _own_states() -> dict[str, dict[str, Any]]:
+    """The raw figures of this process alone."""
     _resolve_pending()
     with _lock:
         for stat in _stats.values():
@@ -758,35 +912,123 @@ def _local_states() -> dict[str, dict[str, Any]]:
         return {name: stat.state() for name, stat in _stats.items()}
 
 
+def _peak_allocated(index: int) -> int:
+    """The allocator's peak allocated bytes on device ``index``: the one counter, not the flattened dict.
+
+    :func:`torch.accelerator.max_memory_allocated` flattens and sorts the allocator's whole statistics
+    dict to read one value; this reads the nested dict the allocator returns directly.
+    """
+    get_stats = getattr(torch._C, "_accelerator_getDeviceStats", None)
+    if get_stats is None:  # an older torch
+        return torch.accelerator.max_memory_allocated(index)
+    if not torch._C._accelerator_isAllocatorInitialized():
+        return 0
+    return int(get_stats(index)["allocated_bytes"]["all"]["peak"])
+
+
+def _local_states(workers: dict[int, dict[str, dict[str, Any]]] | None = None) -> dict[str, dict[str, Any]]:
+    """The raw figures of this process merged with those its DataLoader workers sent."""
+    if workers is None:
+        workers = _telemetry_workers.read()
+    own = _own_states()
+    if not workers:
+        return own
+    names: dict[str, list[dict[str, Any]]] = {name: [state] for name, state in own.items()}
+    for states in workers.values():
+        for name, state in states.items():
+            names.setdefault(name, []).append(state)
+    return {name: _merge(states) for name, states in names.items()}
+
+
+def _merge(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge raw figures of one name: exact count, errors, total, min, max; summed histograms."""
+    buckets: dict[int, int] = {}
+    for state in states:
+        for index, n in state["buckets"].items():
+            buckets[int(index)] = buckets.get(int(index), 0) + n
+    devices = sorted({state["device"] for state in states})
+    peaks = [state["peak"] for state in states if state["peak"] is not None]
+    return {
+        "count": sum(state["count"] for state in states),
+        "errors": sum(state["errors"] for state in states),
+        "total_ns": sum(state["total_ns"] for state in states),
+        "min_ns": min(state["min_ns"] for state in states),
+        "max_ns": max(state["max_ns"] for state in states),
+        "buckets": buckets,
+        "device": ",".join(devices),
+        "peak": max(peaks) if peaks else None,
+    }
+
+
+def _merged_view(per_rank: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """``snapshot(all_ranks=True)``'s format from the raw figures of each rank."""
+    names: dict[str, dict[int, dict[str, Any]]] = {}
+    for rank in sorted(per_rank):
+        for name, state in per_rank[rank].items():
+            names.setdefault(name, {})[rank] = state
+    view = {}
+    for name, ranks in sorted(names.items()):
+        figures = _summary(_merge(list(ranks.values())))
+        figures["ranks"] = {rank: _summary(state) for rank, state in ranks.items()}
+        # The straggler: the rank that spent the most time in the name (the others wait for it at the
+        # next collective); the lowest rank on a tie.
+        figures["slowest_rank"] = max(ranks, key=lambda rank: (ranks[rank]["total_ns"], -rank))
+        view[name] = figures
+    return view
+
+
 def _summary(state: dict[str, Any]) -> dict[str, Any]:
     stat = _Stat(state["device"])
     stat.count, stat.errors, stat.total_ns = state["count"], state["errors"], state["total_ns"]
     stat.min_ns, stat.max_ns, stat.peak = state["min_ns"], state["max_ns"], state["peak"]
     for index, n in state["buckets"].items():
-        stat.buckets[index] = n
+        stat.buckets[int(index)] = n
     return stat.summary()
 
 
-def snapshot(*, all_ranks: bool = False, group: Any = None) -> dict[Any, Any]:
+def snapshot(*, all_ranks: bool = False, group: Any = None, workers: bool = False) -> dict[Any, Any]:
     r"""Return the figures recorded so far, one entry per name.
 
     Args:
         all_ranks: gather the figures of every rank of ``group`` instead of
             this process only.  A collective: every rank must call it.
         group: the process group for ``all_ranks`` (default: the world).
+        workers: add, per name, the figures of each DataLoader worker
+            process of this process under ``"workers"``.
 
     Returns:
         dict: ``{name: {"count", "errors", "total_ms", "mean_ms", "min_ms",
         "max_ms", "p50_ms", "p95_ms", "device", "peak_memory_bytes"}}`` with
         ints for the counts, floats in milliseconds, the device as a string
         (``"cpu"``, ``"cuda:0"``) and the peak in bytes (``None`` on CPU).
-        With ``all_ranks=True``: ``{rank: {name: {...}}}`` for every rank of
-        the group, the same on every rank.
+
+        The figures of this process's DataLoader workers are merged in (see
+        below); with ``workers=True`` each name also has ``"workers":
+        {pid: {...}}``, the figures of each worker process that recorded the
+        name (a worker that ended or died keeps its last figures there).
+
+        With ``all_ranks=True``, the same on every rank: per name the merged
+        figures of all ranks of the group (exact count, errors, total, mean,
+        min and max; ``p50_ms``/``p95_ms`` from the summed histograms; the
+        devices of the ranks joined by ``","`` where they differ; the highest
+        peak), plus ``"ranks": {rank: {...}}`` (the figures of each rank that
+        recorded the name) and ``"slowest_rank"``: the rank with the largest
+        ``total_ms`` for the name, i.e. the one the others wait for at the
+        next collective (the lowest such rank on a tie).
 
     Raises:
-        TypeError: ``all_ranks`` is not a bool.
+        TypeError: ``all_ranks`` or ``workers`` is not a bool.
         RuntimeError: ``all_ranks=True`` while :mod:`torch.distributed` is not
             initialized.
+
+    DataLoader workers: a worker process (``num_workers > 0``; fork, spawn or
+    forkserver; persistent or not) that records figures writes them, from a
+    daemon thread, every second and when it exits, to a spool directory of
+    its parent in :func:`tempfile.gettempdir`; the timed calls themselves pay
+    nothing more.  The parent reads the spool at each :func:`snapshot`, so a
+    worker's figures arrive within about a second.  The parent removes the
+    directory when it exits (and any process that spools removes those left
+    by parents that were killed).
 
     Pending accelerator timings are resolved first, which waits for the work
     they time to finish (the only place this module synchronizes), and the
@@ -804,9 +1046,18 @@ def snapshot(*, all_ranks: bool = False, group: Any = None) -> dict[Any, Any]:
     """
     if not isinstance(all_ranks, bool):
         raise TypeError(f"snapshot(): all_ranks must be a bool, but got {all_ranks!r}")
-    states = _local_states()
+    if not isinstance(workers, bool):
+        raise TypeError(f"snapshot(): workers must be a bool, but got {workers!r}")
+    spooled = _telemetry_workers.read()
+    states = _local_states(spooled)
     if not all_ranks:
-        return {name: _summary(state) for name, state in states.items()}
+        view = {name: _summary(state) for name, state in states.items()}
+        if workers:
+            for name, figures in view.items():
+                figures["workers"] = {
+                    pid: _summary(worker[name]) for pid, worker in sorted(spooled.items()) if name in worker
+                }
+        return view
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
@@ -818,13 +1069,24 @@ def snapshot(*, all_ranks: bool = False, group: Any = None) -> dict[Any, Any]:
     dist.all_gather_object(gathered, states, group=group)
     ranks = dist.get_process_group_ranks(group) if group is not None else range(len(gathered))
     _log.debug("telemetry: gathered figures of %d ranks", len(gathered))
-    return {rank: {name: _summary(state) for name, state in rank_states.items()} for rank, rank_states in zip(ranks, gathered)}
+    return _merged_view(dict(zip(ranks, gathered)))
 
 
-def reset() -> None:
-    r"""Forget every figure recorded so far, in this process.
+def reset(name: str | None = None) -> None:
+    r"""Forget the figures recorded so far, of one name or of every name.
 
-    Timings still pending on an accelerator are dropped with the rest.
+    Args:
+        name: the name to forget (default: every name).  A name never
+            recorded is no error.
+
+    Raises:
+        TypeError: ``name`` is neither ``None`` nor a string.
+
+    Timings still pending on an accelerator are dropped with the rest, and
+    so are the figures that DataLoader workers of this process have sent.
+    Running workers learn of the reset at their next write (within about a
+    second): what they record before that is left out as well.
+    Warm-up (``telemetry(name, warmup=N)``) is not re-armed.
 
     Example::
 
@@ -835,9 +1097,19 @@ def reset() -> None:
         >>> snapshot()
         {}
     """
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"reset(): name must be a str or None (every name), but got {name!r}")
+    _reset_own(name)
+    _telemetry_workers.reset(name)
+    _log.debug("telemetry: reset %s", "every name" if name is None else repr(name))
+
+
+def _reset_own(name: str | None) -> None:
     with _lock:
-        _stats.clear()
-    _log.debug("telemetry: reset")
+        if name is None:
+            _stats.clear()
+        else:
+            _stats.pop(name, None)
 
 
 def to_json(*, all_ranks: bool = False, group: Any = None, indent: int | None = None) -> str:
