@@ -6,7 +6,12 @@ import http.client
 import json
 import logging
 import multiprocessing
+import os
+import socket
+import subprocess
 import sys
+import tempfile
+import textwrap
 import threading
 import unittest
 import urllib.parse
@@ -407,6 +412,77 @@ class TestHostMetrics(FakeNvmlTestCase):
         self.assertEqual(out["gpus"]["0"]["memory_total_bytes"][0], 80 * GiB)
         self.assertGreater(out["process"]["rss_bytes"][0], 10 << 20)
         self.assertFalse(torch.cuda.is_initialized())
+
+
+_RANK_BOARD = textwrap.dedent(
+    """
+    import json, sys, time, urllib.request
+    import torch.distributed as dist
+    from torch.utils.dashboard import live_dashboard
+    from torch.utils.telemetry import telemetry
+
+    rank, port = int(sys.argv[1]), sys.argv[2]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    board = live_dashboard(port=0, refresh=0.05)
+    for _ in range(rank + 1):
+        with telemetry("step"):
+            time.sleep(0.01 * (1 + 4 * rank))
+    out = {}
+    dist.barrier()
+    if rank == 0:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            stats = json.load(urllib.request.urlopen(board.url + "api/stats"))
+            if len(stats.get("step", {}).get("ranks", {})) == 2:
+                break
+            time.sleep(0.05)
+        out = {"stats": stats, "metrics": urllib.request.urlopen(board.url + "metrics").read().decode()}
+    dist.barrier()
+    board.stop()
+    dist.destroy_process_group()
+    print(json.dumps(out))
+    """
+)
+
+
+@unittest.skipIf(IS_WINDOWS or not torch.distributed.is_available(), "needs torch.distributed with gloo")
+class TestRanks(TestCase):
+    def test_rank0_board_shows_the_job(self):
+        # Two real gloo ranks, each with a board: rank 0's shows both ranks merged, the straggler named.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with tempfile.TemporaryDirectory() as tmp:
+            script = os.path.join(tmp, "rank.py")
+            with open(script, "w") as f:
+                f.write(_RANK_BOARD)
+            procs = [
+                subprocess.Popen([sys.executable, script, str(r), str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for r in range(2)
+            ]
+            outs = []
+            try:
+                for p in procs:
+                    out, err = p.communicate(timeout=240)
+                    self.assertEqual(p.returncode, 0, err.decode()[-2000:])
+                    outs.append(json.loads(out.decode().strip().splitlines()[-1]))
+            finally:
+                for p in procs:
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait()
+        step = outs[0]["stats"]["step"]
+        self.assertEqual((step["count"], step["slowest_rank"]), (3, 1))
+        self.assertEqual({r: f["count"] for r, f in step["ranks"].items()}, {"0": 1, "1": 2})
+        from prometheus_client.parser import text_string_to_metric_families
+
+        ranks = {
+            s.labels["rank"]
+            for family in text_string_to_metric_families(outs[0]["metrics"])
+            if family.name.startswith("torch_telemetry")
+            for s in family.samples
+        }
+        self.assertEqual(ranks, {"0", "1"})
 
 
 if __name__ == "__main__":
