@@ -389,7 +389,7 @@ class TestTimeout(TestCase):
         self.assertExpectedInline(repr(timeout_at(12.0)), """<Timeout [created] its deadline (time.monotonic() = 12.000)>""")
 
     def test_public_api(self):
-        self.assertEqual(sorted(timeout_module.__all__), ["Timeout", "timeout", "timeout_at"])
+        self.assertEqual(sorted(timeout_module.__all__), ["Timeout", "move_on", "move_on_at", "timeout", "timeout_at"])
         for name in timeout_module.__all__:
             self.assertEqual(getattr(timeout_module, name).__module__, "torch.utils.timeout")
 

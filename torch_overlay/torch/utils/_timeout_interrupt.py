@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
+import itertools
 import os
 import sys
 import threading
@@ -151,10 +152,16 @@ def _check_later(stack: list[Timeout], now: float) -> Timeout | None:
     return scope
 
 
+# Numbers the blocks in the order they are entered (and the moments they expire), so that a
+# block entered after an enclosing one expired (in its ``finally``, say) keeps its own deadline.
+_entries = itertools.count()
+
+
 def _expire(scope: Timeout, now: float) -> None:
     # Mark ``scope`` as being interrupted (again) and plan when to check the interrupt arrived.
     if scope._state is _ENTERED:
         scope._state = _EXPIRING
+        scope._expired_seq = next(_entries)
         scope._redeliver_delay = _REDELIVER_FIRST
     else:
         scope._redeliver_delay = min(2 * scope._redeliver_delay, _REDELIVER_MAX)
@@ -211,26 +218,38 @@ def _paused(scope: Timeout, now: float) -> bool:
 
 def _owner(stack: list[Timeout], now: float) -> Timeout | None:
     # The outermost expired block: the interrupt unwinds through every block inside it.
+    # Blocks entered inside an expiring one before it expired are being unwound by its
+    # interrupt and cannot fire; one entered since (by cleanup code on the interrupt's way
+    # out: a ``finally``, an ``except``, an ``__exit__``) has a deadline of its own.
+    unwound = -1
     for scope in stack:
         if scope._state is _EXPIRING:
-            return None
-        if scope._state is _ENTERED and scope._when is not None and scope._when <= now and not _paused(scope, now):
+            unwound = scope._expired_seq
+        elif (
+            scope._state is _ENTERED
+            and scope._seq > unwound
+            and scope._when is not None
+            and scope._when <= now
+            and not _paused(scope, now)
+        ):
             return scope
     return None
 
 
 def _earliest(stack: list[Timeout]) -> float | None:
-    # Blocks inside an expiring one are being unwound: only those outside it can fire,
-    # and the expiring one is checked again at its redelivery time.
+    # Blocks being unwound by an expiring one cannot fire (see _owner), and the expiring
+    # one is checked again at its redelivery time.
     earliest = None
+    unwound = -1
     for scope in stack:
         when = scope._when
         if scope._state is _EXPIRING:
+            unwound = scope._expired_seq
             when = scope._redeliver_at
             if earliest is None or when < earliest:
                 earliest = when
-            break
-        if scope._state is _ENTERED and when is not None:
+            continue
+        if scope._state is _ENTERED and scope._seq > unwound and when is not None:
             when = max(when, scope._redeliver_at)  # a paused deadline waits (see _paused)
             if earliest is None or when < earliest:
                 earliest = when
