@@ -52,7 +52,8 @@ class _TaskBlock:
         self.task = task
         self.handle: Any = None
         self.cancelling = task.cancelling() if _HAS_UNCANCEL else 0
-        self.message = f"torch.utils.timeout: deadline of block {id(self):#x}"
+        # Python 3.10 only (no uncancel()): the message that tells this block's cancellation.
+        self.message = None if _HAS_UNCANCEL else f"torch.utils.timeout: deadline of block {id(self):#x}"
         self.frame = frame  # the frame running the ``with``
         self.agen: Any = None  # found when needed, for a block in an async generator
         self.delay = 0.0

@@ -457,7 +457,9 @@ class Timeout:
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         if self._task is not None:
-            return await _timeout_task._aexit(self, exc)
+            if exc is None and self._state is _EXPIRING:
+                return await _timeout_task._aexit(self, exc)  # may have to claim a pending cancellation
+            return _timeout_task._exit(self, exc, asyncio.CancelledError)
         return self.__exit__(exc_type, exc, tb)
 
     def __call__(self, fn: _F) -> _F:
