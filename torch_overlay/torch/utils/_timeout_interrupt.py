@@ -100,6 +100,10 @@ def _wait_delay(frame: Any, owner: Timeout | None) -> float | None:
         return _RETRY_DELAY
     if owner is None:
         return None  # only a timer armed before ours is due: its handler runs now
+    if owner._scopes.forking:
+        # Inside os.fork(): the at-fork hooks of other libraries run Python code (logging's
+        # release of its module lock); an interrupt there is dropped and leaves the lock held.
+        return _REDELIVER_FIRST
     if _in_dynamo(frame):
         return _REDELIVER_FIRST  # compiled code itself runs in user and graph frames, not Dynamo's
     hook = sys.unraisablehook
@@ -171,7 +175,7 @@ def _expire(scope: Timeout, now: float) -> None:
 class _Scopes:
     """The active deadlines of one thread, outermost first."""
 
-    __slots__ = ("stack", "ident", "mode", "prev_handler", "prev_expiry", "prev_interval")
+    __slots__ = ("stack", "ident", "mode", "prev_handler", "prev_expiry", "prev_interval", "forking")
 
     def __init__(self) -> None:
         self.stack: list[Timeout] = []
@@ -182,6 +186,8 @@ class _Scopes:
         self.prev_handler: Any = None
         self.prev_expiry: float | None = None
         self.prev_interval = 0.0
+        # Between our first and last at-fork hook of an os.fork() in this thread: no interrupt.
+        self.forking = False
 
 
 _local = threading.local()

@@ -70,7 +70,10 @@ is dropped with it and no longer has a deadline.
 A process forked inside a block (:func:`os.fork`, :mod:`multiprocessing` with
 ``fork``, :class:`~torch.utils.data.DataLoader` workers, persistent or not)
 inherits no deadline: in the child the block keeps running with no limit
-(``when()`` is ``None``).
+(``when()`` is ``None``).  In the parent, a deadline that passes during
+:func:`os.fork` waits until it returns: the interrupt never lands in the at-fork
+hooks of libraries imported before this module (where it would be dropped and
+leave, say, :mod:`logging`'s module lock held).
 
 The deadline of :func:`timeout` counts from entering the block, not from
 creating the :class:`Timeout` (before entering, ``when()`` is ``None``); that
@@ -703,12 +706,25 @@ def move_on_at(deadline: float | None) -> Timeout:
     return scope
 
 
+def _before_fork() -> None:
+    # Registered after the standard library's hooks, so run before them (and ours after
+    # them, in the parent): no interrupt lands in another library's at-fork hook.
+    _thread_scopes().forking = True
+    _timeout_watchdog._watchdog.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    _timeout_watchdog._watchdog.after_fork_in_parent()
+    _thread_scopes().forking = False
+
+
 def _after_fork_in_child() -> None:
     # A child forked inside a block (a DataLoader worker, say) keeps running in it, but
     # must not get the parent's deadline: the blocks of the thread that forked stay on
     # its stack, so that leaving them works, with no deadline.
     _timeout_watchdog._watchdog.after_fork_in_child()
     scopes = _thread_scopes()
+    scopes.forking = False
     for scope in scopes.stack:
         scope._when = None
         scope._redeliver_at = math.inf
@@ -717,8 +733,8 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(
-        before=_timeout_watchdog._watchdog.before_fork,
-        after_in_parent=_timeout_watchdog._watchdog.after_fork_in_parent,
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
         after_in_child=_after_fork_in_child,
     )
 atexit.register(_timeout_watchdog._watchdog.stop)
