@@ -12,6 +12,11 @@ of N blocks, in microseconds):
 - worker thread: ``torch.utils.timeout.timeout`` (shared watchdog) against
   stopit's ``ThreadingTimeout`` (a timer thread per block) and
   ``func_timeout.func_timeout`` (a thread per call);
+- the non-raising ``move_on`` block (trio's ``move_on_after``; trio itself is
+  not measured, it needs its own event loop) in both threads;
+- inside an asyncio task: ``async with timeout(...)``, ``async with move_on(...)``
+  and a plain ``with timeout(...)`` in a coroutine against
+  :func:`asyncio.timeout` (Python 3.11+);
 - the decorator form, and a bare call, for scale.
 
 Prints each figure and its ratio to ours.
@@ -20,14 +25,16 @@ Prints each figure and its ratio to ours.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import signal
 import threading
+import time
 import timeit
 
 import func_timeout
 import stopit
 
-from torch.utils.timeout import timeout
+from torch.utils.timeout import move_on, timeout
 
 
 def noop() -> None:
@@ -40,6 +47,11 @@ def per_block_us(stmt, number: int, repeat: int) -> float:
 
 def ours() -> None:
     with timeout(60.0):
+        pass
+
+
+def ours_move_on() -> None:
+    with move_on(60.0):
         pass
 
 
@@ -67,6 +79,27 @@ def setitimer_floor() -> None:
     signal.setitimer(signal.ITIMER_REAL, 0)
 
 
+def per_async_block_us(make, number: int, repeat: int, *, plain_with: bool = False) -> float:
+    """Best of ``repeat`` runs of ``number`` blocks ``async with make(60.0): pass`` in one task."""
+
+    async def blocks() -> float:
+        start = time.perf_counter()
+        if plain_with:
+            for _ in range(number):
+                with make(60.0):
+                    pass
+        else:
+            for _ in range(number):
+                async with make(60.0):
+                    pass
+        return time.perf_counter() - start
+
+    async def best() -> float:
+        return min([await blocks() for _ in range(repeat)])
+
+    return asyncio.run(best()) / number * 1e6
+
+
 def in_worker(fn):
     out = []
     t = threading.Thread(target=lambda: out.append(fn()))
@@ -85,6 +118,7 @@ def main() -> None:
 
     main_rows = [
         ("torch.utils.timeout.timeout", per_block_us(ours, n, r)),
+        ("torch.utils.timeout.move_on", per_block_us(ours_move_on, n, r)),
         ("torch.utils.timeout.timeout (decorator)", per_block_us(ours_decorated, n, r)),
         ("stopit.SignalTimeout", per_block_us(stopit_signal, n, r)),
         ("two signal.setitimer calls (floor)", per_block_us(setitimer_floor, n, r)),
@@ -93,12 +127,21 @@ def main() -> None:
     worker_rows = in_worker(
         lambda: [
             ("torch.utils.timeout.timeout", per_block_us(ours, n, r)),
+            ("torch.utils.timeout.move_on", per_block_us(ours_move_on, n, r)),
             ("torch.utils.timeout.timeout (decorator)", per_block_us(ours_decorated, n, r)),
             ("stopit.ThreadingTimeout", per_block_us(stopit_thread, slow_n, r)),
             ("func_timeout.func_timeout", per_block_us(func_timeout_call, slow_n, r)),
         ]
     )
-    for title, rows in (("main thread", main_rows), ("worker thread", worker_rows)):
+    task_rows = [
+        ("async with timeout", per_async_block_us(timeout, n, r)),
+        ("async with move_on", per_async_block_us(move_on, n, r)),
+        ("with timeout (in the coroutine)", per_async_block_us(timeout, n, r, plain_with=True)),
+    ]
+    if hasattr(asyncio, "timeout"):  # Python 3.11+
+        task_rows.append(("async with asyncio.timeout", per_async_block_us(asyncio.timeout, n, r)))
+    sections = (("main thread", main_rows), ("worker thread", worker_rows), ("asyncio task", task_rows))
+    for title, rows in sections:
         base = rows[0][1]
         print(f"{title}: one block with a 60 s limit that does not expire")
         print(f"  {'method':<42} {'us/block':>10} {'x ours':>8}")

@@ -389,7 +389,7 @@ class TestTimeout(TestCase):
         self.assertExpectedInline(repr(timeout_at(12.0)), """<Timeout [created] its deadline (time.monotonic() = 12.000)>""")
 
     def test_public_api(self):
-        self.assertEqual(sorted(timeout_module.__all__), ["Timeout", "timeout", "timeout_at"])
+        self.assertEqual(sorted(timeout_module.__all__), ["Timeout", "move_on", "move_on_at", "timeout", "timeout_at"])
         for name in timeout_module.__all__:
             self.assertEqual(getattr(timeout_module, name).__module__, "torch.utils.timeout")
 
@@ -923,6 +923,43 @@ class TestLifecycle(TestCase):
         with self.assertRaises(TimeoutError):
             run_in(where, body)
         self.assertEqual(os.waitstatus_to_exitcode(os.waitpid(pids[0], 0)[1]), 0)
+
+    @unittest.skipIf(IS_WINDOWS or not HAS_ITIMER, "fork and SIGALRM are Unix-only")
+    def test_deadline_passing_in_another_librarys_fork_hook(self):
+        # The SIGALRM interrupt landed in logging's after-fork hook, was dropped there and
+        # left logging's module lock held: the next fork from another thread hung for good.
+        script = textwrap.dedent(
+            """
+            import os, sys, time
+            state = {"slow": False, "hook": "not run"}
+
+            def slow_hook():  # registered before torch.utils.timeout, like logging's
+                if state["slow"]:
+                    state["hook"] = "started"
+                    end = time.monotonic() + 0.3
+                    while time.monotonic() < end:
+                        pass
+                    state["hook"] = "finished"
+
+            os.register_at_fork(after_in_parent=slow_hook)
+            from torch.utils.timeout import timeout
+
+            state["slow"] = True
+            try:
+                with timeout(0.05):
+                    pid = os.fork()
+                    if pid == 0:
+                        os._exit(0)
+                    os.waitpid(pid, 0)
+                    end = time.monotonic() + 30
+                    while time.monotonic() < end:
+                        pass
+            except TimeoutError:
+                print("TimeoutError, hook", state["hook"])
+            """
+        )
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        self.assertEqual((r.stdout.strip(), r.stderr), ("TimeoutError, hook finished", ""))
 
     @unittest.skipIf(IS_WINDOWS, "fork is Unix-only")
     def test_dataloader_workers_forked_in_a_block_outlive_its_deadline(self):

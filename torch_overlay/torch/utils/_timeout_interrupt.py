@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
+import itertools
 import os
 import sys
 import threading
@@ -99,6 +100,10 @@ def _wait_delay(frame: Any, owner: Timeout | None) -> float | None:
         return _RETRY_DELAY
     if owner is None:
         return None  # only a timer armed before ours is due: its handler runs now
+    if owner._scopes.forking:
+        # Inside os.fork(): the at-fork hooks of other libraries run Python code (logging's
+        # release of its module lock); an interrupt there is dropped and leaves the lock held.
+        return _REDELIVER_FIRST
     if _in_dynamo(frame):
         return _REDELIVER_FIRST  # compiled code itself runs in user and graph frames, not Dynamo's
     hook = sys.unraisablehook
@@ -151,10 +156,16 @@ def _check_later(stack: list[Timeout], now: float) -> Timeout | None:
     return scope
 
 
+# Numbers the blocks in the order they are entered (and the moments they expire), so that a
+# block entered after an enclosing one expired (in its ``finally``, say) keeps its own deadline.
+_entries = itertools.count()
+
+
 def _expire(scope: Timeout, now: float) -> None:
     # Mark ``scope`` as being interrupted (again) and plan when to check the interrupt arrived.
     if scope._state is _ENTERED:
         scope._state = _EXPIRING
+        scope._expired_seq = next(_entries)
         scope._redeliver_delay = _REDELIVER_FIRST
     else:
         scope._redeliver_delay = min(2 * scope._redeliver_delay, _REDELIVER_MAX)
@@ -164,7 +175,7 @@ def _expire(scope: Timeout, now: float) -> None:
 class _Scopes:
     """The active deadlines of one thread, outermost first."""
 
-    __slots__ = ("stack", "ident", "mode", "prev_handler", "prev_expiry", "prev_interval")
+    __slots__ = ("stack", "ident", "mode", "prev_handler", "prev_expiry", "prev_interval", "forking")
 
     def __init__(self) -> None:
         self.stack: list[Timeout] = []
@@ -175,6 +186,8 @@ class _Scopes:
         self.prev_handler: Any = None
         self.prev_expiry: float | None = None
         self.prev_interval = 0.0
+        # Between our first and last at-fork hook of an os.fork() in this thread: no interrupt.
+        self.forking = False
 
 
 _local = threading.local()
@@ -211,26 +224,38 @@ def _paused(scope: Timeout, now: float) -> bool:
 
 def _owner(stack: list[Timeout], now: float) -> Timeout | None:
     # The outermost expired block: the interrupt unwinds through every block inside it.
+    # Blocks entered inside an expiring one before it expired are being unwound by its
+    # interrupt and cannot fire; one entered since (by cleanup code on the interrupt's way
+    # out: a ``finally``, an ``except``, an ``__exit__``) has a deadline of its own.
+    unwound = -1
     for scope in stack:
         if scope._state is _EXPIRING:
-            return None
-        if scope._state is _ENTERED and scope._when is not None and scope._when <= now and not _paused(scope, now):
+            unwound = scope._expired_seq
+        elif (
+            scope._state is _ENTERED
+            and scope._seq > unwound
+            and scope._when is not None
+            and scope._when <= now
+            and not _paused(scope, now)
+        ):
             return scope
     return None
 
 
 def _earliest(stack: list[Timeout]) -> float | None:
-    # Blocks inside an expiring one are being unwound: only those outside it can fire,
-    # and the expiring one is checked again at its redelivery time.
+    # Blocks being unwound by an expiring one cannot fire (see _owner), and the expiring
+    # one is checked again at its redelivery time.
     earliest = None
+    unwound = -1
     for scope in stack:
         when = scope._when
         if scope._state is _EXPIRING:
+            unwound = scope._expired_seq
             when = scope._redeliver_at
             if earliest is None or when < earliest:
                 earliest = when
-            break
-        if scope._state is _ENTERED and when is not None:
+            continue
+        if scope._state is _ENTERED and scope._seq > unwound and when is not None:
             when = max(when, scope._redeliver_at)  # a paused deadline waits (see _paused)
             if earliest is None or when < earliest:
                 earliest = when

@@ -52,7 +52,8 @@ class _TaskBlock:
         self.task = task
         self.handle: Any = None
         self.cancelling = task.cancelling() if _HAS_UNCANCEL else 0
-        self.message = f"torch.utils.timeout: deadline of block {id(self):#x}"
+        # Python 3.10 only (no uncancel()): the message that tells this block's cancellation.
+        self.message = None if _HAS_UNCANCEL else f"torch.utils.timeout: deadline of block {id(self):#x}"
         self.frame = frame  # the frame running the ``with``
         self.agen: Any = None  # found when needed, for a block in an async generator
         self.delay = 0.0
@@ -81,8 +82,13 @@ def _schedule(scope: Timeout) -> None:
     # that awaits next.  Such a block runs to its end (see _exit).
     if when is not None and when < float("inf") and block.frame.f_code.co_flags & _AWAITING:
         loop = block.task.get_loop()
-        # Deadlines are time.monotonic() times; the loop has its own clock.
-        block.handle = loop.call_at(loop.time() + (when - time.monotonic()), _on_deadline, scope)
+        delay = when - time.monotonic()  # deadlines are time.monotonic() times; the loop has its own clock
+        if delay <= 0:
+            # Already passed: before the task's next step, as asyncio.Timeout does, so that even
+            # ``await asyncio.sleep(0)`` in the block is cancelled.
+            block.handle = loop.call_soon(_on_deadline, scope)
+        else:
+            block.handle = loop.call_at(loop.time() + delay, _on_deadline, scope)
 
 
 def _suspended_at_yield(block: _TaskBlock) -> bool:
@@ -137,6 +143,8 @@ def _exit(scope: Timeout, exc: BaseException | None, cancelled: type[BaseExcepti
         return False
     scope._state = _EXPIRED
     if _ours(scope, exc) and isinstance(exc, cancelled):
+        if scope._silent:
+            return True  # move_on: its own cancellation ends the block silently
         err = TimeoutError(f"the block exceeded {scope._describe()} and was cancelled")
         from torch.utils import error_callback
 

@@ -215,8 +215,9 @@ def _leave(scope: Timeout) -> tuple[_State, bool]:
         inner_expired = _pop(stack, scope)
         if scope._when is not None and scope._when < math.inf:
             _watchdog.discard()
-        if state is _EXPIRING and any(s._state is _EXPIRING for s in stack):
-            # An outer block expired meanwhile: its interrupt was the one dropped.
+        if state is _EXPIRING and any(s._state is _EXPIRING and s._expired_seq > scope._seq for s in stack):
+            # An outer block expired meanwhile: its interrupt was the one dropped.  (One that
+            # had expired before this block was entered has its interrupt on its way out.)
             _set_async_exc(scopes.ident, _Interrupt)
     if not stack:
         scopes.mode = ""

@@ -5,8 +5,10 @@ Bound the run time of a block or a call: ``with timeout(5.0): ...``.
 :func:`time.monotonic` deadline) return a :class:`Timeout`, usable as a
 context manager or as a decorator.  When the deadline passes while the block
 runs, the block is interrupted and the ``with`` statement raises the builtin
-:class:`TimeoutError`.  The semantics follow :func:`asyncio.timeout` and trio's
-cancel scopes:
+:class:`TimeoutError`.  :func:`move_on` and :func:`move_on_at` (trio's
+``move_on_after`` / ``move_on_at``) interrupt the block the same way but leave
+it silently: execution goes on after the ``with``, and ``expired()`` tells.
+The semantics follow :func:`asyncio.timeout` and trio's cancel scopes:
 
 * deadlines are absolute; nested blocks each keep their own, the earliest one
   fires, and the block that owns it is the one that raises
@@ -68,7 +70,10 @@ is dropped with it and no longer has a deadline.
 A process forked inside a block (:func:`os.fork`, :mod:`multiprocessing` with
 ``fork``, :class:`~torch.utils.data.DataLoader` workers, persistent or not)
 inherits no deadline: in the child the block keeps running with no limit
-(``when()`` is ``None``).
+(``when()`` is ``None``).  In the parent, a deadline that passes during
+:func:`os.fork` waits until it returns: the interrupt never lands in the at-fork
+hooks of libraries imported before this module (where it would be dropped and
+leave, say, :mod:`logging`'s module lock held).
 
 The deadline of :func:`timeout` counts from entering the block, not from
 creating the :class:`Timeout` (before entering, ``when()`` is ``None``); that
@@ -117,6 +122,7 @@ from torch.utils._timeout_interrupt import (
     _ENTERED,
     _EXITED,
     _EXPIRED,
+    _entries,
     _EXPIRING,
     _Interrupt,
     _Scopes,
@@ -124,7 +130,7 @@ from torch.utils._timeout_interrupt import (
 )
 
 
-__all__ = ["Timeout", "timeout", "timeout_at"]
+__all__ = ["Timeout", "move_on", "move_on_at", "timeout", "timeout_at"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -137,6 +143,7 @@ def _enter(scope: Timeout) -> None:
     scopes = _thread_scopes()
     stack = scopes.stack
     scope._scopes = scopes
+    scope._seq = next(_entries)
     scope._frame = sys._getframe(2)  # the frame running the ``with`` (through __enter__)
     when = scope._when
     finite = when is not None and when < math.inf
@@ -181,6 +188,8 @@ def _exit(scope: Timeout, exc: BaseException | None) -> bool:
     interrupted = wrapped or isinstance(exc, _Interrupt)
     if state is _EXPIRING or (inner_expired and interrupted):
         scope._state = _EXPIRED if state is _EXPIRING else _EXITED
+        if interrupted and scope._silent and state is _EXPIRING:
+            return True  # move_on: its own interrupt ends the block silently
         if interrupted:
             err = TimeoutError(f"the block exceeded {scope._describe()} and was interrupted")
             error_callback.report(err, source="torch.utils.timeout", timeout=scope)
@@ -271,7 +280,7 @@ class Timeout:
 
     __slots__ = (
         "_when", "_seconds", "_rescheduled", "_state", "_scopes", "_task", "_frame",
-        "_redeliver_at", "_redeliver_delay", "__weakref__",
+        "_redeliver_at", "_redeliver_delay", "_silent", "_seq", "_expired_seq", "__weakref__",
     )
 
     def __init__(self, when: float | None, *, seconds: float | None = None) -> None:
@@ -288,6 +297,9 @@ class Timeout:
         self._redeliver_at = 0.0
         self._redeliver_delay = 0.0
         self._task: Any = None  # inside an asyncio task: its _timeout_task._TaskBlock
+        self._silent = False  # move_on / move_on_at: leave the block silently at the deadline
+        self._seq = 0  # when it was entered, and when it expired (see _timeout_interrupt._owner)
+        self._expired_seq = 0
 
     def when(self) -> float | None:
         r"""Return the deadline as a :func:`time.monotonic` time, or ``None`` for no limit.
@@ -333,7 +345,8 @@ class Timeout:
         block that had reached its end when the deadline passed (it exits
         normally: so does ``with timeout(0): pass``, whose deadline passed before
         its body could be interrupted); ``False`` for blocks nested in it, whose
-        own deadline did not fire.
+        own deadline did not fire.  For :func:`move_on`, this is how to tell
+        that the block was left at its deadline.
 
         Example::
 
@@ -447,12 +460,20 @@ class Timeout:
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         if self._task is not None:
-            return await _timeout_task._aexit(self, exc)
+            if exc is None and self._state is _EXPIRING:
+                return await _timeout_task._aexit(self, exc)  # may have to claim a pending cancellation
+            return _timeout_task._exit(self, exc, asyncio.CancelledError)
         return self.__exit__(exc_type, exc, tb)
 
     def __call__(self, fn: _F) -> _F:
         if not callable(fn):
             raise TypeError(f"timeout(): {self!r} decorates a callable, but got {fn!r}")
+        if self._silent:
+            raise TypeError(
+                f"move_on() cannot decorate {getattr(fn, '__qualname__', fn)!r}: at the deadline the call would "
+                f"return None as if it had finished.  Put ``with move_on(...)`` inside the function, or decorate "
+                f"with @timeout(...), which raises TimeoutError"
+            )
         if self._state is not _CREATED:
             raise RuntimeError(f"Cannot decorate with a timeout that is {self._state.value}")
         if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
@@ -497,7 +518,8 @@ class Timeout:
         return "no limit"
 
     def __repr__(self) -> str:
-        return f"<Timeout [{self._state.value}] {self._describe()}>"
+        kind = "move_on, " if self._silent else ""
+        return f"<Timeout [{self._state.value}] {kind}{self._describe()}>"
 
 
 def timeout(seconds: float | None) -> Timeout:
@@ -606,12 +628,103 @@ def timeout_at(deadline: float | None) -> Timeout:
     return Timeout(_check_deadline(deadline, "deadline", "timeout_at"))
 
 
+def move_on(seconds: float | None) -> Timeout:
+    r"""Bound a block to ``seconds``; past it, leave the block silently (trio's ``move_on_after``).
+
+    The block is interrupted at the deadline exactly as by :func:`timeout` (in
+    any thread, and by cancelling the current task inside an asyncio task), but
+    the ``with`` statement swallows that interrupt instead of raising
+    :class:`TimeoutError`: execution goes on after the block, and
+    :meth:`~Timeout.expired` tells whether it was cut short.  Only the
+    interrupt of this very block is swallowed: an enclosing block's deadline, a
+    cancellation of the task from elsewhere, and any exception the body raises
+    pass through unchanged.  When nested blocks expire together, the outermost
+    expired one owns the interrupt (as in trio): the blocks inside it are
+    unwound and report ``expired()`` ``False``.  A block left silently is not a
+    failure and is not reported to :func:`torch.utils.error_callback.report`.
+
+    Unlike :func:`timeout`, the result cannot decorate a function (a call cut
+    short would return ``None`` as if it had finished): that raises
+    :class:`TypeError`.  :meth:`~Timeout.when`, :meth:`~Timeout.remaining` and
+    :meth:`~Timeout.reschedule` work as for :func:`timeout`.
+
+    Args:
+        seconds: the time limit in seconds, counted from entering the block;
+            ``None`` (or ``math.inf``) means no limit.
+
+    Returns:
+        Timeout: the handle, used with ``with`` or ``async with``.
+
+    Raises:
+        TypeError: ``seconds`` is not a number or ``None``.
+        ValueError: ``seconds`` is negative, NaN, or more than
+            :data:`threading.TIMEOUT_MAX` (see :func:`timeout`).
+
+    Example::
+
+        >>> from torch.utils.timeout import move_on
+        >>> with move_on(0.05) as scope:
+        ...     while True:    # stands for work that may not finish in time
+        ...         pass
+        >>> scope.expired()
+        True
+    """
+    scope = Timeout(None, seconds=_check_seconds(seconds, "seconds", "move_on"))
+    scope._silent = True
+    return scope
+
+
+def move_on_at(deadline: float | None) -> Timeout:
+    r"""Bound a block to an absolute :func:`time.monotonic` ``deadline``; past it, leave the block silently.
+
+    The non-raising form of :func:`timeout_at` (trio's ``move_on_at``): see
+    :func:`move_on` for the semantics.
+
+    Args:
+        deadline: the :func:`time.monotonic` time at which the block is left;
+            ``None`` (or ``math.inf``) means no limit.
+
+    Returns:
+        Timeout: the handle, used with ``with`` or ``async with``.
+
+    Raises:
+        TypeError: ``deadline`` is not a number or ``None``.
+        ValueError: ``deadline`` is NaN, or more than
+            :data:`threading.TIMEOUT_MAX` seconds after :func:`time.monotonic`.
+
+    Example::
+
+        >>> import time
+        >>> from torch.utils.timeout import move_on_at
+        >>> with move_on_at(time.monotonic() + 10.0) as scope:
+        ...     total = sum(range(100))
+        >>> scope.expired()
+        False
+    """
+    scope = Timeout(_check_deadline(deadline, "deadline", "move_on_at"))
+    scope._silent = True
+    return scope
+
+
+def _before_fork() -> None:
+    # Registered after the standard library's hooks, so run before them (and ours after
+    # them, in the parent): no interrupt lands in another library's at-fork hook.
+    _thread_scopes().forking = True
+    _timeout_watchdog._watchdog.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    _timeout_watchdog._watchdog.after_fork_in_parent()
+    _thread_scopes().forking = False
+
+
 def _after_fork_in_child() -> None:
     # A child forked inside a block (a DataLoader worker, say) keeps running in it, but
     # must not get the parent's deadline: the blocks of the thread that forked stay on
     # its stack, so that leaving them works, with no deadline.
     _timeout_watchdog._watchdog.after_fork_in_child()
     scopes = _thread_scopes()
+    scopes.forking = False
     for scope in scopes.stack:
         scope._when = None
         scope._redeliver_at = math.inf
@@ -620,8 +733,8 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(
-        before=_timeout_watchdog._watchdog.before_fork,
-        after_in_parent=_timeout_watchdog._watchdog.after_fork_in_parent,
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
         after_in_child=_after_fork_in_child,
     )
 atexit.register(_timeout_watchdog._watchdog.stop)
