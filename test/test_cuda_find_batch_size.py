@@ -420,7 +420,20 @@ WORKER = textwrap.dedent(
             raise torch.OutOfMemoryError(f"CUDA out of memory at batch size {n}")
         return n, t.item()
 
+    @torch.cuda.find_batch_size(start=4)
+    def bad(n):
+        # Not an out-of-memory error, on rank 1 only: every rank raises, none waits in the collective.
+        if rank == 1:
+            raise ValueError("bad record")
+        t = torch.ones(1)
+        dist.all_reduce(t)
+        return n
+
     results = {"before": before(1), "again": before(10), "after": after()}
+    try:
+        bad()
+    except Exception as e:
+        results["bad"] = f"{type(e).__name__}: {e}"
     t = torch.ones(1)
     dist.all_reduce(t)  # the rebuilt default group works after the wrapper returned
     results.update(seen=seen, sizes=[before.batch_size, after.batch_size], final=t.item())
@@ -470,6 +483,12 @@ class TestFindBatchSizeDistributed(TestCase):
         self.assertEqual(r0["sizes"], [2, 4])
         self.assertEqual(r1["sizes"], [2, 4])
         self.assertEqual(r0["final"], 2.0)
+        self.assertEqual(r1["bad"], "ValueError: bad record")
+        self.assertRegex(
+            r0["bad"],
+            r"^RuntimeError: find_batch_size\(bad\) on rank 0: the attempt at batch size 4 failed on rank 1 "
+            r"\(ValueError: bad record\); this rank's failed too \(RuntimeError: .*\); every rank stops so that",
+        )
         # Rank 1 saw its own out-of-memory errors; rank 0 saw its collective fail because of them (not raised),
         # or nothing at all where its attempt had worked.
         self.assertEqual(

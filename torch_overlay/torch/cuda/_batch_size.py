@@ -132,7 +132,8 @@ class _Group:
 
     def break_group(self, key: str) -> None:
         """Say this rank failed, then destroy the group: a peer blocked in a collective of the step returns."""
-        self.store.add(f"{key}/failures", 1)
+        if self.store.add(f"{key}/failures", 1) == 1:
+            self.store.set(f"{key}/first", str(self.rank))
         if self.dist.is_initialized():
             self.dist.destroy_process_group()
 
@@ -268,16 +269,20 @@ class _Finder:
                 peer_oom=bool(oom_ranks) and outcome != "oom",
             )
         if not oom_ranks:
-            if exc is not None:
+            # The rank that failed first raises its error; the others (whose collectives may have failed because
+            # it left) raise one naming it, so that no rank goes on to wait for it.
+            first = int(group.store.get(f"{key}/first"))
+            if first == group.rank and exc is not None:
                 raise exc
-            failed = "; ".join(f"rank {r}: {e}" for r, e in errors.items())
+            this = "this rank's attempt worked" if exc is None else f"this rank's failed too ({outcome[6:]})"
             raise RuntimeError(
-                f"find_batch_size({self.name}){where}: the attempt at batch size {size} failed on other ranks "
-                f"({failed}); this rank's attempt worked, but every rank stops so that none waits for the others"
-            )
+                f"find_batch_size({self.name}){where}: the attempt at batch size {size} failed on rank {first} "
+                f"({errors[first]}); {this}; every rank stops so that none waits for the others"
+            ) from exc
         if next_size is None:
             last = exc if exc is not None and outcome == "oom" else None
-            raise self.exhausted(size, tried, last or torch.OutOfMemoryError(f"rank(s) {oom_ranks}"), where)
+            cause = last or torch.OutOfMemoryError(f"rank(s) {oom_ranks} ran out of memory at batch size {size}")
+            raise self.exhausted(size, tried, cause, where)
         if exc is not None:
             _drop_frames(exc)
         return next_size
@@ -445,14 +450,15 @@ def find_batch_size(
         and reported with ``peer_oom=True``, not raised. If any rank ran out of
         memory, every rank rebuilds the default group (same backend, rank, world
         size and store, under a new prefix) and all retry with the same smaller
-        size; if a rank failed otherwise, it raises its error and the others a
-        :class:`RuntimeError` naming it, after the group was rebuilt, so no rank
-        is left waiting. Limits: anything built on the old group (a
+        size; if a rank failed otherwise, the first rank that failed raises its
+        error and the others a :class:`RuntimeError` naming it, after the group
+        was rebuilt, so no rank is left waiting. Limits: anything built on the old group (a
         :class:`~torch.nn.parallel.DistributedDataParallel` module, groups from
         :func:`~torch.distributed.new_group`) must be rebuilt, e.g. inside ``fn``;
         with NCCL, a peer blocked in a collective kernel returns only at the
         group's timeout or abort. The first call also agrees on the smallest
-        starting size of all ranks.
+        starting size of all ranks. The agreement blocks the calling thread, also
+        in a coroutine, as the step's collectives do.
 
     .. note:: The wrapper is host-side policy and stays eager under
         :func:`torch.compile`; apply it outside the compiled region, e.g.
