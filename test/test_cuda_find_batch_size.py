@@ -3,6 +3,7 @@
 import asyncio
 import gc
 import inspect
+import itertools
 import json
 import os
 import pickle
@@ -19,6 +20,7 @@ from unittest import mock
 
 import torch
 import torch.utils.error_callback as ec
+from hypothesis import given, settings, strategies as st
 from torch.testing._internal.common_utils import (
     instantiate_parametrized_tests,
     IS_WINDOWS,
@@ -183,6 +185,35 @@ class TestFindBatchSize(TestCase):
         self.assertEqual(wrapped(), [True, True])
         self.assertEqual(len(kept), 2)
         self.assertFalse(torch.cuda.is_initialized())
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        start=st.integers(1, 10**6),
+        fits=st.integers(0, 10**6),
+        factor=st.floats(0.0, 0.99, exclude_min=True),
+        data=st.data(),
+    )
+    def test_sizes_shrink_to_the_largest_tried_that_fits(self, start, fits, factor, data):
+        min_size = data.draw(st.integers(1, start))
+        step, sizes = fits_up_to(fits)
+        wrapped = torch.cuda.find_batch_size(step, start=start, min_size=min_size, factor=factor)
+        # Only the sizes matter here: skip the garbage collection between attempts (thousands of them).
+        with mock.patch("torch.cuda._batch_size.clear_cache"):
+            try:
+                found = wrapped()[0]
+            except torch.OutOfMemoryError:
+                found = None
+        # Strictly decreasing, never below min_size, never more attempts than sizes from start to min_size.
+        self.assertTrue(all(a > b >= min_size for a, b in itertools.pairwise(sizes)), sizes)
+        self.assertEqual(sizes[0], start)
+        self.assertLessEqual(len(sizes), start - min_size + 1)
+        if found is None:
+            self.assertEqual(sizes[-1], min_size)
+            self.assertGreater(min_size, fits)
+        else:
+            self.assertEqual(found, sizes[-1])
+            self.assertLessEqual(found, fits)
+            self.assertTrue(all(s > fits for s in sizes[:-1]))
 
     def test_threads_share_the_size_that_worked(self):
         step, sizes = fits_up_to(5)
