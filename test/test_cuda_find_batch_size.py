@@ -371,12 +371,23 @@ class TestFindBatchSizePlan(TestCase):
         self.assertEqual(calls, [(12345, 64, (3, ("a",), {}), ())])  # planned once, for the free memory
         self.assertEqual(sizes, [3, 3, 3])  # the planner's own call, then one real attempt per call
 
-    def test_plan_true_without_the_planner_says_so(self):
-        bare = types.ModuleType("torch.utils.dry_run")
-        with mock.patch.dict(sys.modules, {"torch.utils.dry_run": bare}):
-            wrapped = torch.cuda.find_batch_size(lambda n: n, start=4, plan=True)
-            with self.assertRaisesRegex(RuntimeError, r"plan=True needs torch.utils.dry_run.max_batch_size"):
-                wrapped()
+    def test_plan_true_plans_with_the_real_planner(self):
+        # The step builds its own model and batch from the size: the planner rehearses it on fake
+        # tensors, and the one real attempt runs at the size it found for the (patched) free memory.
+        sizes = []
+
+        def step(n):
+            sizes.append(n)
+            return torch.nn.Linear(64, 64)(torch.randn(n, 64)).shape[0]
+
+        with mock.patch("torch.cuda._batch_size._free_memory", return_value=64 * 1024):
+            wrapped = torch.cuda.find_batch_size(step, start=1024, plan=True)
+            found = wrapped()
+        self.assertEqual(sizes[-1], found)
+        self.assertEqual(wrapped.batch_size, found)
+        self.assertTrue(1 < found < 1024, found)
+        # The plan fits the budget: the batch (n*64*4 bytes) and the output (same) plus the weights.
+        self.assertLessEqual(2 * found * 64 * 4 + (64 * 64 + 64) * 4, 64 * 1024)
 
     def test_free_memory_needs_no_accelerator(self):
         from torch.cuda._batch_size import _free_memory

@@ -75,16 +75,8 @@ def _free_memory() -> int:
 def _plan_size(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], start: int) -> int:
     """The batch size the dry-run planner finds for ``fn`` in the free memory, searched up to ``start``."""
     # Imported here: torch.cuda is imported while torch itself is, before torch.utils can be.
-    try:
-        import torch.utils.dry_run as dry_run
-    except ImportError:
-        dry_run = None  # type: ignore[assignment]
-    max_batch_size = getattr(dry_run, "max_batch_size", None)
-    if max_batch_size is None:
-        raise RuntimeError(
-            f"find_batch_size({_name(fn)}): plan=True needs torch.utils.dry_run.max_batch_size, which this "
-            f"build of torch does not have; pass plan=None and a start that fits"
-        )
+    from torch.utils.dry_run import max_batch_size
+
     plan = max_batch_size(lambda n: fn(n, *args, **kwargs), lambda n: (), memory=_free_memory(), high=start)
     return _size(plan.batch_size, "the planned batch size", f"find_batch_size({_name(fn)})")
 
