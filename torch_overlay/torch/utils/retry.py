@@ -453,7 +453,17 @@ def set_testing(enabled: bool) -> _Testing:
 
 
 def is_testing() -> bool:
-    """Whether :func:`set_testing` made retries sleep zero seconds."""
+    r"""Whether :func:`set_testing` made retries sleep zero seconds.
+
+    Example::
+
+        >>> from torch.utils.retry import is_testing, set_testing
+        >>> with set_testing(True):
+        ...     is_testing()
+        True
+        >>> is_testing()
+        False
+    """
     return _testing
 
 
