@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Export the patch set as the upstream PR stack: one ``git format-patch`` commit per PR.
 
-    python tools/export_upstream.py OUTDIR [--base-wheel PATH]
+    python tools/export_upstream.py OUTDIR [--base RELEASE | --base-wheel PATH]
 
 Each PR of ``tools/stack.py`` that has files becomes one commit carrying its
 new files (``torch/...``), its patches applied to the pristine upstream files,
 its tests (``test/...``) and its docs pages (``docs/source/...``), with the
-PR's commit message.  The commits apply with ``git am`` onto a PyTorch
-checkout of the base wheel's release (default 2.13.0; each supported release
-takes its own series, see ``patches/releases``), one after the other;
+PR's commit message (its design note, ``docs/design/<pr>.md``).  The commits
+apply with ``git am`` onto a PyTorch checkout of the base release, one after
+the other: ``--base 2.15.0`` (any release ``patches/releases`` lists; each takes
+its own series), default 2.13.0, resolved by pip into ``build/base-RELEASE/``
+(``build/base/`` for 2.13.0) as ``tools/run_tests.py`` does;
 ``ghstack submit`` then opens one PR per commit.  The output is reproducible: same inputs, same bytes.
 """
 
@@ -31,7 +33,7 @@ import stack  # noqa: E402
 import unidiff  # noqa: E402
 
 
-__all__ = ["commits", "export", "target_path"]
+__all__ = ["base_wheel", "commits", "export", "target_path"]
 
 #: Fixed identity and date so that exporting twice gives the same bytes.
 GIT_ENV = {
@@ -147,13 +149,27 @@ def export(outdir: Path, base_wheel: Path) -> list[Path]:
     return [Path(n) for n in names.split()]
 
 
+def base_wheel(release: str) -> Path:
+    """The base wheel of a supported ``release``: the one cached in ``build/``, else pip's (``torch==release``)."""
+    patchset.select_release(release, "--base")
+    cache = patchset.ROOT / "build" / ("base" if release == patchset.BASE_VERSION else f"base-{release}")
+    return build_wheel.fetch_base_wheel(cache, f"torch=={release}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("outdir", type=Path, help="folder for the NNNN-*.patch files (existing *.patch there are replaced)")
-    ap.add_argument("--base-wheel", type=Path, help=f"default: torch=={patchset.BASE_VERSION} via pip")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument(
+        "--base",
+        metavar="RELEASE",
+        default=patchset.BASE_VERSION,
+        help=f"the torch release the stack applies to, one of patches/releases (default {patchset.BASE_VERSION})",
+    )
+    which.add_argument("--base-wheel", type=Path, help="a base wheel of a supported release, instead of --base's")
     args = ap.parse_args(argv)
     try:
-        base = args.base_wheel or build_wheel.fetch_base_wheel(patchset.ROOT / "build" / "base")
+        base = args.base_wheel or base_wheel(args.base)
         for path in export(args.outdir, base):
             print(path)
     except (patchset.PatchSetError, stack.StackError) as e:
