@@ -24,6 +24,10 @@
 - no line of ``torch_overlay/`` or ``test/`` is too long for upstream's flake8
   (B950, ``max-line-length = 120``; the rest of its rules are ruff's, run by
   ``tools/run_tests.py`` with ``ruff.toml``);
+- the repository is self-contained: no tracked text file refers to files
+  outside it or to this project's internal planning (its contract, notes,
+  findings ids, issue numbers); public facts cite their public sources
+  (``pytorch/pytorch#NNNN``, peers' repositories) directly;
 - every ``test/test_*.py`` follows PyTorch's conventions (``# Owner(s):`` header,
   ``run_tests()`` under ``if __name__ == "__main__":``);
 - with ``--installed`` (run by the test environment's Python): the imported
@@ -44,6 +48,7 @@ import ast
 import importlib
 import io
 import re
+import subprocess
 import tokenize
 import sys
 from pathlib import Path
@@ -270,6 +275,69 @@ def _noqa_b950_lines(text: str) -> set[int]:
         if tok.type == tokenize.STRING and tok.end[0] > tok.start[0] and tok.end[0] in exempt:
             exempt.update(range(tok.start[0], tok.end[0] + 1))
     return exempt
+
+
+# --------------------------------------------------------------------------
+# Self-contained repository
+# --------------------------------------------------------------------------
+
+# Built from pieces so that this file does not match its own patterns.
+_INTERNAL_REFERENCES = [
+    (re.compile(r"\b" + "SP" + r"EC\b"), "the project's internal contract"),
+    (re.compile("PRIOR" + r"[-_]ART"), "the project's internal notes"),
+    (re.compile(r"\b" + "FIND" + r"INGS\b"), "the project's internal findings"),
+    (re.compile(r"\bfindings? [A-Z]\d{1,2}\b", re.I), "an internal finding id"),
+    (re.compile(r"#\s*[A-Z]\d{1,2}\b\s*[:+]"), "an internal finding id"),
+    (re.compile(r"\((?:[A-Z]\d{1,2}(?:[-\u2013][A-Z]\d{1,2})?[,;/ ]*)+\)"), "internal finding ids"),
+    (re.compile(r"\.\./" + r"shared\b|/wo" + "rk/"), "a file outside the repository"),
+    (re.compile("\u00a7" + r"\s*\d"), "a section of an internal document"),
+    (re.compile(r"(?<![\w/#.-])issues? #?\d{1,3}\b(?![\d.])", re.I), "an internal issue number"),
+]
+
+
+def tracked_text_files() -> list[Path]:
+    """The repository's tracked files (``git ls-files``), else every file outside ``.git``, build and venvs."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(patchset.ROOT), "ls-files", "-z"], check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        ).stdout.decode()
+        paths = [patchset.ROOT / rel for rel in out.split("\0") if rel]
+    except (OSError, subprocess.CalledProcessError):
+        skip = {".git", "build", "dist", ".venv", "__pycache__", ".hypothesis", ".pytest_cache"}
+        paths = [
+            p for p in sorted(patchset.ROOT.rglob("*")) if p.is_file() and not skip & set(p.relative_to(patchset.ROOT).parts)
+        ]
+    return [p for p in paths if p.is_file()]
+
+
+def internal_references(text: str) -> list[tuple[int, str, str]]:
+    """Every (line number, matched text, what it refers to) of ``text`` that points at internal planning."""
+    found = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for pattern, what in _INTERNAL_REFERENCES:
+            for m in pattern.finditer(line):
+                found.append((lineno, m.group(0), what))
+    return found
+
+
+def check_self_contained(files: list[Path] | None = None) -> list[str]:
+    """No tracked text file refers to files outside the repository or to internal planning."""
+    errors = []
+    for path in tracked_text_files() if files is None else files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue  # binary (an image, a wheel)
+        try:
+            rel = path.relative_to(patchset.ROOT).as_posix()
+        except ValueError:
+            rel = str(path)
+        for lineno, match, what in internal_references(text):
+            errors.append(
+                f"{rel}:{lineno}: {match!r} refers to {what}; the repository must stand alone: "
+                "say it in words here, or cite the public source (pytorch/pytorch#NNNN, a peer's repository and issue)"
+            )
+    return errors
 
 
 def check_line_length() -> list[str]:
@@ -515,6 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     errors += check_overlay_sources()
     errors += check_test_conventions()
     errors += check_line_length()
+    errors += check_self_contained()
     errors += check_stack(base)
     errors += check_docs_pages()
     if args.installed:
