@@ -20,7 +20,9 @@
   of the upstream stack (``tools/stack.py``), and each PR's patches apply on
   top of the PRs before it;
 - every public overlay module has its docs page ``docs/source/<module>.rst``,
-  and every page names its module (``.. currentmodule::``);
+  every page names its module (``.. currentmodule::``) and is linked from an
+  index page's ``.. toctree::`` (``docs/source/utilities.rst``), whose entries
+  are all pages;
 - no line of ``torch_overlay/`` or ``test/`` is too long for upstream's flake8
   (B950, ``max-line-length = 120``; the rest of its rules are ruff's, run by
   ``tools/run_tests.py`` with ``ruff.toml``);
@@ -495,7 +497,34 @@ def check_patched_public_names(base_wheel: Path) -> list[str]:
 
 
 def _docs_pages() -> dict[str, Path]:
-    return {p.stem: p for p in sorted((patchset.DOCS / "source").glob("*.rst"))}
+    """The module pages of ``docs/source/`` (every page but the index pages)."""
+    pages = {p.stem: p for p in sorted((patchset.DOCS / "source").glob("*.rst"))}
+    return {stem: p for stem, p in pages.items() if not is_index_page(p.read_text())}
+
+
+def is_index_page(text: str) -> bool:
+    """An index page links other pages with ``.. toctree::`` and documents no module itself."""
+    return ".. toctree::" in text and ".. automodule::" not in text and _current_module(text) is None
+
+
+def index_pages() -> dict[str, Path]:
+    """The index pages of ``docs/source/``: each links module pages, as PyTorch's ``index.rst`` does."""
+    pages = {p.stem: p for p in sorted((patchset.DOCS / "source").glob("*.rst"))}
+    return {stem: p for stem, p in pages.items() if is_index_page(p.read_text())}
+
+
+def toctree_entries(text: str) -> list[str]:
+    """The documents the ``.. toctree::`` blocks of an rst page list, in order."""
+    entries = []
+    in_tree = False
+    for line in text.splitlines():
+        if line.startswith(".. toctree::"):
+            in_tree = True
+        elif in_tree and line and not line[0].isspace():
+            in_tree = False
+        elif in_tree and line.strip() and not line.strip().startswith(":"):
+            entries.append(line.strip())
+    return entries
 
 
 def _current_module(text: str) -> str | None:
@@ -519,6 +548,21 @@ def check_docs_pages() -> list[str]:
             errors.append(f"docs/source/{page.name} must name its module with '.. currentmodule:: <module>'")
         if stem in modules and f".. automodule:: {stem}\n" not in text:
             errors.append(f"docs/source/{page.name} must document its module with '.. automodule:: {stem}'")
+    indexes = index_pages()
+    if not indexes:
+        errors.append("docs/source/ has no index page: the module pages must be linked from a '.. toctree::' page")
+    linked: set[str] = set()
+    for index in indexes.values():
+        for entry in toctree_entries(index.read_text()):
+            linked.add(entry)
+            if entry not in pages:
+                errors.append(f"docs/source/{index.name}: the toctree lists {entry}, which is no page of docs/source/")
+    for stem in sorted(pages.keys() - linked):
+        if indexes:
+            errors.append(
+                f"docs/source/{stem}.rst is linked from no index page: add it to a toctree of "
+                f"{', '.join(f'docs/source/{p.name}' for p in indexes.values())}"
+            )
     return errors
 
 

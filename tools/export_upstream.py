@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import build_wheel  # noqa: E402
+import check  # noqa: E402
 import patchset  # noqa: E402
 import rawzip  # noqa: E402
 import stack  # noqa: E402
@@ -85,6 +86,7 @@ def commits(
     order = {p.name: i for i, p in enumerate(patchset.series(release))}
     file_patches = patchset.file_patches(release)
     landed: set[str] = set()
+    indexes: dict[str, bytes] = {}  # docs index page -> its content as last written
     for pr in stack.STACK:
         files = groups[pr.name]
         if not files:
@@ -110,8 +112,48 @@ def commits(
                         "a patch it depends on belongs to a later PR (reorder tools/stack.py or patches/series)"
                     ) from None
             written[path] = content
+        # A docs index page lists only the pages landed so far (Sphinx warns about a missing one).
+        pages = {Path(rel).stem for rel in landed if rel.startswith("docs/source/")}
+        for rel in sorted(landed):
+            if rel.startswith("docs/source/") and rel.endswith(".rst"):
+                text = (patchset.ROOT / rel).read_text(encoding="utf-8")
+                if check.is_index_page(text):
+                    content = index_page_for(text, pages).encode()
+                    if indexes.get(rel) != content:
+                        written[rel] = indexes[rel] = content
         tests = sorted(rel for rel in files if rel.startswith("test/"))
         yield pr, written, tests
+
+
+def index_page_for(text: str, pages: set[str]) -> str:
+    """An index page with only the toctree entries in ``pages``; a toctree left empty is dropped."""
+    out: list[str] = []
+    block: list[str] | None = None  # the toctree being read: directive, options, entries
+    kept = 0
+
+    def flush() -> None:
+        nonlocal block
+        if block is not None and kept:
+            out.extend(block)
+        block = None
+
+    for line in text.splitlines():
+        if line.startswith(".. toctree::"):
+            flush()
+            block, kept = [line], 0
+        elif block is not None and line and not line[0].isspace():
+            flush()
+            out.append(line)
+        elif block is not None:
+            entry = line.strip()
+            if entry and not entry.startswith(":") and entry not in pages:
+                continue
+            kept += bool(entry) and not entry.startswith(":")
+            block.append(line)
+        else:
+            out.append(line)
+    flush()
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -10,6 +10,8 @@ CONTRACT = "SP" + "EC"
 NOTES = "PRIOR" + "-ART"
 FOUND = "FIND" + "INGS"
 SECTION = "\u00a7"
+ISSUE = "iss" + "ue"
+G, S, C = "G", "S", "C"  # finding id letters, kept apart from their numbers
 
 
 @pytest.mark.parametrize(
@@ -22,13 +24,13 @@ SECTION = "\u00a7"
         f"reproduced in ../{'shared'}/notes.md",
         f"/{'work'}/shared/x.md",
         f"the contract's {SECTION} 5",
-        "fixed in issue 6",
-        "(issues 17 and 18)",
-        "see Issue #7",
-        "the finding S4 shows",
-        "# G12: per call on CUDA",
-        "wrong without a word (S4–S7, C7, C8)",
-        "no context is created (G3, G4)",
+        f"fixed in {ISSUE} 6",
+        f"({ISSUE}s 17 and 18)",
+        f"see {ISSUE.title()} #7",
+        f"the finding {S}4 shows",
+        f"# {G}12: per call on CUDA",
+        f"wrong without a word ({S}4–{S}7, {C}7, {C}8)",
+        f"no context is created ({G}3, {G}4)",
     ],
     ids=lambda s: "".join(c if c.isalnum() else "_" for c in s)[:40],
 )

@@ -231,3 +231,32 @@ def test_main_refuses_an_unsupported_base(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "torch 2.10.0 in --base is not supported" in err and "2.15.0" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_docs_index_lists_the_pages_landed_so_far(base_wheel):
+    """Each commit's docs index links exactly the pages present at that commit (Sphinx warns about a missing one)."""
+    import build_wheel
+    import check
+    import rawzip
+
+    with rawzip.RawZip(base_wheel) as zf:
+        tree = build_wheel.ZipTree(zf)
+        pristine = export_upstream.pristine_files(tree)
+        release = patchset.release_of(patchset.torch_version(tree))
+    index_rel = "docs/source/utilities.rst"
+    present, index, changed = set(), None, []
+    for pr, written, _ in export_upstream.commits(pristine, release):
+        present |= {Path(p).stem for p in written if p.startswith("docs/source/") and p != index_rel}
+        if index_rel in written:
+            index = written[index_rel].decode()
+            changed.append(pr.name)
+        if index is not None:
+            assert sorted(check.toctree_entries(index)) == sorted(present), pr.name
+    assert changed[0] == "device" and len(changed) > 1
+    assert index == (patchset.ROOT / index_rel).read_text()
+
+
+def test_index_page_for_drops_absent_entries_and_empty_toctrees():
+    text = "T\n=\n\n.. toctree::\n    :caption: A\n\n    a\n    b\n\n.. toctree::\n    :caption: C\n\n    c\n\nEnd.\n"
+    assert export_upstream.index_page_for(text, {"b"}) == "T\n=\n\n.. toctree::\n    :caption: A\n\n    b\n\nEnd.\n"
+    assert export_upstream.index_page_for(text, {"a", "b", "c"}) == text
