@@ -190,7 +190,7 @@ def _cached_base_wheel(release):
 
 
 @pytest.mark.parametrize("release", patchset.supported_releases())
-def test_stack_applies_with_git_am_on_each_release(release, tmp_path):
+def test_stack_applies_with_git_am_on_each_release(release, tmp_path, monkeypatch):
     """``--base RELEASE``'s stack applies with ``git am``, commit by commit, onto that release's files.
 
     The newest release is always checked (its wheel resolved by pip when not
@@ -202,6 +202,9 @@ def test_stack_applies_with_git_am_on_each_release(release, tmp_path):
     if wheel is None:
         if release != newest:
             pytest.skip(f"no cached base wheel of torch {release} (build/base-{release}/)")
+        # A machine-wide pip constraint may cap torch below the newest release (it keeps
+        # environments on the cached builds); this download is only read, never installed.
+        monkeypatch.setenv("PIP_CONSTRAINT", os.devnull)
         wheel = export_upstream.base_wheel(release)
     exported = export_upstream.export(tmp_path / "stack", wheel)
     repo = tmp_path / "pytorch"
