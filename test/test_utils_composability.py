@@ -50,8 +50,8 @@ from torch.utils.telemetry import telemetry
 
 HAS_TIMEOUT = importlib.util.find_spec("torch.utils.timeout") is not None
 HAS_RETRY = importlib.util.find_spec("torch.utils.retry") is not None
-NO_TIMEOUT = "torch.utils.timeout is not in this build (issue 6 not merged)"
-NO_RETRY = "torch.utils.retry is not in this build (issue 6 not merged)"
+NO_TIMEOUT = "torch.utils.timeout is not in this build (its PR is not applied)"
+NO_RETRY = "torch.utils.retry is not in this build (its PR is not applied)"
 
 # Hard limit, in seconds, for every child process started here.
 HARD_LIMIT = 60.0

@@ -121,7 +121,7 @@ def _mib(n: int | None) -> float | None:
 
 
 # --------------------------------------------------------------------------
-# G1: leaving DeviceContext("cuda:k") must not create a context on GPU 0
+# Probe G1: leaving DeviceContext("cuda:k") must not create a context on GPU 0
 # --------------------------------------------------------------------------
 
 
@@ -166,7 +166,7 @@ def g1_device_context_exit() -> dict:
 
 
 # --------------------------------------------------------------------------
-# G3: telemetry.snapshot() from another thread must not create a context on GPU 0
+# Probe G3: telemetry.snapshot() from another thread must not create a context on GPU 0
 # --------------------------------------------------------------------------
 
 
@@ -222,7 +222,7 @@ def g3_snapshot_from_thread() -> dict:
 
 
 # --------------------------------------------------------------------------
-# G4: a timed call that switches stream (or device) must not lose pending timings
+# Probe G4: a timed call that switches stream (or device) must not lose pending timings
 # --------------------------------------------------------------------------
 
 
@@ -280,7 +280,7 @@ def g4_stream_switch() -> dict:
 
 
 # --------------------------------------------------------------------------
-# G5: @telemetry inside CUDA graph capture
+# Probe G5: @telemetry inside CUDA graph capture
 # --------------------------------------------------------------------------
 
 
@@ -324,7 +324,7 @@ def g5_graph_capture() -> dict:
 
 
 # --------------------------------------------------------------------------
-# G6: assert_free_memory must not count non-releasable cache as free
+# Probe G6: assert_free_memory must not count non-releasable cache as free
 # --------------------------------------------------------------------------
 
 
@@ -388,7 +388,7 @@ def g6_free_memory_guard() -> dict:
 
 
 # --------------------------------------------------------------------------
-# G7: "no CUDA init" entry points must not poison fork
+# Probe G7: "no CUDA init" entry points must not poison fork
 # --------------------------------------------------------------------------
 
 
@@ -449,7 +449,7 @@ def g7_fork_poisoning() -> dict:
 
 
 # --------------------------------------------------------------------------
-# G10: safe_run's CPU fallback under a CUDA default device
+# Probe G10: safe_run's CPU fallback under a CUDA default device
 # --------------------------------------------------------------------------
 
 
@@ -487,7 +487,7 @@ def g10_cpu_fallback_default_device() -> dict:
 
 
 # --------------------------------------------------------------------------
-# G11: which out-of-memory errors safe_run recognizes
+# Probe G11: which out-of-memory errors safe_run recognizes
 # --------------------------------------------------------------------------
 
 _OOM_MESSAGES = {
@@ -550,7 +550,7 @@ def g11_oom_classification() -> dict:
 
 
 # --------------------------------------------------------------------------
-# G12 + benchmark: @telemetry per call on CUDA
+# Probe G12 + benchmark: @telemetry per call on CUDA
 # --------------------------------------------------------------------------
 
 
@@ -601,7 +601,7 @@ def g12_telemetry_per_call() -> dict:
 
 
 # --------------------------------------------------------------------------
-# G15: bf16 support of the device DeviceContext switches to
+# Probe G15: bf16 support of the device DeviceContext switches to
 # --------------------------------------------------------------------------
 
 

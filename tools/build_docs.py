@@ -7,8 +7,9 @@ Uses the test environment ``.venv`` (create it with ``python3 tools/run_tests.py
 which also runs this build) and installs the pinned ``requirements/docs.txt``
 into it.  The pages are
 built against the installed patched torch, as PyTorch's docs build does; a
-throwaway index lists them (upstream, each page joins the toctree of
-``docs/source/index.rst``).
+throwaway root links the index pages (``docs/source/utilities.rst``, whose
+toctrees link the module pages; upstream, it joins the toctree of
+``docs/source/index.rst``) and any page no index page links.
 """
 
 from __future__ import annotations
@@ -55,7 +56,12 @@ def main(argv: list[str]) -> int:
         for page in pages:
             shutil.copy(page, src / page.name)
         (src / "conf.py").write_text(CONF)
-        toc = "\n".join(f"    {p.stem}" for p in pages)
+        sys.path.insert(0, str(ROOT / "tools"))
+        import check
+
+        indexes = check.index_pages()
+        linked = {entry for p in indexes.values() for entry in check.toctree_entries(p.read_text())}
+        toc = "\n".join(f"    {p.stem}" for p in pages if p.stem in indexes or p.stem not in linked)
         (src / "index.rst").write_text(f"torch-tool API\n==============\n\n.. toctree::\n    :maxdepth: 1\n\n{toc}\n")
         # From outside the checkout, so `import torch` is the installed wheel.
         rc = subprocess.run(

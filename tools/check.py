@@ -20,10 +20,16 @@
   of the upstream stack (``tools/stack.py``), and each PR's patches apply on
   top of the PRs before it;
 - every public overlay module has its docs page ``docs/source/<module>.rst``,
-  and every page names its module (``.. currentmodule::``);
+  every page names its module (``.. currentmodule::``) and is linked from an
+  index page's ``.. toctree::`` (``docs/source/utilities.rst``), whose entries
+  are all pages;
 - no line of ``torch_overlay/`` or ``test/`` is too long for upstream's flake8
   (B950, ``max-line-length = 120``; the rest of its rules are ruff's, run by
   ``tools/run_tests.py`` with ``ruff.toml``);
+- the repository is self-contained: no tracked text file refers to files
+  outside it or to this project's internal planning (its contract, notes,
+  findings ids, issue numbers); public facts cite their public sources
+  (``pytorch/pytorch#NNNN``, peers' repositories) directly;
 - every ``test/test_*.py`` follows PyTorch's conventions (``# Owner(s):`` header,
   ``run_tests()`` under ``if __name__ == "__main__":``);
 - with ``--installed`` (run by the test environment's Python): the imported
@@ -44,6 +50,7 @@ import ast
 import importlib
 import io
 import re
+import subprocess
 import tokenize
 import sys
 from pathlib import Path
@@ -272,6 +279,69 @@ def _noqa_b950_lines(text: str) -> set[int]:
     return exempt
 
 
+# --------------------------------------------------------------------------
+# Self-contained repository
+# --------------------------------------------------------------------------
+
+# Built from pieces so that this file does not match its own patterns.
+_INTERNAL_REFERENCES = [
+    (re.compile(r"\b" + "SP" + r"EC\b"), "the project's internal contract"),
+    (re.compile("PRIOR" + r"[-_]ART"), "the project's internal notes"),
+    (re.compile(r"\b" + "FIND" + r"INGS\b"), "the project's internal findings"),
+    (re.compile(r"\bfindings? [A-Z]\d{1,2}\b", re.I), "an internal finding id"),
+    (re.compile(r"#\s*[A-Z]\d{1,2}\b\s*[:+]"), "an internal finding id"),
+    (re.compile(r"\((?:[A-Z]\d{1,2}(?:[-\u2013][A-Z]\d{1,2})?[,;/ ]*)+\)"), "internal finding ids"),
+    (re.compile(r"\.\./" + r"shared\b|/wo" + "rk/"), "a file outside the repository"),
+    (re.compile("\u00a7" + r"\s*\d"), "a section of an internal document"),
+    (re.compile(r"(?<![\w/#.-])issues? #?\d{1,3}\b(?![\d.])", re.I), "an internal issue number"),
+]
+
+
+def tracked_text_files() -> list[Path]:
+    """The repository's tracked files (``git ls-files``), else every file outside ``.git``, build and venvs."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(patchset.ROOT), "ls-files", "-z"], check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        ).stdout.decode()
+        paths = [patchset.ROOT / rel for rel in out.split("\0") if rel]
+    except (OSError, subprocess.CalledProcessError):
+        skip = {".git", "build", "dist", ".venv", "__pycache__", ".hypothesis", ".pytest_cache"}
+        paths = [
+            p for p in sorted(patchset.ROOT.rglob("*")) if p.is_file() and not skip & set(p.relative_to(patchset.ROOT).parts)
+        ]
+    return [p for p in paths if p.is_file()]
+
+
+def internal_references(text: str) -> list[tuple[int, str, str]]:
+    """Every (line number, matched text, what it refers to) of ``text`` that points at internal planning."""
+    found = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for pattern, what in _INTERNAL_REFERENCES:
+            for m in pattern.finditer(line):
+                found.append((lineno, m.group(0), what))
+    return found
+
+
+def check_self_contained(files: list[Path] | None = None) -> list[str]:
+    """No tracked text file refers to files outside the repository or to internal planning."""
+    errors = []
+    for path in tracked_text_files() if files is None else files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue  # binary (an image, a wheel)
+        try:
+            rel = path.relative_to(patchset.ROOT).as_posix()
+        except ValueError:
+            rel = str(path)
+        for lineno, match, what in internal_references(text):
+            errors.append(
+                f"{rel}:{lineno}: {match!r} refers to {what}; the repository must stand alone: "
+                "say it in words here, or cite the public source (pytorch/pytorch#NNNN, a peer's repository and issue)"
+            )
+    return errors
+
+
 def check_line_length() -> list[str]:
     """flake8's B950 as PyTorch runs it, on the files that land upstream."""
     errors = []
@@ -427,7 +497,34 @@ def check_patched_public_names(base_wheel: Path) -> list[str]:
 
 
 def _docs_pages() -> dict[str, Path]:
-    return {p.stem: p for p in sorted((patchset.DOCS / "source").glob("*.rst"))}
+    """The module pages of ``docs/source/`` (every page but the index pages)."""
+    pages = {p.stem: p for p in sorted((patchset.DOCS / "source").glob("*.rst"))}
+    return {stem: p for stem, p in pages.items() if not is_index_page(p.read_text())}
+
+
+def is_index_page(text: str) -> bool:
+    """An index page links other pages with ``.. toctree::`` and documents no module itself."""
+    return ".. toctree::" in text and ".. automodule::" not in text and _current_module(text) is None
+
+
+def index_pages() -> dict[str, Path]:
+    """The index pages of ``docs/source/``: each links module pages, as PyTorch's ``index.rst`` does."""
+    pages = {p.stem: p for p in sorted((patchset.DOCS / "source").glob("*.rst"))}
+    return {stem: p for stem, p in pages.items() if is_index_page(p.read_text())}
+
+
+def toctree_entries(text: str) -> list[str]:
+    """The documents the ``.. toctree::`` blocks of an rst page list, in order."""
+    entries = []
+    in_tree = False
+    for line in text.splitlines():
+        if line.startswith(".. toctree::"):
+            in_tree = True
+        elif in_tree and line and not line[0].isspace():
+            in_tree = False
+        elif in_tree and line.strip() and not line.strip().startswith(":"):
+            entries.append(line.strip())
+    return entries
 
 
 def _current_module(text: str) -> str | None:
@@ -451,6 +548,21 @@ def check_docs_pages() -> list[str]:
             errors.append(f"docs/source/{page.name} must name its module with '.. currentmodule:: <module>'")
         if stem in modules and f".. automodule:: {stem}\n" not in text:
             errors.append(f"docs/source/{page.name} must document its module with '.. automodule:: {stem}'")
+    indexes = index_pages()
+    if not indexes:
+        errors.append("docs/source/ has no index page: the module pages must be linked from a '.. toctree::' page")
+    linked: set[str] = set()
+    for index in indexes.values():
+        for entry in toctree_entries(index.read_text()):
+            linked.add(entry)
+            if entry not in pages:
+                errors.append(f"docs/source/{index.name}: the toctree lists {entry}, which is no page of docs/source/")
+    for stem in sorted(pages.keys() - linked):
+        if indexes:
+            errors.append(
+                f"docs/source/{stem}.rst is linked from no index page: add it to a toctree of "
+                f"{', '.join(f'docs/source/{p.name}' for p in indexes.values())}"
+            )
     return errors
 
 
@@ -515,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     errors += check_overlay_sources()
     errors += check_test_conventions()
     errors += check_line_length()
+    errors += check_self_contained()
     errors += check_stack(base)
     errors += check_docs_pages()
     if args.installed:

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Export the patch set as the upstream PR stack: one ``git format-patch`` commit per PR.
 
-    python tools/export_upstream.py OUTDIR [--base-wheel PATH]
+    python tools/export_upstream.py OUTDIR [--base RELEASE | --base-wheel PATH]
 
 Each PR of ``tools/stack.py`` that has files becomes one commit carrying its
 new files (``torch/...``), its patches applied to the pristine upstream files,
 its tests (``test/...``) and its docs pages (``docs/source/...``), with the
-PR's commit message.  The commits apply with ``git am`` onto a PyTorch
-checkout of the base wheel's release (default 2.13.0; each supported release
-takes its own series, see ``patches/releases``), one after the other;
+PR's commit message (its design note, ``docs/design/<pr>.md``).  The commits
+apply with ``git am`` onto a PyTorch checkout of the base release, one after
+the other: ``--base 2.15.0`` (any release ``patches/releases`` lists; each takes
+its own series), default 2.13.0, resolved by pip into ``build/base-RELEASE/``
+(``build/base/`` for 2.13.0) as ``tools/run_tests.py`` does;
 ``ghstack submit`` then opens one PR per commit.  The output is reproducible: same inputs, same bytes.
 """
 
@@ -25,13 +27,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import build_wheel  # noqa: E402
+import check  # noqa: E402
 import patchset  # noqa: E402
 import rawzip  # noqa: E402
 import stack  # noqa: E402
 import unidiff  # noqa: E402
 
 
-__all__ = ["commits", "export", "target_path"]
+__all__ = ["base_wheel", "commits", "export", "target_path"]
 
 #: Fixed identity and date so that exporting twice gives the same bytes.
 GIT_ENV = {
@@ -83,6 +86,7 @@ def commits(
     order = {p.name: i for i, p in enumerate(patchset.series(release))}
     file_patches = patchset.file_patches(release)
     landed: set[str] = set()
+    indexes: dict[str, bytes] = {}  # docs index page -> its content as last written
     for pr in stack.STACK:
         files = groups[pr.name]
         if not files:
@@ -108,8 +112,48 @@ def commits(
                         "a patch it depends on belongs to a later PR (reorder tools/stack.py or patches/series)"
                     ) from None
             written[path] = content
+        # A docs index page lists only the pages landed so far (Sphinx warns about a missing one).
+        pages = {Path(rel).stem for rel in landed if rel.startswith("docs/source/")}
+        for rel in sorted(landed):
+            if rel.startswith("docs/source/") and rel.endswith(".rst"):
+                text = (patchset.ROOT / rel).read_text(encoding="utf-8")
+                if check.is_index_page(text):
+                    content = index_page_for(text, pages).encode()
+                    if indexes.get(rel) != content:
+                        written[rel] = indexes[rel] = content
         tests = sorted(rel for rel in files if rel.startswith("test/"))
         yield pr, written, tests
+
+
+def index_page_for(text: str, pages: set[str]) -> str:
+    """An index page with only the toctree entries in ``pages``; a toctree left empty is dropped."""
+    out: list[str] = []
+    block: list[str] | None = None  # the toctree being read: directive, options, entries
+    kept = 0
+
+    def flush() -> None:
+        nonlocal block
+        if block is not None and kept:
+            out.extend(block)
+        block = None
+
+    for line in text.splitlines():
+        if line.startswith(".. toctree::"):
+            flush()
+            block, kept = [line], 0
+        elif block is not None and line and not line[0].isspace():
+            flush()
+            out.append(line)
+        elif block is not None:
+            entry = line.strip()
+            if entry and not entry.startswith(":") and entry not in pages:
+                continue
+            kept += bool(entry) and not entry.startswith(":")
+            block.append(line)
+        else:
+            out.append(line)
+    flush()
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -147,13 +191,27 @@ def export(outdir: Path, base_wheel: Path) -> list[Path]:
     return [Path(n) for n in names.split()]
 
 
+def base_wheel(release: str) -> Path:
+    """The base wheel of a supported ``release``: the one cached in ``build/``, else pip's (``torch==release``)."""
+    patchset.select_release(release, "--base")
+    cache = patchset.ROOT / "build" / ("base" if release == patchset.BASE_VERSION else f"base-{release}")
+    return build_wheel.fetch_base_wheel(cache, f"torch=={release}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("outdir", type=Path, help="folder for the NNNN-*.patch files (existing *.patch there are replaced)")
-    ap.add_argument("--base-wheel", type=Path, help=f"default: torch=={patchset.BASE_VERSION} via pip")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument(
+        "--base",
+        metavar="RELEASE",
+        default=patchset.BASE_VERSION,
+        help=f"the torch release the stack applies to, one of patches/releases (default {patchset.BASE_VERSION})",
+    )
+    which.add_argument("--base-wheel", type=Path, help="a base wheel of a supported release, instead of --base's")
     args = ap.parse_args(argv)
     try:
-        base = args.base_wheel or build_wheel.fetch_base_wheel(patchset.ROOT / "build" / "base")
+        base = args.base_wheel or base_wheel(args.base)
         for path in export(args.outdir, base):
             print(path)
     except (patchset.PatchSetError, stack.StackError) as e:

@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from pathlib import Path
 
 import patchset
 
 
-__all__ = ["PR", "STACK", "StackError", "assign", "inventory"]
+__all__ = ["NOTES", "PR", "STACK", "StackError", "assign", "inventory", "read_note"]
+
+#: One design note per PR: the PR description its exported commit carries.
+NOTES = patchset.ROOT / "docs" / "design"
 
 
 class StackError(ValueError):
@@ -36,16 +40,53 @@ class PR:
 
     name: str
     title: str
-    summary: str
     globs: tuple[str, ...]
 
     def claims(self, rel: str) -> bool:
         return any(fnmatch.fnmatchcase(rel, g) for g in self.globs)
 
+    @property
+    def note(self) -> Path:
+        """The PR's design note, ``docs/design/<name>.md``: its description (Summary, design, Test Plan)."""
+        return NOTES / f"{self.name}.md"
+
     def message(self, tests: list[str]) -> str:
-        """The commit message: PyTorch style, summary line, body, test plan."""
+        """The commit message: the PR description of its design note, the test commands appended.
+
+        The note is PyTorch's PR description: the title, underlined, then
+        ``Summary:``, the design details, and ``Test Plan:`` last; the Test Plan
+        gets one ``python test/...`` line per test file of the PR.
+        """
+        title, body = read_note(self.note)
+        if title != self.title:
+            raise StackError(f"{_rel(self.note)}: title {title!r} is not the PR's title {self.title!r} (tools/stack.py)")
         plan = "\n".join(f"    python {t}" for t in tests) or "    (no test file)"
-        return f"{self.title}\n\n{self.summary.strip()}\n\nTest Plan:\n\n{plan}\n"
+        return f"{self.title}\n\n{body.rstrip()}\n\n{plan}\n"
+
+
+def _rel(path: Path) -> str:
+    try:
+        return path.relative_to(patchset.ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def read_note(path: Path) -> tuple[str, str]:
+    """A design note's title and body; :class:`StackError` naming what is missing.
+
+    The body starts with ``Summary:`` and ends with the ``Test Plan:`` section.
+    """
+    if not path.is_file():
+        raise StackError(f"{_rel(path)} is missing: every PR of tools/stack.py has a design note (its PR description)")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if len(lines) < 3 or not lines[1] or set(lines[1]) != {"="}:
+        raise StackError(f"{_rel(path)}: the first line is the PR's title, underlined with '=' on the second")
+    body = "\n".join(lines[2:]).strip("\n")
+    if not body.startswith("Summary:\n"):
+        raise StackError(f"{_rel(path)}: the description starts with a 'Summary:' line after the title")
+    if "\nTest Plan:\n" not in body + "\n":
+        raise StackError(f"{_rel(path)}: the description ends with a 'Test Plan:' section (test commands are appended)")
+    return lines[0], body
 
 
 def _utils(*stems: str) -> tuple[str, ...]:
@@ -69,13 +110,6 @@ STACK: list[PR] = [
     PR(
         "amp",
         "[amp] Choose autocast defaults per device",
-        """
-Mixed precision without per-device special cases: torch.amp picks the
-autocast dtype each device supports (bf16 where available, else fp16; bf16 on
-CPU), so the same training loop runs on every accelerator.  GradScaler gains
-for_autocast() (a scaler only where float16 needs one) and last_step_skipped.
-First in the stack: DeviceContext(amp=True) uses the same dtype choice.
-""",
         (
             "torch_overlay/torch/amp/*",
             "patches/0005-*",
@@ -86,17 +120,6 @@ First in the stack: DeviceContext(amp=True) uses the same dtype choice.
     PR(
         "device",
         "[accelerator] Add torch._accelerator device selection",
-        """
-Device selection that works the same on every accelerator: `set_device` and
-`current_device` accept whatever configurations hold (an index, "cuda:1", a
-torch.device) and fail with a clear error instead of silently doing nothing;
-`get_best_device` picks the least loaded device without creating a context on
-every GPU; `DeviceContext` scopes device, autocast dtype and tensorization.
-Memory thresholds ("4GiB", "512 MB", a fraction of the device) are parsed by
-torch.utils._memory_size, the one parser every API taking a size uses.  Built
-on torch.accelerator; `torch._accelerator` is imported lazily, so `import
-torch` is unchanged.
-""",
         (
             "torch_overlay/torch/_accelerator/*",
             # get_best_device(min_free_memory=...) is the first user of the size parser.
@@ -109,20 +132,13 @@ torch` is unchanged.
             "patches/0003-*",
             "test/test_accelerator*.py",
             "docs/source/torch._accelerator.*",
+            # The docs index page lands with the first page; later PRs add their pages to its toctrees.
+            "docs/source/utilities.rst",
         ),
     ),
     PR(
         "memory",
         "[cuda] Add memory guards, safe_run and torch.utils.error_callback",
-        """
-Out-of-memory handling without copy-pasted retry loops: memory guards that
-check free device memory up front (sizes given as bytes, "4GiB" or a fraction
-of the device), and
-`torch.cuda.safe_run`, which frees cached memory and retries a callable on
-OOM.  Every recovering utility reports what it recovered from through
-`torch.utils.error_callback`, a registry of scoped callbacks that never lets a
-failing callback mask the original error.
-""",
         (
             "torch_overlay/torch/cuda/*",
             "torch_overlay/torch/utils/error_callback.py",
@@ -138,47 +154,21 @@ failing callback mask the original error.
     PR(
         "timeout-retry",
         "[utils] Add torch.utils.timeout and torch.utils.retry",
-        """
-Deadlines and retries for flaky steps (data loading, collectives, remote
-storage) as context managers and decorators that nest correctly, stop every
-timer they start and report each retry and expiry to
-torch.utils.error_callback.
-""",
         ("patches/0006-*", *_utils("timeout", "retry")),
     ),
     PR(
         "telemetry",
         "[utils] Add torch.utils.telemetry and its live dashboard",
-        """
-Lightweight telemetry of device memory, utilization and step timings, with an
-optional live dashboard served only when asked for (no thread or socket is
-started at import).
-""",
         ("patches/0007-*", *_utils("telemetry", "dashboard")),
     ),
     PR(
         "tensorize",
         "[utils] Add torch.utils.auto_tensorize, patch_numpy and dry_run",
-        """
-Moving NumPy-style code onto devices: `auto_tensorize` converts array
-arguments to tensors on the current device, `patch_numpy` dispatches NumPy
-calls to CuPy/torch where possible, and `dry_run` runs a model on fake tensors
-to report shapes and memory before any real allocation.  Also documents how
-`torch.as_tensor` shares memory with NumPy arrays.
-""",
         ("patches/0008-*", *_utils("auto_tensorize", "tensorize", "patch_numpy", "dry_run")),
     ),
     PR(
         "composability",
         "[test] Test the new utilities under compile, fork, spawn and distributed",
-        """
-One test file over every component above: torch.compile (eager and
-aot_eager; fullgraph where tracing is natural) with the eager result, a child
-forked after the parent used them (also DataLoader workers), decorated
-functions pickled and run under spawn, two gloo ranks where one runs out of
-memory under safe_run and the other times out, and a quiet `import torch`.
-Last in the stack: it needs every component.
-""",
         ("test/test_utils_composability.py",),
     ),
 ]

@@ -16,7 +16,9 @@ import check  # noqa: E402
 import patchset  # noqa: E402
 
 
-PAGES = sorted((patchset.DOCS / "source").glob("*.rst"))
+#: The module pages (index pages, which only link them, are tested below).
+PAGES = sorted(check._docs_pages().values())
+INDEXES = sorted(check.index_pages().values())
 
 
 class _SphinxDirective(Directive):
@@ -25,7 +27,13 @@ class _SphinxDirective(Directive):
     has_content = True
     optional_arguments = 1
     final_argument_whitespace = True
-    option_spec = {"toctree": directives.unchanged, "nosignatures": directives.flag, "members": directives.unchanged}
+    option_spec = {
+        "toctree": directives.unchanged,
+        "nosignatures": directives.flag,
+        "members": directives.unchanged,
+        "maxdepth": directives.unchanged,
+        "caption": directives.unchanged,
+    }
 
     def run(self):
         return []
@@ -40,6 +48,30 @@ for _role in ("func", "class", "mod", "meth", "attr", "data", "exc", "ref"):
 def test_every_public_module_has_a_page():
     assert PAGES
     assert check.check_docs_pages() == []
+
+
+def test_every_page_is_linked_from_an_index_page():
+    """As in PyTorch's docs/source/index.rst: each module page is in a toctree, so the built docs reach it."""
+    assert [p.name for p in INDEXES] == ["utilities.rst"]
+    linked = [e for p in INDEXES for e in check.toctree_entries(p.read_text())]
+    assert sorted(linked) == sorted(p.stem for p in PAGES)
+    for index in INDEXES:
+        docutils.core.publish_doctree(
+            index.read_text(), source_path=str(index), settings_overrides={"halt_level": 2, "report_level": 2}
+        )
+
+
+def test_a_page_outside_every_index_is_named(monkeypatch, tmp_path):
+    (tmp_path / "source").mkdir()
+    (tmp_path / "source" / "index.rst").write_text("Index\n=====\n\n.. toctree::\n\n    torch.utils.a\n    gone\n")
+    (tmp_path / "source" / "torch.utils.a.rst").write_text(".. currentmodule:: torch.utils.a\n")
+    (tmp_path / "source" / "torch.utils.b.rst").write_text(".. currentmodule:: torch.utils.b\n")
+    monkeypatch.setattr(patchset, "DOCS", tmp_path)
+    errors = [e for e in check.check_docs_pages() if "index" in e]
+    assert errors == [
+        "docs/source/index.rst: the toctree lists gone, which is no page of docs/source/",
+        "docs/source/torch.utils.b.rst is linked from no index page: add it to a toctree of docs/source/index.rst",
+    ]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)

@@ -177,3 +177,89 @@ def test_stack_applies_commit_by_commit_and_its_tests_pass(exported, base_wheel,
         # Exit 5: no tests collected (a PR without test files still proves its tree imports).
         ok = r.returncode == 0 or (r.returncode == 5 and not tests)
         assert ok, f"{pr.name}: tests failed at its commit:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
+
+
+def _cached_base_wheel(release):
+    """The release's base wheel if this machine has it (run_tests.py's cache, or --base-wheel), else None."""
+    given = os.environ.get("TORCH_TOOL_BASE_WHEEL")
+    if given and patchset.release_of(Path(given).name.split("-")[1]) == release:
+        return Path(given)
+    cache = patchset.ROOT / "build" / ("base" if release == patchset.BASE_VERSION else f"base-{release}")
+    wheels = sorted(w for w in cache.glob(f"torch-{release}*.whl") if patchset.release_of(w.name.split("-")[1]) == release)
+    return wheels[0] if len(wheels) == 1 else None
+
+
+@pytest.mark.parametrize("release", patchset.supported_releases())
+def test_stack_applies_with_git_am_on_each_release(release, tmp_path, monkeypatch):
+    """``--base RELEASE``'s stack applies with ``git am``, commit by commit, onto that release's files.
+
+    The newest release is always checked (its wheel resolved by pip when not
+    cached: upstream review happens against the newest code); the others
+    when their base wheel is cached (tools/run_tests.py caches the tested ones).
+    """
+    newest = patchset.supported_releases()[-1]
+    wheel = _cached_base_wheel(release)
+    if wheel is None:
+        if release != newest:
+            pytest.skip(f"no cached base wheel of torch {release} (build/base-{release}/)")
+        # A machine-wide pip constraint may cap torch below the newest release (it keeps
+        # environments on the cached builds); this download is only read, never installed.
+        monkeypatch.setenv("PIP_CONSTRAINT", os.devnull)
+        wheel = export_upstream.base_wheel(release)
+    exported = export_upstream.export(tmp_path / "stack", wheel)
+    repo = tmp_path / "pytorch"
+    repo.mkdir()
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    touched = {fp.path for _, fp in patchset.file_patches(release)} | {"torch/version.py"}
+    with zipfile.ZipFile(wheel) as zf:
+        for name in sorted(touched):
+            zf.extract(name, repo)
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "-m", f"PyTorch {release}")
+    prs = non_empty_prs()
+    assert len(exported) == len(prs)
+    for patch, pr in zip(exported, prs):
+        git(repo, "am", "--quiet", "--keep-non-patch", str(patch))
+        # The commit carries the PR's description whole (Markdown headings included).
+        tests = git(repo, "show", "--name-only", "--format=", "HEAD").split()
+        expected = pr.message(sorted(t for t in tests if t.startswith("test/")))
+        assert git(repo, "log", "-1", "--format=%B").strip() == expected.strip()
+    # The last commit's tree has every patch of the release's series applied: the files apply_patches writes.
+    for rel in touched - {"torch/version.py"}:
+        assert (repo / rel).read_bytes() != zipfile.ZipFile(wheel).read(rel), f"{rel} unchanged by the stack"
+
+
+def test_main_refuses_an_unsupported_base(capsys, tmp_path):
+    assert export_upstream.main(["--base", "2.10.0", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "torch 2.10.0 in --base is not supported" in err and "2.15.0" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_docs_index_lists_the_pages_landed_so_far(base_wheel):
+    """Each commit's docs index links exactly the pages present at that commit (Sphinx warns about a missing one)."""
+    import build_wheel
+    import check
+    import rawzip
+
+    with rawzip.RawZip(base_wheel) as zf:
+        tree = build_wheel.ZipTree(zf)
+        pristine = export_upstream.pristine_files(tree)
+        release = patchset.release_of(patchset.torch_version(tree))
+    index_rel = "docs/source/utilities.rst"
+    present, index, changed = set(), None, []
+    for pr, written, _ in export_upstream.commits(pristine, release):
+        present |= {Path(p).stem for p in written if p.startswith("docs/source/") and p != index_rel}
+        if index_rel in written:
+            index = written[index_rel].decode()
+            changed.append(pr.name)
+        if index is not None:
+            assert sorted(check.toctree_entries(index)) == sorted(present), pr.name
+    assert changed[0] == "device" and len(changed) > 1
+    assert index == (patchset.ROOT / index_rel).read_text()
+
+
+def test_index_page_for_drops_absent_entries_and_empty_toctrees():
+    text = "T\n=\n\n.. toctree::\n    :caption: A\n\n    a\n    b\n\n.. toctree::\n    :caption: C\n\n    c\n\nEnd.\n"
+    assert export_upstream.index_page_for(text, {"b"}) == "T\n=\n\n.. toctree::\n    :caption: A\n\n    b\n\nEnd.\n"
+    assert export_upstream.index_page_for(text, {"a", "b", "c"}) == text

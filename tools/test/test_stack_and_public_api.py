@@ -66,7 +66,7 @@ def test_a_stray_file_in_test_is_named(monkeypatch, tmp_path):
 
 
 def test_a_file_claimed_twice_is_named():
-    twice = [stack.PR("a", "A", "", ("test/*",)), stack.PR("b", "B", "", ("test/test_x*",))]
+    twice = [stack.PR("a", "A", ("test/*",)), stack.PR("b", "B", ("test/test_x*",))]
     with pytest.raises(stack.StackError, match=r"test/test_x\.py is claimed by several PRs \(a, b\)"):
         stack.assign(["test/test_x.py"], twice)
 
