@@ -311,7 +311,7 @@ class TestHostMetrics(FakeNvmlTestCase):
         self.assertFalse(torch.cuda.is_initialized())
 
     def test_one_error_does_not_disable_the_rest(self):
-        # G9: NO_PERMISSION (cgroup nodes) on one reading, GPU_IS_LOST on a whole GPU.
+        # One NVML error must not hide the rest: NO_PERMISSION (cgroup nodes) on one reading, GPU_IS_LOST on a whole GPU.
         fail = {("nvmlDeviceGetPowerUsage", 0): 4, ("nvmlDeviceGetHandleByIndex_v2", 1): 15}
         with self.nvml(FakeNvmlLibrary(TWO_GPUS + [("GPU-c", "NVIDIA H100", 1, 80, 3, 90000, 40)], fail)):
             first, lost, third = _dashboard_host.gpu_metrics()

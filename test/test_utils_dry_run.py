@@ -607,7 +607,7 @@ class TestRehearseTellsTheTruth(TestCase):
         self.assertEqual(huge.memory_by_device[torch.device("cpu")]["Other"], 10_000_000 * 1024 * 4)
 
     def test_global_optimizer_is_an_error(self):
-        # FINDINGS S4: a step that uses a global optimizer over the real parameters.
+        # A step that uses a global optimizer over the real parameters.
         model = _mlp()
         opt = torch.optim.AdamW(model.parameters())
 
@@ -644,7 +644,7 @@ class TestRehearseTellsTheTruth(TestCase):
         self.assertFalse(is_enabled() or _dry_run_rehearse.rehearsing())
 
     def test_no_telemetry_recorded_while_rehearsing(self):
-        # FINDINGS S4: the rehearsal counted as a real call of the timed step.
+        # The rehearsal once counted as a real call of the timed step.
         from torch.utils import telemetry
 
         name = "test_dry_run.rehearsed_step"
@@ -661,7 +661,7 @@ class TestRehearseTellsTheTruth(TestCase):
 
     @parametrize("kind", ["scalar", "tuple", "list", "dict", "dataclass", "model_output"])
     def test_backward_follows_the_loss_convention(self, kind):
-        # FINDINGS S5: the loss is back-propagated, not the sum of every output.
+        # The loss is back-propagated, not the sum of every output.
         model = torch.nn.Sequential(torch.nn.Linear(512, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 4096))
         x, y = torch.randn(256, 512), torch.randint(0, 4096, (256,))
         step = _hf_step(kind)
@@ -692,7 +692,7 @@ class TestRehearseTellsTheTruth(TestCase):
 
     @parametrize("dtype", [torch.int64, torch.float64], name_fn=lambda d: str(d).split(".")[-1])
     def test_dtype_errors_of_the_real_run_are_raised(self, dtype):
-        # FINDINGS S6.
+        # Dtype errors the real run raises are raised by the rehearsal too.
         model = torch.nn.Linear(8, 4)
         x = torch.zeros(2, 8, dtype=dtype)
         with self.assertRaisesRegex(RuntimeError, "dtype"):
@@ -703,7 +703,7 @@ class TestRehearseTellsTheTruth(TestCase):
             rehearse(_loss, model, torch.empty(2, 8, dtype=dtype, device="meta"), backward=True)
 
     def test_frozen_model(self):
-        # FINDINGS C7: a documented ValueError with backward=True; forward alone works.
+        # A frozen model: a documented ValueError with backward=True; forward alone works.
         model = _mlp().requires_grad_(False)
         x = torch.randn(64, 1024)
         with self.assertRaisesRegex(ValueError, r"does not require grad: no parameter .* \(is the model frozen\?\)"):
@@ -756,7 +756,7 @@ class TestRehearseForADevice(TestCase):
         self.assertEqual(r.flops, 3 * 2 * 8 * 64 * 64 - 2 * 8 * 64 * 64)
 
     def test_sdpa_keeps_no_attention_matrix(self):
-        # FINDINGS S7: on meta tensors SDPA takes the math path and holds B*H*T*T scores; the CUDA
+        # On meta tensors SDPA takes the math path and holds B*H*T*T scores; the CUDA
         # flash / memory-efficient kernels (and the CPU flash kernel) keep only O(B*H*T*D).
         b, h, t, d = 4, 16, 2048, 64
         scores = b * h * t * t * 2

@@ -710,7 +710,7 @@ class TestProcesses(TelemetryTestCase):
         self.assertEqual(sorted(per_worker), [0, 1])
         for counts in per_worker.values():
             self.assertEqual(counts, list(range(1, len(counts) + 1)))
-        # ... and the parent's snapshot merges them in once the workers have exited (F2).
+        # ... and the parent's snapshot merges them in once the workers have exited.
         del loader
         self.assertEqual(snapshot()["load"]["count"], 3 + 8)
 
