@@ -177,7 +177,11 @@ class TestMoveOn(TestCase):
 
 class TestArguments(TestCase):
     # The same validation as timeout()/timeout_at(), naming move_on()/move_on_at().
-    @parametrize("bad", [-1, math.nan, -math.inf, 1e300, 10**400], name_fn=lambda b: f"case{abs(hash(str(b))) % 1000}")
+    @parametrize(
+        "bad",
+        [-1, math.nan, -math.inf, 1e300, 10**400],
+        name_fn=lambda b: {-1: "neg1", 1e300: "1e300", 10**400: "huge_int"}.get(b, str(b).replace("-", "neg")),
+    )
     def test_bad_seconds_value(self, bad):
         with self.assertRaisesRegex(ValueError, r"^move_on\(\): seconds must be"):
             move_on(bad)
