@@ -4,6 +4,7 @@ import asyncio
 import math
 import random
 import threading
+import time
 
 import torch
 from torch._dynamo.testing import CompileCounter
@@ -338,7 +339,6 @@ class TestWaitFrom(TestCase):
     @parametrize("form", FORMS)
     def test_bad_results(self, form):
         for value, kind, text in (
-            (-1, ValueError, "the delay wait_from returned must be a finite number of seconds"),
             (math.nan, ValueError, "the delay wait_from returned must be a finite number of seconds"),
             ("3", TypeError, "the delay wait_from returned must be a number of seconds, but got '3' of type str"),
             (True, TypeError, "but got True of type bool"),
@@ -617,6 +617,346 @@ class TestHookValidation(TestCase):
                 make(**{hook: predicate})
 
 
+class TestSetTestingOverlap(TestCase):
+    """Blocks that overlap in threads or tasks and exit in any order never leave the switch on."""
+
+    def tearDown(self):
+        set_testing(False)
+        super().tearDown()
+
+    def test_threads_exiting_in_entry_order(self):
+        steps = [threading.Event() for _ in range(4)]
+        seen = []
+
+        def first():
+            with set_testing(True):
+                steps[0].set()
+                steps[1].wait()
+            steps[2].set()
+
+        def second():
+            steps[0].wait()
+            with set_testing(True):
+                steps[1].set()
+                steps[2].wait()
+                seen.append(is_testing())  # the first block left: this one still holds it
+            steps[3].set()
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(seen, [True])
+        self.assertFalse(is_testing())
+
+    def test_tasks_exiting_in_entry_order(self):
+        seen = []
+
+        async def block(entered, leave, mark):
+            with set_testing(True):
+                entered.set()
+                await leave.wait()
+                seen.append((mark, is_testing()))
+
+        async def main():
+            a_in, b_in, a_out, b_out = (asyncio.Event() for _ in range(4))
+            a = asyncio.ensure_future(block(a_in, a_out, "a"))
+            await a_in.wait()
+            b = asyncio.ensure_future(block(b_in, b_out, "b"))
+            await b_in.wait()
+            a_out.set()
+            await a
+            seen.append(("after a", is_testing()))
+            b_out.set()
+            await b
+
+        asyncio.run(main())
+        self.assertEqual(seen, [("a", True), ("after a", True), ("b", True)])
+        self.assertFalse(is_testing())
+
+    def test_plain_calls_and_blocks(self):
+        set_testing(True)
+        with set_testing(False):
+            self.assertFalse(is_testing())
+            set_testing(False)  # a plain call inside a block: applies once no block runs
+            self.assertFalse(is_testing())
+        self.assertFalse(is_testing())
+        set_testing(True)
+        with set_testing(False):
+            pass
+        self.assertTrue(is_testing())
+        set_testing(False)
+        self.assertFalse(is_testing())
+
+
+class TestTimeoutInterrupt(TestCase):
+    """torch.utils.timeout's interrupt ends the block: never retried, even with exceptions=BaseException."""
+
+    @parametrize("form", FORMS)
+    def test_never_retried(self, form):
+        from torch.utils._timeout_interrupt import _Interrupt
+
+        calls = []
+
+        def body(n):
+            calls.append(n)
+            raise _Interrupt
+
+        with self.assertRaises(_Interrupt):
+            call_form(form, body, exceptions=BaseException, sleep=lambda s: None)
+        self.assertEqual(calls, [1])
+
+    def test_move_on_ends_a_retried_call(self):
+        from torch.utils.timeout import move_on
+
+        calls = []
+
+        @retry(attempts=4, exceptions=BaseException)
+        def post():
+            calls.append(1)
+            for _ in range(1000):  # 10 s at most; the interrupt lands in time.sleep
+                time.sleep(0.01)
+
+        with move_on(0.05) as scope:
+            post()
+        self.assertTrue(scope.expired())
+        self.assertEqual(len(calls), 1)
+        self.assertIsNone(post.statistics.last_exception)
+
+
+class TestNotesBounded(TestCase):
+    @parametrize("form", FORMS)
+    def test_same_error_raised_again_and_again(self, form):
+        cached = OSError("cached")
+        for _ in range(30):
+            _, err, _, _ = call_form(form, lambda n: (_ for _ in ()).throw(cached), sleep=lambda s: None)
+            self.assertIs(err, cached)
+        ours = [n for n in cached.__notes__ if n.startswith("torch.utils.retry: ")]
+        self.assertLessEqual(len(ours), 11)
+        self.assertIn("attempt 3 of 3 failed", ours[-1])
+
+    def test_not_retried_note_once(self):
+        cached = OSError("after the first item")
+
+        @retry(sleep=lambda s: None)
+        def gen():
+            yield 1
+            raise cached
+
+        for _ in range(5):
+            with self.assertRaises(OSError):
+                list(gen())
+        self.assertEqual(len(cached.__notes__), 1)
+
+
+class StrRaises(OSError):
+    def __str__(self):
+        raise RuntimeError("no str")
+
+
+class NotesNotAList(OSError):
+    def __init__(self):
+        super().__init__("tuple notes")
+        self.__notes__ = ("theirs",)
+
+
+class NoWrites(OSError):
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+
+class TestOddExceptions(TestCase):
+    """Retry's notes and chaining are best-effort: the user's exception comes out unchanged."""
+
+    @parametrize("form", FORMS)
+    def test_comes_out_unchanged(self, form):
+        for make in (StrRaises, NotesNotAList, NoWrites):
+            with self.subTest(make=make.__name__):
+                errors = [make(), make()]
+                _, err, stats, calls = call_form(form, failing(*errors, *errors), attempts=2, sleep=lambda s: None)
+                self.assertIs(err, errors[1])
+                self.assertIs(stats.last_exception, errors[1])
+                self.assertEqual(calls, 2)
+
+    def test_str_failure_in_the_note(self):
+        err = StrRaises()
+        _, got, _, _ = call_form("retry", failing(err), attempts=1)
+        self.assertIs(got, err)
+        self.assertEqual(err.__notes__, [
+            "torch.utils.retry: attempt 1 of 1 failed with StrRaises: <exception str() failed>; "
+            "giving up: no attempts left (1)"
+        ])
+        self.assertEqual(NotesNotAList().__notes__, ("theirs",))
+
+
+class TestWaitFromValues(TestCase):
+    @parametrize("form", FORMS)
+    def test_past_date_retries_at_once(self, form):
+        t = FakeTime()
+        _, err, _, calls = call_form(form, failing(OSError()), wait_from=lambda e: -30.0, sleep=t.sleep)
+        self.assertEqual((err, calls, t.sleeps), (None, 2, [0.0]))
+
+    @parametrize("form", FORMS)
+    def test_huge_is_capped_by_max_delay(self, form):
+        for value in (3600, 2e9, 10**400, math.inf):
+            with self.subTest(value=str(value)[:10]):
+                t = FakeTime()
+                _, err, _, _ = call_form(
+                    form, failing(OSError()), max_delay=1.0, wait_from=lambda e, v=value: v, sleep=t.sleep
+                )
+                self.assertEqual((err, t.sleeps), (None, [1.0]))
+
+    @parametrize("form", FORMS)
+    def test_huge_gives_up_at_the_deadline(self, form):
+        for value in (3600, 2e9, 10**400, math.inf):
+            with self.subTest(value=str(value)[:10]):
+                t = FakeTime()
+                first = OSError("x")
+                _, err, _, calls = call_form(
+                    form, failing(first), deadline=5.0, wait_from=lambda e, v=value: v, sleep=t.sleep, clock=t.clock
+                )
+                self.assertIs(err, first)
+                self.assertEqual((calls, t.sleeps), (1, []))
+                self.assertIn("past the 5 s deadline", err.__notes__[-1])
+
+    @parametrize("form", FORMS)
+    def test_unbounded_without_cap_nor_deadline(self, form):
+        for value, shown in ((2e9, "2000000000.0"), (math.inf, "inf"), (10**400, "an integer of 1329 bits")):
+            with self.subTest(value=shown):
+                _, err, _, _ = call_form(form, failing(OSError()), wait_from=lambda e, v=value: v)
+                self.assertIsInstance(err, ValueError)
+                name = "retry" if "retry" in form else "retry_loop"
+                self.assertIn(f"{name}(): wait_from returned {shown} s, past the longest sleep accepted", str(err))
+                self.assertIsInstance(err.__cause__, OSError)
+
+
+class TestClockChecked(TestCase):
+    @parametrize("form", FORMS)
+    def test_bad_readings(self, form):
+        name = "retry" if "retry" in form else "retry_loop"
+        for clock, kind, text in (
+            (lambda: math.nan, ValueError, f"{name}(): clock must return a finite number of seconds, but returned nan"),
+            (lambda: "x", TypeError, f"{name}(): clock must return a number of seconds, but returned 'x' of type str"),
+        ):
+            with self.subTest(text=text):
+                _, err, _, calls = call_form(
+                    form, failing(OSError(), OSError()), deadline=5.0, clock=clock, sleep=lambda s: None
+                )
+                self.assertIsInstance(err, kind)
+                self.assertEqual(str(err), text)
+                self.assertEqual(calls, 1)
+
+
+class TestLoopBreak(TestCase):
+    def test_break_after_a_failed_attempt(self):
+        loop = retry_loop(exceptions=KeyError, sleep=lambda s: None)
+        for attempt in loop:
+            with attempt:
+                raise KeyError("gone")
+            break
+        self.assertEqual(loop.statistics.attempts, 1)
+        self.assertIsInstance(loop.statistics.last_exception, KeyError)
+
+    def test_async_break_after_a_failed_attempt(self):
+        loop = retry_loop(exceptions=KeyError)
+
+        async def main():
+            async for attempt in loop:
+                with attempt:
+                    raise KeyError("gone")
+                break
+            return loop.statistics.as_dict()  # before the loop's generator is finalized
+
+        figures = asyncio.run(main())
+        self.assertEqual(figures["attempts"], 1)
+        self.assertIsInstance(figures["last_exception"], KeyError)
+
+
+class TestGeneratorStatistics(TestCase):
+    """A generator call's figures are published when it ends, not at its first item."""
+
+    def test_sync(self):
+        early, late = ValueError("before first"), ValueError("after first")
+        runs = []
+
+        @retry(exceptions=ValueError, sleep=lambda s: None)
+        def gen(fail_late):
+            runs.append(1)
+            if len(runs) == 1:
+                raise early
+            yield 1
+            if fail_late:
+                raise late
+            yield 2
+
+        g1 = gen(True)
+        self.assertEqual(next(g1), 1)
+        self.assertEqual(gen.statistics.attempts, 0)  # g1 has not finished
+        self.assertEqual(list(gen(False)), [1, 2])
+        self.assertEqual((gen.statistics.attempts, gen.statistics.last_exception), (1, None))
+        with self.assertRaises(ValueError):
+            next(g1)
+        self.assertEqual((gen.statistics.attempts, gen.statistics.last_exception), (2, late))
+
+    def test_async(self):
+        late = ValueError("after first")
+        runs = []
+
+        @retry(exceptions=ValueError, sleep=lambda s: None)
+        async def agen():
+            runs.append(1)
+            if len(runs) == 1:
+                raise ValueError("before first")
+            yield 1
+            raise late
+
+        async def main():
+            g = agen()
+            self.assertEqual(await g.__anext__(), 1)
+            self.assertEqual(agen.statistics.attempts, 0)
+            with self.assertRaises(ValueError):
+                await g.__anext__()
+
+        asyncio.run(main())
+        self.assertEqual((agen.statistics.attempts, agen.statistics.last_exception), (2, late))
+
+
+class TestMessages(TestCase):
+    def test_type_named_with_its_module(self):
+        import numpy as np
+
+        with self.assertRaisesRegex(
+            TypeError, r"retry_if must return a bool, but returned np\.True_ of type numpy\.bool"
+        ):
+            retry(failing(OSError()), retry_if=lambda e: np.bool_(True), sleep=lambda s: None)(1)
+
+    def test_classmethod_below(self):
+        for kind in (classmethod, staticmethod):
+            with self.assertRaisesRegex(
+                TypeError, rf"retry\(\): cannot wrap a {kind.__name__} object; put @retry below @{kind.__name__}"
+            ):
+                retry(kind(lambda cls: 1))
+
+    def test_fullgraph_failure_names_retry(self):
+        @retry(attempts=2, sleep=lambda s: None)
+        def fails(x):
+            raise ValueError("bad")
+
+        torch._dynamo.reset()
+        with self.assertRaisesRegex(torch._dynamo.exc.Unsupported, r"apply @retry outside the compiled region"):
+            torch.compile(fails, fullgraph=True)(torch.ones(2))
+
+    def test_attempt_used_twice(self):
+        for attempt in retry_loop():
+            with attempt:
+                pass
+            with self.assertRaisesRegex(RuntimeError, r"retry_loop\(\): attempt 1 was already used"):
+                with attempt:
+                    pass
+
+
+
 instantiate_parametrized_tests(TestRetryIf)
 instantiate_parametrized_tests(TestRetryOnResult)
 instantiate_parametrized_tests(TestWaitFrom)
@@ -625,6 +965,11 @@ instantiate_parametrized_tests(TestStatistics)
 instantiate_parametrized_tests(TestTelemetryName)
 instantiate_parametrized_tests(TestSetTesting)
 instantiate_parametrized_tests(TestHookValidation)
+instantiate_parametrized_tests(TestTimeoutInterrupt)
+instantiate_parametrized_tests(TestNotesBounded)
+instantiate_parametrized_tests(TestOddExceptions)
+instantiate_parametrized_tests(TestWaitFromValues)
+instantiate_parametrized_tests(TestClockChecked)
 
 
 if __name__ == "__main__":

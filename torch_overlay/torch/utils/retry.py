@@ -12,8 +12,9 @@ Two forms share one policy:
   or ``async for attempt in retry_loop(...)`` in a coroutine.
 
 Only the listed ``exceptions`` are retried; anything else propagates at once.
-:class:`asyncio.CancelledError`, :class:`KeyboardInterrupt`, :class:`SystemExit`
-and :class:`GeneratorExit` are never retried, whatever ``exceptions`` says
+:class:`asyncio.CancelledError`, :class:`KeyboardInterrupt`, :class:`SystemExit`,
+:class:`GeneratorExit` and the interrupt :mod:`torch.utils.timeout` raises in a
+block at its deadline are never retried, whatever ``exceptions`` says
 (``exceptions=BaseException`` included): they propagate at once, from an
 attempt as from the backoff sleep.
 Before retry ``k`` (``k = 0`` for the first retry) the policy sleeps
@@ -42,10 +43,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import math
 import numbers
 import random
 import sys
+import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -54,6 +57,7 @@ from typing_extensions import Self
 
 from torch.compiler import is_dynamo_compiling as _compiling
 from torch.utils import error_callback
+from torch.utils._eager import stay_eager
 
 
 __all__ = ["Attempt", "RetryStatistics", "is_testing", "retry", "retry_loop", "set_testing"]
@@ -75,7 +79,16 @@ _NOT_RETRIED = "torch.utils.retry: not retried: the generator had already yielde
 
 
 def _type_name(value: object) -> str:
-    return f"{value!r} of type {type(value).__name__}"
+    kind = type(value)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    return f"{_shown(value)} of type {name}"
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, but the size of a huge int rather than its hundreds of digits."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)
 
 
 def _never_retried(exc: BaseException) -> bool:
@@ -84,7 +97,11 @@ def _never_retried(exc: BaseException) -> bool:
         return True
     # No asyncio imported: no asyncio.CancelledError can have been raised (and none is imported here).
     exceptions = sys.modules.get("asyncio.exceptions")
-    return exceptions is not None and isinstance(exc, exceptions.CancelledError)
+    if exceptions is not None and isinstance(exc, exceptions.CancelledError):
+        return True
+    # torch.utils.timeout's interrupt, raised in a block's body at its deadline: the block must end.
+    interrupt = sys.modules.get("torch.utils._timeout_interrupt")
+    return interrupt is not None and isinstance(exc, interrupt._Interrupt)
 
 
 def _seconds(caller: str, name: str, value: object, optional: bool) -> float | None:
@@ -95,7 +112,7 @@ def _seconds(caller: str, name: str, value: object, optional: bool) -> float | N
         raise TypeError(f"{caller}(): {name} must be {expected}, but got {_type_name(value)}")
     if not 0 <= value <= _LONGEST:
         raise ValueError(
-            f"{caller}(): {name} must be a finite number of seconds between 0 and {_LONGEST:g}, but got {value!r}"
+            f"{caller}(): {name} must be a finite number of seconds between 0 and {_LONGEST:g}, but got {_shown(value)}"
         )
     return float(value)
 
@@ -165,7 +182,7 @@ class _Policy:
         if type(backoff) not in (float, int) and (isinstance(backoff, bool) or not isinstance(backoff, numbers.Real)):
             raise TypeError(f"{caller}(): backoff must be a number, but got {_type_name(backoff)}")
         if not 1 <= backoff <= sys.float_info.max:  # a huge int fits no float: not finite either
-            raise ValueError(f"{caller}(): backoff must be a finite number >= 1, but got {backoff!r}")
+            raise ValueError(f"{caller}(): backoff must be a finite number >= 1, but got {_shown(backoff)}")
         for hook, fn in (("on_retry", on_retry), ("sleep", sleep), ("clock", clock)):
             if not callable(fn) and not (fn is None and hook != "clock"):
                 raise TypeError(f"{caller}(): {hook} must be callable, but got {fn!r}")
@@ -269,13 +286,26 @@ class _Policy:
         if seconds is None:
             return None
         _close(seconds)
-        try:
-            seconds = _seconds(self.caller, "the delay wait_from returned", seconds, False)
-        except (TypeError, ValueError) as error:
-            raise error from exc
-        if self.max_delay is not None and seconds > self.max_delay:  # type: ignore[operator]
+        if type(seconds) not in (float, int) and (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real)):
+            raise TypeError(
+                f"{self.caller}(): the delay wait_from returned must be a number of seconds, but got "
+                f"{_type_name(seconds)}"
+            ) from exc
+        if seconds != seconds:  # NaN (math.isnan would overflow on a huge int)
+            raise ValueError(
+                f"{self.caller}(): the delay wait_from returned must be a finite number of seconds, but got nan"
+            ) from exc
+        if seconds <= 0:  # a Retry-After date already past: retry at once
+            return 0.0
+        if self.max_delay is not None and seconds > self.max_delay:
             return self.max_delay
-        return seconds
+        if seconds > _LONGEST and self.deadline is None:
+            raise ValueError(
+                f"{self.caller}(): wait_from returned {_shown(seconds)} s, past the longest sleep accepted "
+                f"({_LONGEST:g} s); pass max_delay= to cap it, or deadline= to give up instead"
+            ) from exc
+        # Past _LONGEST (inf included), the deadline rule gives up before sleeping it.
+        return math.inf if seconds > _LONGEST else float(seconds)
 
     def check_sync_hooks(self, caller: str, what: str) -> None:
         """Refuse an ``async def`` ``sleep``/``on_retry`` where nothing would await it."""
@@ -293,17 +323,49 @@ def _close(value: object) -> None:
         value.close()
 
 
+_NOTE = "torch.utils.retry: "
+
+
 def _add_note(exc: BaseException, note: str) -> None:
-    add_note = getattr(exc, "add_note", None)
-    if add_note is not None:
-        add_note(note)
-        return
-    # Python 3.10 has no BaseException.add_note: do what it does (PEP 678),
-    # which 3.11+ tracebacks and the exceptiongroup backport print.
-    notes = getattr(exc, "__notes__", None)
-    if notes is None:
-        notes = exc.__notes__ = []  # type: ignore[attr-defined]
-    notes.append(note)
+    """Add ``note`` to ``exc``, best-effort: an exception that takes no note propagates unchanged."""
+    try:
+        notes = getattr(exc, "__notes__", None)
+        if note == _NOT_RETRIED and isinstance(notes, list) and note in notes:
+            return  # the same error raised again by a later call: one such note is enough
+        add_note = getattr(exc, "add_note", None)
+        if add_note is not None:
+            add_note(note)
+        else:
+            # Python 3.10 has no BaseException.add_note: do what it does (PEP 678),
+            # which 3.11+ tracebacks and the exceptiongroup backport print.
+            if notes is None:
+                notes = exc.__notes__ = []  # type: ignore[attr-defined]
+            notes.append(note)
+        # The same error object raised again and again (a cached one) would gather notes without
+        # bound: keep only this module's newest _KEPT + 1 notes (a give-up writes at most that many).
+        notes = exc.__notes__  # type: ignore[attr-defined]
+        ours = [i for i, n in enumerate(notes) if isinstance(n, str) and n.startswith(_NOTE)]
+        if len(ours) > _KEPT + 1:
+            for i in reversed(ours[: len(ours) - _KEPT - 1]):
+                del notes[i]
+    except Exception:
+        pass
+
+
+def _set_context(exc: BaseException, context: BaseException | None) -> None:
+    """``exc.__context__ = context``, best-effort (an exception class may refuse attribute writes)."""
+    try:
+        exc.__context__ = context
+    except Exception:
+        pass
+
+
+def _str(exc: BaseException) -> str:
+    """``str(exc)``, or what :mod:`traceback` prints when that raises."""
+    try:
+        return str(exc)
+    except Exception:
+        return "<exception str() failed>"
 
 
 def _blocks_event_loop() -> bool:
@@ -321,10 +383,12 @@ class RetryStatistics:
     finished (returned or raised); a call in progress keeps its figures to
     itself until it ends, so calls in concurrent threads or tasks never mix
     their figures: each call publishes them at once when it ends, and the
-    object then shows the call that ended last.  Each property reads the
-    latest published call; :meth:`as_dict` reads all four from one call.
-    A :func:`retry_loop`'s ``statistics`` describes that loop, updated as
-    each attempt starts.
+    object then shows the call that ended last (a generator's call ends when
+    the generator does).  Each property reads the latest published call;
+    :meth:`as_dict` reads all four from one call.  A :func:`retry_loop`'s
+    ``statistics`` describes that loop, updated as each attempt starts and
+    as a block's error is caught (so a ``break`` after it leaves that error
+    in ``last_exception``).
 
     Attributes:
         attempts (int): attempts started (0 before any call finished).
@@ -400,19 +464,48 @@ def _start(clock: Callable[[], float]) -> float | None:
 
 
 class _Testing:
-    """What :func:`set_testing` returns: the switch is already set; leaving a ``with`` block restores it."""
+    """What :func:`set_testing` returns: the switch is already set; a ``with`` block holds it until it exits."""
 
-    __slots__ = ("_previous",)
+    __slots__ = ("_enabled", "_sequence", "_thread")
 
-    def __init__(self, previous: bool) -> None:
-        self._previous = previous
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
 
     def __enter__(self) -> None:
-        return None
+        with _testing_lock:
+            if _pending.get(self._thread) is self:  # a block after all, not a plain call
+                del _pending[self._thread]
+            _blocks.append(self)
+            _update_testing()
 
     def __exit__(self, *exc_info: object) -> None:
-        global _testing
-        _testing = self._previous
+        with _testing_lock:
+            if self in _blocks:
+                _blocks.remove(self)
+            _update_testing()
+
+
+# The switch's state; every change holds _testing_lock, then recomputes _testing (the one value the
+# sleep path reads).  _blocks: the `with set_testing(...)` blocks running, in the order entered.
+# _pending: per thread, its latest call not entered as a block (yet): a plain call, or a block about
+# to be entered.  _plain: (sequence, value) of the latest call known to be a plain one.
+_testing_lock = threading.Lock()
+_blocks: list[_Testing] = []
+_pending: dict[int, _Testing] = {}
+_plain: tuple[int, bool] = (0, False)
+_sequence = itertools.count(1)
+
+
+def _update_testing() -> None:
+    global _testing
+    if _blocks:
+        _testing = _blocks[-1]._enabled
+        return
+    sequence, value = _plain
+    for call in _pending.values():
+        if call._sequence > sequence:
+            sequence, value = call._sequence, call._enabled
+    _testing = value
 
 
 def set_testing(enabled: bool) -> _Testing:
@@ -423,15 +516,23 @@ def set_testing(enabled: bool) -> _Testing:
     seconds (``sleep(0)`` / ``asyncio.sleep(0)``), so a test of code that
     retries takes no wall time.  It costs one global read per retry, on the
     sleep path only.  Call it as ``set_testing(True)`` (until
-    ``set_testing(False)``), or as ``with set_testing(True):``, which restores
-    the previous setting on exit.  The switch is process-wide: do not leave it
-    on in production.
+    ``set_testing(False)``), or as ``with set_testing(True):``, which holds
+    the setting until the block exits.  The switch is process-wide: do not
+    leave it on in production.
+
+    Blocks may overlap, in threads or asyncio tasks, and exit in any order:
+    while any ``with set_testing(...)`` block runs, the switch has the value
+    of the block entered last among those still running; once none runs, it
+    has the value of the latest plain call (``False`` if none).  So
+    overlapping ``with set_testing(True):`` blocks never leave it on after
+    the last one exits, and a plain call made inside a block takes effect
+    when no block runs any more.
 
     Args:
         enabled: ``True`` to make the sleeps zero, ``False`` to sleep again.
 
     Returns:
-        A context manager restoring the previous setting on exit.
+        A context manager holding the setting while its block runs.
 
     Raises:
         TypeError: ``enabled`` is not a bool.
@@ -445,11 +546,21 @@ def set_testing(enabled: bool) -> _Testing:
         >>> is_testing()
         False
     """
-    global _testing
+    global _plain
     if type(enabled) is not bool:
         raise TypeError(f"set_testing(): enabled must be a bool, but got {_type_name(enabled)}")
-    previous, _testing = _testing, enabled
-    return _Testing(previous)
+    call = _Testing(enabled)
+    thread = threading.get_ident()
+    with _testing_lock:
+        call._sequence = next(_sequence)
+        call._thread = thread
+        # This thread's earlier call was not entered before this one: a plain call, for sure.
+        earlier = _pending.get(thread)
+        if earlier is not None and earlier._sequence > _plain[0]:
+            _plain = (earlier._sequence, earlier._enabled)
+        _pending[thread] = call
+        _update_testing()
+    return call
 
 
 def is_testing() -> bool:
@@ -493,7 +604,8 @@ class _Run:
             return False
         if self.start is None:  # the first attempt ran compiled: count from now
             self.start = policy.clock()
-        return policy.clock() + delay - self.start > policy.deadline
+        _reading(policy.caller, self.start)
+        return _reading(policy.caller, policy.clock()) + delay - self.start > policy.deadline
 
     def result_failed(self, value: object) -> float | None:
         """``retry_on_result`` judged ``value``: the sleep before the next attempt, or ``None`` to return it."""
@@ -515,7 +627,7 @@ class _Run:
             raise exc  # not retryable after all: unchanged, unrecorded
         kept = self.kept
         if kept and exc.__context__ is None and all(exc is not e for e, _ in kept):
-            exc.__context__ = kept[-1][0]
+            _set_context(exc, kept[-1][0])
         number = self.number
         delay = 0.0
         reason = None
@@ -526,11 +638,11 @@ class _Run:
             delay = policy.next_delay(number - 1) if waited is None else waited
             if self.past_deadline(delay):
                 reason = f"the next attempt would start past the {policy.deadline:g} s deadline"
-        summary = f"attempt {number} of {policy.attempts} failed with {type(exc).__name__}: {exc}"
+        summary = f"attempt {number} of {policy.attempts} failed with {type(exc).__name__}: {_str(exc)}"
         if len(kept) == _KEPT:  # forget the oldest kept attempt, and unchain its error
             oldest = kept.pop(0)[0]
             if kept and kept[0][0].__context__ is oldest:
-                kept[0][0].__context__ = None
+                _set_context(kept[0][0], None)
             self.dropped += 1
         if reason is None:
             kept.append((exc, f"{summary}; retrying in {delay:.3g} s"))
@@ -543,10 +655,19 @@ class _Run:
             exc, source="torch.utils.retry", attempt=number, attempts=policy.attempts, next_action="raise", next_delay=None
         )
         if self.dropped:
-            _add_note(exc, f"torch.utils.retry: attempts 1 to {self.dropped} failed too (only the last {_KEPT} are kept)")
+            _add_note(exc, f"{_NOTE}attempts 1 to {self.dropped} failed too (only the last {_KEPT} are kept)")
         for _, note in kept:
-            _add_note(exc, f"torch.utils.retry: {note}")
+            _add_note(exc, f"{_NOTE}{note}")
         raise exc
+
+
+def _reading(caller: str, value: object) -> float:
+    """A ``clock()`` reading, checked: a clock that returns NaN or a non-number would disable ``deadline``."""
+    if type(value) not in (float, int) and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        raise TypeError(f"{caller}(): clock must return a number of seconds, but returned {_type_name(value)}")
+    if value != value or value in (math.inf, -math.inf):  # NaN or infinite
+        raise ValueError(f"{caller}(): clock must return a finite number of seconds, but returned {value!r}")
+    return value  # type: ignore[return-value]
 
 
 def _sync(result: object, exc: BaseException | None, caller: str, name: str) -> None:
@@ -563,7 +684,7 @@ def _sync(result: object, exc: BaseException | None, caller: str, name: str) -> 
 def _stop(error: BaseException, exc: BaseException) -> None:
     """``on_retry`` raised ``error`` after attempt error ``exc``: no more retries, ``exc`` chained as its context."""
     if error is not exc and error.__context__ is None:
-        error.__context__ = exc
+        _set_context(error, exc)
 
 
 def _pause(run: _Run, exc: BaseException, caller: str, hint: str, stacklevel: int) -> None:
@@ -664,10 +785,15 @@ class Attempt:
         attempt 1
     """
 
-    __slots__ = ("number", "attempts", "result", "_exceptions", "_entered", "_exception", "_block")
+    __slots__ = ("number", "attempts", "result", "_exceptions", "_entered", "_exception", "_block", "_run")
 
     def __init__(
-        self, number: int, attempts: int, exceptions: tuple[type[BaseException], ...], block: Any = None
+        self,
+        number: int,
+        attempts: int,
+        exceptions: tuple[type[BaseException], ...],
+        block: Any = None,
+        run: _Run | None = None,
     ) -> None:
         self.number = number
         self.attempts = attempts
@@ -675,10 +801,13 @@ class Attempt:
         self._entered = False
         self._exception: BaseException | None = None
         self._block = block
+        self._run = run
 
     def __enter__(self) -> Self:
         if self._entered:
-            raise RuntimeError(f"attempt {self.number} was already used; each attempt runs one `with` block")
+            raise RuntimeError(
+                f"retry_loop(): attempt {self.number} was already used; each attempt runs one `with` block"
+            )
         self._entered = True
         if self._block is not None:
             self._block.__enter__()
@@ -689,6 +818,9 @@ class Attempt:
             self._block.__exit__(exc_type, exc, tb)
         if exc is not None and isinstance(exc, self._exceptions) and not _never_retried(exc):
             self._exception = exc
+            if self._run is not None:  # shown at once: a `break` after this block ends the loop here
+                self._run.last = exc
+                self._run.publish()
             return True
         return False
 
@@ -738,7 +870,9 @@ def retry(
       while it fails *before yielding its first item*.  Once an item was
       yielded a retry would repeat items, so a later error propagates, with a
       note saying it was not retried.  ``send``, ``throw`` and ``close`` reach
-      the running generator.
+      the running generator.  The call ends, for ``wrapped.statistics``, when
+      the generator does (exhausted, raised or closed); an error raised after
+      the first item is its ``last_exception``.
 
     An object whose ``__call__`` is one of these, or a :func:`functools.partial`
     of one, counts as that kind.  A plain function that merely returns a
@@ -750,10 +884,12 @@ def retry(
         attempts: the most calls made, the first one included (``>= 1``).
         exceptions: the exception class, or tuple of classes, that is retried;
             anything else propagates at once.  :class:`asyncio.CancelledError`,
-            :class:`KeyboardInterrupt`, :class:`SystemExit` and
-            :class:`GeneratorExit` are never retried (``BaseException``
-            included): they propagate at once, unrecorded, whether raised by an
-            attempt, ``on_retry`` or the backoff sleep.
+            :class:`KeyboardInterrupt`, :class:`SystemExit`,
+            :class:`GeneratorExit` and the interrupt of a
+            :mod:`torch.utils.timeout` block whose deadline passed are never
+            retried (``BaseException`` included): they propagate at once,
+            unrecorded, whether raised by an attempt, ``on_retry`` or the
+            backoff sleep.
         delay: the sleep before the first retry, in seconds.
         backoff: the factor by which the sleep grows after each retry (``>= 1``).
         max_delay: the longest sleep, jitter included; ``None`` for no cap.
@@ -777,7 +913,10 @@ def retry(
             :func:`asyncio.sleep` in the asynchronous forms, which await what it
             returns if that is awaitable (tests pass a fake to take no wall time;
             pass ``trio.sleep`` under trio).
-        clock: the monotonic clock ``deadline`` is measured with.
+        clock: the monotonic clock ``deadline`` is measured with.  Where the
+            deadline rule reads it, a reading that is not a number raises
+            :class:`TypeError`, and a NaN or infinite one :class:`ValueError`
+            (either would disable ``deadline`` silently).
         rng: the :class:`random.Random` jitter is drawn from; pass a seeded one
             for a reproducible schedule.
         retry_if: called as ``retry_if(exc)`` on an error that ``exceptions``
@@ -793,7 +932,12 @@ def retry(
             error; seconds to sleep instead of the computed delay (e.g. a
             server's ``Retry-After``), capped by ``max_delay``, with no jitter
             added, and subject to the ``deadline`` rule; ``None`` to use the
-            computed delay.
+            computed delay.  A negative value (a ``Retry-After`` date already
+            past) retries at once; any larger value, ``inf`` included, is
+            capped by ``max_delay``; without ``max_delay``, a value past
+            ``1e9`` seconds gives up by the ``deadline`` rule, or raises
+            :class:`ValueError` when there is no ``deadline``; NaN raises
+            :class:`ValueError`.
         name: a :mod:`torch.utils.telemetry` name: each attempt is timed under
             it (``calls`` counts attempts, ``errors`` failed ones).  Timing
             runs eagerly: with a name, ``torch.compile(fullgraph=True)`` stops
@@ -816,8 +960,10 @@ def retry(
     Raises:
         TypeError: ``fn`` is a class (retry a function that constructs it),
             ``fn``, ``on_retry``, ``sleep`` or ``clock`` is not callable,
-            ``retry_if``, ``retry_on_result`` or ``wait_from`` is neither a
-            plain function nor ``None``, ``jitter`` is neither a number nor a
+            ``retry_if``, ``retry_on_result`` or ``wait_from`` is neither
+            callable nor ``None`` or is an ``async def`` function, ``fn`` is a
+            :class:`classmethod` or :class:`staticmethod` object (put ``@retry``
+            below it), ``jitter`` is neither a number nor a
             string, ``name`` is not a string, ``retry_on_result`` is given for
             a generator function,
             ``exceptions`` is not exception classes, ``attempts`` is not an int
@@ -833,7 +979,12 @@ def retry(
 
     The error raised when the policy gives up is the last attempt's, with the
     earlier ones chained as its ``__context__`` and one note per attempt; both
-    keep the last 10 attempts (one more note counts the others).  On Python
+    keep the last 10 attempts (one more note counts the others).  An error
+    object raised again by later calls (a cached one) keeps only this module's
+    newest 11 notes.  Notes and chaining are best-effort: an exception that
+    refuses them (a ``__notes__`` that is not a list, a ``__setattr__`` that
+    refuses writes) propagates unchanged, and one whose ``str()`` raises is
+    named ``<exception str() failed>`` in the notes.  On Python
     3.10, which has no :meth:`BaseException.add_note`, the notes are appended
     to the exception's ``__notes__`` list as that method does (PEP 678); 3.10's
     traceback does not print them.
@@ -847,7 +998,10 @@ def retry(
         :func:`torch.compile` traces through it: a retried function compiles
         into one graph, ``fullgraph=True`` included.  A failing attempt breaks
         the graph (its sleep, callbacks and notes run eagerly) and gives the
-        eager result.
+        eager result; under ``fullgraph=True``, where nothing may break the
+        graph, it stops the compilation with a message saying to apply
+        ``@retry`` outside the compiled region (``retry_on_result`` retries
+        stay in the graph).
 
     Example::
 
@@ -882,6 +1036,12 @@ def retry(
     )
 
     def decorate(fn: _F) -> _F:
+        if isinstance(fn, (classmethod, staticmethod)):
+            kind = type(fn).__name__
+            raise TypeError(
+                f"retry(): cannot wrap a {kind} object; put @retry below @{kind} (nearer the function), "
+                f"but got {fn!r}"
+            )
         if not callable(fn):
             raise TypeError(f"retry(): expected a callable to wrap, but got {fn!r}")
         if isinstance(fn, type):  # the wrapper, a function, would replace the class (no isinstance, no subclass)
@@ -973,6 +1133,15 @@ def _call_again(
         run.publish()
 
 
+# The failure path runs eagerly (sleep, callbacks, notes): a fullgraph=True compilation reaching it says so.
+_FAILURE_EAGER = (
+    "@retry retries eagerly (its sleep, callbacks and notes run on the host), so an attempt that fails cannot be "
+    "retried inside a fullgraph=True compilation: apply @retry outside the compiled region, e.g. "
+    "retry(torch.compile(fn, fullgraph=True)), or compile without fullgraph=True"
+)
+stay_eager(_call_again, "@retry", _FAILURE_EAGER)
+
+
 def _call_checking(
     policy: _Policy, fn: Callable[..., Any], args: Any, kwargs: Any, start: float | None, stats: RetryStatistics
 ) -> Any:
@@ -1043,7 +1212,7 @@ def _retry_generator(
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         run = _Run(policy, _start(policy.clock), stats)
-        try:
+        try:  # the call ends when the generator does: its figures are published then
             while True:
                 gen = call(*args, **kwargs)
                 try:
@@ -1055,27 +1224,29 @@ def _retry_generator(
                 else:
                     break
                 _pause(run, exc, "retry", _SYNC_HINT, 3)  # _pause, wrapper, the consumer
+            # From the first item on, delegate as `yield from` does (PEP 380).
+            while True:
+                try:
+                    sent = yield value
+                except GeneratorExit:
+                    gen.close()
+                    raise
+                except BaseException as thrown:
+                    step, arg = gen.throw, thrown
+                else:
+                    step, arg = gen.send, sent
+                try:
+                    value = step(arg)
+                except StopIteration as stop:
+                    return stop.value
+                except BaseException as e:
+                    if not isinstance(e, GeneratorExit):
+                        run.last = e
+                    if isinstance(e, retried) and e is not arg and not _never_retried(e):
+                        _add_note(e, _NOT_RETRIED)
+                    raise
         finally:
             run.publish()
-        # From the first item on, delegate as `yield from` does (PEP 380).
-        while True:
-            try:
-                sent = yield value
-            except GeneratorExit:
-                gen.close()
-                raise
-            except BaseException as thrown:
-                step, arg = gen.throw, thrown
-            else:
-                step, arg = gen.send, sent
-            try:
-                value = step(arg)
-            except StopIteration as stop:
-                return stop.value
-            except retried as e:
-                if e is not arg and not _never_retried(e):
-                    _add_note(e, _NOT_RETRIED)
-                raise
 
     return wrapper
 
@@ -1088,7 +1259,7 @@ def _retry_async_generator(
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         run = _Run(policy, _start(policy.clock), stats)
-        try:
+        try:  # the call ends when the generator does: its figures are published then
             while True:
                 agen = call(*args, **kwargs)
                 try:
@@ -1100,26 +1271,28 @@ def _retry_async_generator(
                 else:
                     break
                 await _apause(run, exc)
+            while True:
+                try:
+                    sent = yield value
+                except GeneratorExit:
+                    await agen.aclose()
+                    raise
+                except BaseException as thrown:
+                    step, arg = agen.athrow, thrown
+                else:
+                    step, arg = agen.asend, sent
+                try:
+                    value = await step(arg)
+                except StopAsyncIteration:
+                    return
+                except BaseException as e:
+                    if not isinstance(e, GeneratorExit):
+                        run.last = e
+                    if isinstance(e, retried) and e is not arg and not _never_retried(e):
+                        _add_note(e, _NOT_RETRIED)
+                    raise
         finally:
             run.publish()
-        while True:
-            try:
-                sent = yield value
-            except GeneratorExit:
-                await agen.aclose()
-                raise
-            except BaseException as thrown:
-                step, arg = agen.athrow, thrown
-            else:
-                step, arg = agen.asend, sent
-            try:
-                value = await step(arg)
-            except StopAsyncIteration:
-                return
-            except retried as e:
-                if e is not arg and not _never_retried(e):
-                    _add_note(e, _NOT_RETRIED)
-                raise
 
     return wrapper
 
@@ -1177,7 +1350,7 @@ def _judged(run: _RetryLoop, attempt: Attempt) -> float | None:
 def _loop(run: _RetryLoop) -> Iterator[Attempt]:
     policy = run.policy
     while True:
-        attempt = Attempt(run.number, policy.attempts, policy.exceptions, run._block)
+        attempt = Attempt(run.number, policy.attempts, policy.exceptions, run._block, run)
         run.publish()
         yield attempt
         exc = attempt._outcome()
@@ -1196,7 +1369,7 @@ def _loop(run: _RetryLoop) -> Iterator[Attempt]:
 async def _aloop(run: _RetryLoop) -> AsyncIterator[Attempt]:
     policy = run.policy
     while True:
-        attempt = Attempt(run.number, policy.attempts, policy.exceptions, run._block)
+        attempt = Attempt(run.number, policy.attempts, policy.exceptions, run._block, run)
         run.publish()
         yield attempt
         exc = attempt._outcome()
