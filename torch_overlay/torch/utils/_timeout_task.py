@@ -91,6 +91,13 @@ def _schedule(scope: Timeout) -> None:
             block.handle = loop.call_at(loop.time() + delay, _on_deadline, scope)
 
 
+def _reschedule(scope: Timeout) -> None:
+    # In the task's loop, for a reschedule() called from another thread: the block may
+    # have been left (or have expired) since.
+    if scope._state is _ENTERED:
+        _schedule(scope)
+
+
 def _suspended_at_yield(block: _TaskBlock) -> bool:
     # Whether the block is in an async generator suspended at a ``yield``: the task then
     # runs (awaits in) the generator's consumer, which the cancellation must not reach.

@@ -361,6 +361,9 @@ class Timeout:
     def reschedule(self, when: float | None) -> None:
         r"""Move the deadline to ``when`` (a :func:`time.monotonic` time), or remove it with ``None``.
 
+        May be called from any thread, also for a block running in an asyncio
+        task of another thread's loop (the loop is woken to take the new deadline).
+
         Args:
             when: the new absolute deadline, or ``None`` for no limit.
 
@@ -389,7 +392,13 @@ class Timeout:
         self._rescheduled = True
         if self._task is not None:
             self._when = when
-            _timeout_task._schedule(self)
+            loop = self._task.task.get_loop()
+            if _get_running_loop() is loop:
+                _timeout_task._schedule(self)
+            else:
+                # From another thread: the task's callbacks belong to its loop, which may be
+                # asleep in a long wait; wake it to schedule the new deadline there.
+                loop.call_soon_threadsafe(_timeout_task._reschedule, self)
         elif self._scopes.mode == "signal":
             self._when = when
             _arm_timer(self._scopes)
