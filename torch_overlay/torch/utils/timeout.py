@@ -109,6 +109,7 @@ from threading import get_ident
 from typing_extensions import Self
 
 from torch.utils import _timeout_signal, _timeout_task, _timeout_watchdog, error_callback
+from torch.utils._eager import stay_eager
 from torch.utils._timeout_signal import (
     _arm_timer,
     _HAS_ITIMER,
@@ -511,8 +512,6 @@ class Timeout:
 
         # Signals and the watchdog thread cannot be traced: torch.compile runs this frame
         # eagerly and still compiles ``fn`` itself; fullgraph=True stops here with our reason.
-        from torch.utils._eager import stay_eager
-
         return stay_eager(wrapper, "@timeout")  # type: ignore[return-value]
 
     def _describe(self) -> str:
@@ -584,7 +583,13 @@ def timeout(seconds: float | None) -> Timeout:
         deadline is excluded from tracing (as by :func:`torch.compiler.disable`): a
         compiled function called inside the block is interrupted between graphs.
         ``torch.compile(fullgraph=True)`` over a function decorated with ``@timeout``
-        fails with a message saying to apply ``@timeout`` outside the compiled region.
+        fails with a message saying to apply ``@timeout`` outside the compiled region;
+        over a ``with timeout(...)`` (or :func:`timeout_at`, :func:`move_on`,
+        :func:`move_on_at`) block, with a message saying to put the block around the
+        compiled call.  A :class:`Timeout` created outside the compiled function and
+        entered inside it fails with Dynamo's own "Dynamo does not know how to enter
+        a ``Timeout`` context manager" (without ``fullgraph=True``, all of these run
+        eagerly around the compiled graphs).
 
     Example::
 
@@ -713,6 +718,21 @@ def move_on_at(deadline: float | None) -> Timeout:
     scope = Timeout(_check_deadline(deadline, "deadline", "move_on_at"))
     scope._silent = True
     return scope
+
+
+def _block_reason(name: str) -> str:
+    return (
+        f"torch.utils.timeout.{name}() runs eagerly (a deadline on the host clock), so it cannot be traced into "
+        f"a fullgraph=True compilation: put the ``with {name}(...)`` block around the compiled call, e.g. "
+        f"``with {name}(s): torch.compile(fn, fullgraph=True)(x)``, or compile without fullgraph=True"
+    )
+
+
+# Like the wrapper of @timeout: a fullgraph=True compilation that reaches one of these fails
+# with our reason instead of Dynamo's generic "marked as skipped".
+for _fn in (timeout, timeout_at, move_on, move_on_at):
+    stay_eager(_fn, _fn.__name__, _block_reason(_fn.__name__))
+del _fn
 
 
 def _before_fork() -> None:
