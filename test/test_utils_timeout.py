@@ -1043,6 +1043,25 @@ class TestComposability(TestCase):
         torch._dynamo.reset()
         self.assertEqual(torch.compile(step, backend="eager")(torch.ones(1)), torch.full((1,), 4.0))
 
+    @parametrize("name", ["timeout", "timeout_at", "move_on", "move_on_at"])
+    def test_fullgraph_over_a_block_reports_our_reason(self, name):
+        # Dynamo's "marked as skipped ... Please file an issue" before: the block goes around the compiled call.
+        factory = getattr(timeout_module, name)
+        arg = LONG if name in ("timeout", "move_on") else math.inf
+
+        def step(x):
+            with factory(arg):
+                x = x + 1
+            return x
+
+        torch._dynamo.reset()
+        with self.assertRaisesRegex(
+            torch._dynamo.exc.Unsupported, rf"{name}\(\) runs eagerly .* put the ``with {name}\(\.\.\.\)`` block around"
+        ):
+            torch.compile(step, backend="eager", fullgraph=True)(torch.ones(1))
+        torch._dynamo.reset()
+        self.assertEqual(torch.compile(step, backend="eager")(torch.ones(1)), torch.full((1,), 2.0))
+
     @unittest.skipIf(IS_WINDOWS, "fork is Unix-only")
     def test_dataloader_fork_workers(self):
         loader = torch.utils.data.DataLoader(

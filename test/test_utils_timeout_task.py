@@ -5,13 +5,14 @@ import asyncio
 import inspect
 import signal
 import sys
+import threading
 import time
 from unittest import mock
 
 import torch.utils._timeout_interrupt as interrupt_module
 import torch.utils._timeout_task as task_module
 from torch.testing._internal.common_utils import instantiate_parametrized_tests, parametrize, run_tests, TestCase
-from torch.utils.timeout import timeout, timeout_at
+from torch.utils.timeout import move_on, move_on_at, timeout, timeout_at
 
 # The helpers of the main timeout tests (test/ is on sys.path under pytest and when run as a script).
 from test_utils_timeout import in_thread, LONG, spin
@@ -208,6 +209,56 @@ class TestTask(TestCase):
 
         with TestTask._mode(counting), self.assertRaises(TimeoutError):
             run(where, main)
+
+    @each_loop_and_counting
+    def test_reschedule_from_another_thread_wakes_the_loop(self, where, counting):
+        # The loop slept in its wait until the old deadline (LONG): the new one was only
+        # seen when something else woke it.
+        async def main():
+            start = time.monotonic()
+            async with move_on(LONG) as scope:
+                timer = threading.Timer(0.05, lambda: scope.reschedule(time.monotonic()))
+                timer.start()
+                try:
+                    await asyncio.sleep(LONG)
+                finally:
+                    timer.cancel()
+            return scope.expired(), time.monotonic() - start
+
+        with TestTask._mode(counting):
+            expired, elapsed = run(where, main)
+        self.assertTrue(expired)
+        self.assertLess(elapsed, LONG / 2)
+
+    @each_loop_and_counting
+    def test_swallowed_cancellation_is_not_repeated(self, where, counting):
+        # As documented (and as asyncio.timeout): one cancellation; the block runs on to its end.
+        async def main():
+            async with timeout(0.05) as t:
+                try:
+                    await asyncio.sleep(LONG)
+                except asyncio.CancelledError:
+                    pass
+                await asyncio.sleep(0.1)
+            return t.expired()
+
+        with TestTask._mode(counting):
+            self.assertTrue(run(where, main))
+
+    @each_loop_and_counting
+    def test_nested_blocks_with_the_same_deadline(self, where, counting):
+        # As documented: the outer owns the cancellation; both say expired() (asyncio.timeout too).
+        async def main():
+            deadline = time.monotonic() + 0.05
+            after_inner = False
+            async with move_on_at(deadline) as outer:
+                async with move_on_at(deadline) as inner:
+                    await asyncio.sleep(LONG)
+                after_inner = True
+            return outer.expired(), inner.expired(), after_inner
+
+        with TestTask._mode(counting):
+            self.assertEqual(run(where, main), (True, True, False))
 
     @each_loop_and_counting
     def test_block_without_await_runs_to_its_end(self, where, counting):

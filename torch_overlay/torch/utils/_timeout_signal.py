@@ -4,8 +4,8 @@ Private to :mod:`torch.utils.timeout`.  The outermost block of the main thread
 takes ``SIGALRM`` and arms an interval timer (:func:`signal.setitimer`) for the
 earliest deadline; the handler raises the interrupt in the body.  The handler
 and timer that were installed before are restored when the outermost block
-exits, and a user's own ``SIGALRM`` handler still runs when its own timer fires
-during a block.  Unlike the watchdog, ``SIGALRM`` also interrupts
+exits, and that handler still runs when that timer fires during a block (a timer
+or handler set inside a block is not chained: see the module documentation).  Unlike the watchdog, ``SIGALRM`` also interrupts
 :func:`time.sleep` and blocking I/O.
 """
 

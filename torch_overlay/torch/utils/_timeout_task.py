@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import gc
 import inspect
+import itertools
 import os
 import sys
 import time
+import weakref
 from typing import Any, TYPE_CHECKING
 
 from torch.utils._timeout_interrupt import (
@@ -41,12 +43,17 @@ _TIMEOUT_FILE = os.path.join(os.path.dirname(__file__), "timeout.py")
 # Code that can await: only there can a cancellation land inside the block.
 _AWAITING = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 _ENTER_NAMES = ("__enter__", "__aenter__")
+# Python 3.10 (message counting): the order blocks are entered in, and per task the block
+# that owns the cancellation on its way (see _on_deadline).
+_entries = itertools.count()
+# Weak both ways: a block holds its task.
+_cancelled_by: weakref.WeakKeyDictionary[Any, weakref.ref[_TaskBlock]] = weakref.WeakKeyDictionary()
 
 
 class _TaskBlock:
     """What a block inside a task keeps: its task, the scheduled cancellation and how to recognize it."""
 
-    __slots__ = ("task", "handle", "cancelling", "message", "frame", "agen", "delay")
+    __slots__ = ("task", "handle", "cancelling", "message", "frame", "agen", "delay", "seq", "scope", "__weakref__")
 
     def __init__(self, task: Any, frame: Any) -> None:
         self.task = task
@@ -57,6 +64,8 @@ class _TaskBlock:
         self.frame = frame  # the frame running the ``with``
         self.agen: Any = None  # found when needed, for a block in an async generator
         self.delay = 0.0
+        self.seq = next(_entries)
+        self.scope: Any = None  # a weak reference to its Timeout (Python 3.10 only)
 
 
 def _enter(scope: Timeout, task: Any) -> None:
@@ -67,6 +76,8 @@ def _enter(scope: Timeout, task: Any) -> None:
     while frame.f_code.co_filename == _TIMEOUT_FILE and frame.f_code.co_name in _ENTER_NAMES:
         frame = frame.f_back
     scope._task = _TaskBlock(task, frame)
+    if not _HAS_UNCANCEL:
+        scope._task.scope = weakref.ref(scope)
     scope._state = _ENTERED
     _schedule(scope)
 
@@ -89,6 +100,13 @@ def _schedule(scope: Timeout) -> None:
             block.handle = loop.call_soon(_on_deadline, scope)
         else:
             block.handle = loop.call_at(loop.time() + delay, _on_deadline, scope)
+
+
+def _reschedule(scope: Timeout) -> None:
+    # In the task's loop, for a reschedule() called from another thread: the block may
+    # have been left (or have expired) since.
+    if scope._state is _ENTERED:
+        _schedule(scope)
 
 
 def _suspended_at_yield(block: _TaskBlock) -> bool:
@@ -116,7 +134,24 @@ def _on_deadline(scope: Timeout) -> None:
         if _HAS_UNCANCEL:
             block.task.cancel()
         else:
+            # The outermost expired block owns the cancellation, as counting with uncancel()
+            # tells on 3.11+.  One of an enclosing block already on its way is left to it;
+            # one of an inner block is taken over: a second cancel(msg) would not change the
+            # message the pending one carries, so this block adopts that message.
+            pending_ref = _cancelled_by.get(block.task)
+            pending = None if pending_ref is None else pending_ref()
+            pending_scope = None if pending is None else pending.scope()
+            if pending_scope is not None and pending_scope._state is _EXPIRING and pending.seq < block.seq:
+                return
+            if pending_scope is not None and pending_scope._state is _EXPIRING:
+                block.message = pending.message
+            _cancelled_by[block.task] = weakref.ref(block)
             block.task.cancel(block.message)
+
+
+def _owner_of_cancel(task: Any) -> _TaskBlock | None:
+    ref = _cancelled_by.get(task)
+    return None if ref is None else ref()
 
 
 def _ours(scope: Timeout, exc: BaseException | None) -> bool:
@@ -125,7 +160,7 @@ def _ours(scope: Timeout, exc: BaseException | None) -> bool:
     block = scope._task
     if _HAS_UNCANCEL:
         return block.task.uncancel() <= block.cancelling
-    return exc is not None and block.message in exc.args
+    return exc is not None and block.message in exc.args and _owner_of_cancel(block.task) is block
 
 
 def _exit(scope: Timeout, exc: BaseException | None, cancelled: type[BaseException]) -> bool:

@@ -22,7 +22,13 @@ The semantics follow :func:`asyncio.timeout` and trio's cancel scopes:
 * like a trio cancel scope, the deadline holds until the block is left: an
   expired block that keeps running without the interrupt on its way out (the
   body caught it, or the interpreter dropped it in a finalizer) is interrupted
-  again, 1 ms later and then at doubling intervals up to 0.1 s;
+  again, 1 ms later and then at doubling intervals up to 0.1 s.  Inside an
+  asyncio task the deadline is one cancellation, as with
+  :func:`asyncio.timeout`: a body that catches the
+  :class:`asyncio.CancelledError` and does not re-raise it is not cancelled
+  again; it runs on to its end, the block exits without
+  :class:`TimeoutError` (:func:`move_on` leaves normally) and ``expired()``
+  is ``True``;
 * a module import or a :func:`torch.compile` compilation started inside the
   block is never cut short (that would leave a half-initialized module or
   inconsistent Dynamo state behind, breaking every later import or compile):
@@ -32,8 +38,15 @@ How a block is interrupted:
 
 * in the main thread on Unix, by a ``SIGALRM`` interval timer
   (:func:`signal.setitimer`).  The handler and timer that were installed before
-  are restored when the outermost block exits, and a user's own ``SIGALRM``
-  handler still runs when its own timer fires during a block;
+  the outermost block are restored when it exits, and that handler still runs
+  when that timer fires during a block.  While a block is active, ``SIGALRM``
+  and ``ITIMER_REAL`` of the main thread are the block's: a timer armed inside
+  it (:func:`signal.setitimer`, :func:`signal.alarm`) replaces the block's own,
+  delays its deadline until that timer fires and never runs the user's handler;
+  a handler installed inside it (``SIG_IGN`` included) takes the signal from the
+  block and is replaced by the previous one when the outermost block exits.
+  Arm your own ``SIGALRM`` timer before the block, or run the block in another
+  thread (the watchdog below);
 * in any other thread (and on every other OS), by one shared watchdog thread
   that keeps all deadlines in a heap and raises the interrupt in the owning
   thread with ``PyThreadState_SetAsyncExc``.  The watchdog starts on first use
@@ -57,6 +70,17 @@ How a block is interrupted:
   way out and a plain ``with`` cannot (it would cancel the next ``await``
   after the block, as with :func:`asyncio.timeout` before Python 3.13).
 
+The interrupt (outside asyncio tasks) is an exception of a private class,
+``torch.utils._timeout_interrupt._Interrupt``, derived from
+:class:`BaseException` (like trio's ``Cancelled`` and
+:class:`KeyboardInterrupt`) so that ``except Exception:`` in the body does not
+catch it.  A body with ``except BaseException:`` or a bare ``except:`` sees it
+(``type(e).__name__ == "_Interrupt"``): re-raise it, as ``KeyboardInterrupt``;
+the block that owns it turns it into :class:`TimeoutError` (or, for
+:func:`move_on`, ends silently), and it never leaves a ``with`` statement of
+this module.  One that the body swallows is raised again (see above).  Inside
+an asyncio task the interrupt is the task's :class:`asyncio.CancelledError`.
+
 Generators: ``@timeout`` refuses a generator or async generator function with
 :class:`TypeError` (a deadline over the whole iteration would also run while
 the consumer holds it); put ``with timeout(...)`` inside the generator, or
@@ -70,7 +94,13 @@ is dropped with it and no longer has a deadline.
 A process forked inside a block (:func:`os.fork`, :mod:`multiprocessing` with
 ``fork``, :class:`~torch.utils.data.DataLoader` workers, persistent or not)
 inherits no deadline: in the child the block keeps running with no limit
-(``when()`` is ``None``).  In the parent, a deadline that passes during
+(``when()`` is ``None``).  A :class:`~torch.utils.data.DataLoader` loop cut
+short by the interrupt can stop while a batch is in transfer from a worker;
+with the default ``file_descriptor`` sharing strategy, that worker's
+:mod:`multiprocessing` resource-sharing thread may then print a
+``BrokenPipeError`` or ``ConnectionResetError`` traceback on stderr as the
+workers shut down.  It is that batch being dropped, harmless; to avoid it, test
+``scope.remaining()`` between batches and ``break``.  In the parent, a deadline that passes during
 :func:`os.fork` waits until it returns: the interrupt never lands in the at-fork
 hooks of libraries imported before this module (where it would be dropped and
 leave, say, :mod:`logging`'s module lock held).
@@ -109,6 +139,7 @@ from threading import get_ident
 from typing_extensions import Self
 
 from torch.utils import _timeout_signal, _timeout_task, _timeout_watchdog, error_callback
+from torch.utils._eager import stay_eager
 from torch.utils._timeout_signal import (
     _arm_timer,
     _HAS_ITIMER,
@@ -304,6 +335,9 @@ class Timeout:
     def when(self) -> float | None:
         r"""Return the deadline as a :func:`time.monotonic` time, or ``None`` for no limit.
 
+        A block given ``math.inf`` has ``when()`` ``math.inf`` once entered (as
+        :meth:`asyncio.Timeout.when`), ``None`` before; both mean no limit.
+
         The deadline of :func:`timeout` counts from entering the block: before
         the block is entered, ``when()`` is ``None`` (and :meth:`remaining` is
         the whole duration); :func:`timeout_at` has its deadline from the start.
@@ -345,7 +379,10 @@ class Timeout:
         block that had reached its end when the deadline passed (it exits
         normally: so does ``with timeout(0): pass``, whose deadline passed before
         its body could be interrupted); ``False`` for blocks nested in it, whose
-        own deadline did not fire.  For :func:`move_on`, this is how to tell
+        own deadline did not fire.  Inside an asyncio task, every block whose own
+        deadline passed says ``True`` (as with :func:`asyncio.timeout`), also an
+        inner one with the same deadline as the outer block that owns the
+        cancellation.  For :func:`move_on`, this is how to tell
         that the block was left at its deadline.
 
         Example::
@@ -360,6 +397,9 @@ class Timeout:
 
     def reschedule(self, when: float | None) -> None:
         r"""Move the deadline to ``when`` (a :func:`time.monotonic` time), or remove it with ``None``.
+
+        May be called from any thread, also for a block running in an asyncio
+        task of another thread's loop (the loop is woken to take the new deadline).
 
         Args:
             when: the new absolute deadline, or ``None`` for no limit.
@@ -389,7 +429,13 @@ class Timeout:
         self._rescheduled = True
         if self._task is not None:
             self._when = when
-            _timeout_task._schedule(self)
+            loop = self._task.task.get_loop()
+            if _get_running_loop() is loop:
+                _timeout_task._schedule(self)
+            else:
+                # From another thread: the task's callbacks belong to its loop, which may be
+                # asleep in a long wait; wake it to schedule the new deadline there.
+                loop.call_soon_threadsafe(_timeout_task._reschedule, self)
         elif self._scopes.mode == "signal":
             self._when = when
             _arm_timer(self._scopes)
@@ -502,8 +548,6 @@ class Timeout:
 
         # Signals and the watchdog thread cannot be traced: torch.compile runs this frame
         # eagerly and still compiles ``fn`` itself; fullgraph=True stops here with our reason.
-        from torch.utils._eager import stay_eager
-
         return stay_eager(wrapper, "@timeout")  # type: ignore[return-value]
 
     def _describe(self) -> str:
@@ -575,7 +619,13 @@ def timeout(seconds: float | None) -> Timeout:
         deadline is excluded from tracing (as by :func:`torch.compiler.disable`): a
         compiled function called inside the block is interrupted between graphs.
         ``torch.compile(fullgraph=True)`` over a function decorated with ``@timeout``
-        fails with a message saying to apply ``@timeout`` outside the compiled region.
+        fails with a message saying to apply ``@timeout`` outside the compiled region;
+        over a ``with timeout(...)`` (or :func:`timeout_at`, :func:`move_on`,
+        :func:`move_on_at`) block, with a message saying to put the block around the
+        compiled call.  A :class:`Timeout` created outside the compiled function and
+        entered inside it fails with Dynamo's own "Dynamo does not know how to enter
+        a ``Timeout`` context manager" (without ``fullgraph=True``, all of these run
+        eagerly around the compiled graphs).
 
     Example::
 
@@ -640,7 +690,9 @@ def move_on(seconds: float | None) -> Timeout:
     cancellation of the task from elsewhere, and any exception the body raises
     pass through unchanged.  When nested blocks expire together, the outermost
     expired one owns the interrupt (as in trio): the blocks inside it are
-    unwound and report ``expired()`` ``False``.  A block left silently is not a
+    unwound and, in a thread, report ``expired()`` ``False``; inside an asyncio
+    task, each of them whose own deadline passed reports ``True`` (as with
+    :func:`asyncio.timeout`), and execution still goes on after the outermost.  A block left silently is not a
     failure and is not reported to :func:`torch.utils.error_callback.report`.
 
     Unlike :func:`timeout`, the result cannot decorate a function (a call cut
@@ -704,6 +756,21 @@ def move_on_at(deadline: float | None) -> Timeout:
     scope = Timeout(_check_deadline(deadline, "deadline", "move_on_at"))
     scope._silent = True
     return scope
+
+
+def _block_reason(name: str) -> str:
+    return (
+        f"torch.utils.timeout.{name}() runs eagerly (a deadline on the host clock), so it cannot be traced into "
+        f"a fullgraph=True compilation: put the ``with {name}(...)`` block around the compiled call, e.g. "
+        f"``with {name}(s): torch.compile(fn, fullgraph=True)(x)``, or compile without fullgraph=True"
+    )
+
+
+# Like the wrapper of @timeout: a fullgraph=True compilation that reaches one of these fails
+# with our reason instead of Dynamo's generic "marked as skipped".
+for _fn in (timeout, timeout_at, move_on, move_on_at):
+    stay_eager(_fn, _fn.__name__, _block_reason(_fn.__name__))
+del _fn
 
 
 def _before_fork() -> None:
