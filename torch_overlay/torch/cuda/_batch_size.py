@@ -21,7 +21,7 @@ import sys
 import threading
 from collections.abc import Callable
 from numbers import Real
-from typing import Any, TypeVar
+from typing import Any, cast, SupportsIndex, TypeVar
 
 import torch
 from torch.cuda._memory_guard import clear_cache
@@ -50,7 +50,7 @@ def _size(value: object, what: str, caller: str) -> int:
     if isinstance(value, bool):
         raise TypeError(f"{caller}: {what} must be an int, but got {value!r} of type bool")
     try:
-        size = operator.index(value)  # type: ignore[arg-type]
+        size = operator.index(cast(SupportsIndex, value))  # anything else raises TypeError, caught below
     except TypeError:
         raise TypeError(f"{caller}: {what} must be an int, but got {value!r} of type {type(value).__name__}") from None
     if not 1 <= size <= sys.maxsize:
@@ -139,9 +139,11 @@ class _Group:
         except Exception as e:
             keys = [f"{key}/outcome/{r}" for r in range(self.world_size)]
             missing = [r for r, k in enumerate(keys) if not self.store.check([k])]
+            # torch's _distributed_c10d.pyi lacks Store.timeout (a property of every store at runtime)
+            timeout = self.store.timeout  # type: ignore[attr-defined]
             raise RuntimeError(
                 f"{_SOURCE}: rank {self.rank} waited for the outcome of every rank's attempt, but rank(s) "
-                f"{missing} did not report within the store's timeout ({self.store.timeout})"
+                f"{missing} did not report within the store's timeout ({timeout})"
             ) from e
         if self.store.add(f"{key}/failures", 0) == 0:
             return None
@@ -157,7 +159,7 @@ class _Group:
             store=dist.PrefixStore(f"{key}/regroup", self.store),
             rank=self.rank,
             world_size=self.world_size,
-            timeout=self.store.timeout,
+            timeout=self.store.timeout,  # type: ignore[attr-defined]  # missing from torch's stub, as above
         )
 
 
@@ -297,6 +299,7 @@ class _Finder:
             if group is not None:
                 group = _Group(group.dist)
             error: Exception | None = None
+            out: Any  # bound unless the attempt failed, and then settle() retries or raises (declared for mypy)
             try:
                 out = self.fn(size, *args, **kwargs)
             except Exception as e:
@@ -327,6 +330,7 @@ class _Finder:
             if group is not None:
                 group = _Group(group.dist)
             error: Exception | None = None
+            out: Any  # bound unless the attempt failed, and then settle() retries or raises (declared for mypy)
             try:
                 out = await self.fn(size, *args, **kwargs)
             except Exception as e:
@@ -358,7 +362,7 @@ def _validate_plan(plan: object, min_size: int) -> object:
             f"find_batch_size(): plan must be None, True or a BatchPlan from torch.utils.dry_run.max_batch_size "
             f"(an object with an int batch_size), but got {plan!r} of type {type(plan).__name__}"
         )
-    size = _size(plan.batch_size, "plan.batch_size", "find_batch_size()")  # type: ignore[attr-defined]
+    size = _size(cast(Any, plan).batch_size, "plan.batch_size", "find_batch_size()")  # hasattr checked above
     if size < min_size:
         raise ValueError(f"find_batch_size(): plan.batch_size ({size}) is smaller than min_size ({min_size})")
     return plan
@@ -528,7 +532,7 @@ def find_batch_size(
             wrapper = find_batch_size_wrapper
         wrapper.batch_size = None
         finder.wrapper = wrapper
-        return stay_eager(wrapper, _SOURCE)  # type: ignore[return-value]
+        return cast(F, stay_eager(wrapper, _SOURCE))
 
     return decorate if fn is None else decorate(fn)
 

@@ -13,6 +13,7 @@ out-of-memory error.
 from __future__ import annotations
 
 import re
+from typing import cast
 
 import torch
 
@@ -67,6 +68,7 @@ def oom_device(exc: BaseException) -> torch.device | None:
     match = _match(exc)
     if match is None:
         return None
-    device_type = _OOM_PATTERNS[int(match.lastgroup[1:])][0]  # type: ignore[index]
+    # Every alternative of the pattern is a named group ("g0", "g1", ...): a match has a lastgroup.
+    device_type = _OOM_PATTERNS[int(cast(str, match.lastgroup)[1:])][0]
     index = _GPU_INDEX.search(str(exc)) if device_type == "cuda" else None
     return torch.device(device_type, int(index.group(1))) if index else torch.device(device_type)

@@ -16,7 +16,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, cast, TypeVar
 
 import torch
 from torch.cuda._memory_guard import clear_cache
@@ -188,7 +188,7 @@ class _Recovery:
             )
         if action == "give_up":
             # BaseException.add_note is new in Python 3.11; on 3.10 the callbacks alone see the history.
-            if oom and self.attempt > 1 and sys.version_info >= (3, 11):
+            if sys.version_info >= (3, 11) and oom and self.attempt > 1:
                 exc.add_note(f"torch.cuda.safe_run({_name(self.fn)}): " + "; ".join(self.history))
         else:
             _drop_frames(exc)
@@ -333,6 +333,12 @@ class _Options:
         "restore_dtype",
         "error_callback",
     )
+
+    max_cuda_retries: int
+    use_autocast_on_oom: bool
+    fallback_to_cpu: bool
+    restore_dtype: bool
+    error_callback: ErrorCallback | None
 
     def __init__(self, **options: Any) -> None:
         for name, value in options.items():
@@ -535,7 +541,7 @@ def safe_run(
                 del args, kwargs  # as in safe_run_wrapper
                 return await recovery.run_async()
 
-            return stay_eager(safe_run_async_wrapper, "torch.cuda.safe_run")  # type: ignore[return-value]
+            return cast(F, stay_eager(safe_run_async_wrapper, "torch.cuda.safe_run"))
 
         @wraps
         def safe_run_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -550,7 +556,7 @@ def safe_run(
             del args, kwargs
             return recovery.run()
 
-        return stay_eager(safe_run_wrapper, "torch.cuda.safe_run")  # type: ignore[return-value]
+        return cast(F, stay_eager(safe_run_wrapper, "torch.cuda.safe_run"))
 
     return decorate if fn is None else decorate(fn)
 

@@ -68,8 +68,8 @@ def process_metrics() -> dict[str, Any]:
     try:
         import resource
     except ImportError:  # Windows
-        resource = None  # type: ignore[assignment]
-    if resource is not None:
+        pass
+    else:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         # ru_maxrss is in bytes on macOS and in KiB on Linux and the BSDs.
         max_rss = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024

@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import threading
-from typing import Any
+from typing import Any, cast
 from typing_extensions import Self
 
 from torch.utils import telemetry as _telemetry
@@ -132,7 +132,8 @@ def _job_snapshot() -> dict[str, dict[str, Any]]:
     """``snapshot(all_ranks=True)``'s format from what the ranks published; ``snapshot()`` alone."""
     if _distributed() is None:
         return _telemetry.snapshot()
-    return _telemetry._merged_view(_job_states())  # type: ignore[arg-type]
+    # In a distributed job every key is a rank (None only stands for a single process).
+    return _telemetry._merged_view(cast("dict[int, dict[str, dict[str, Any]]]", _job_states()))
 
 
 def _label(value: str) -> str:

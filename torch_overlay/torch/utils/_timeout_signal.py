@@ -11,7 +11,7 @@ or handler set inside a block is not chained: see the module documentation).  Un
 
 from __future__ import annotations
 
-import _signal
+import _signal  # type: ignore[import-not-found]  # typeshed has no stub for _signal (signal's C module)
 import math
 import signal
 import sys

@@ -23,7 +23,8 @@ import os
 import sys
 import time
 import weakref
-from typing import Any, TYPE_CHECKING
+from types import FrameType
+from typing import Any, cast, TYPE_CHECKING
 
 from torch.utils._timeout_interrupt import (
     _ENTERED,
@@ -74,7 +75,7 @@ def _enter(scope: Timeout, task: Any) -> None:
     # ``async def`` is also in timeout.py, and its own frame is the one running the block
     # (when it is a task's top-level coroutine, the frame below it cannot await).
     while frame.f_code.co_filename == _TIMEOUT_FILE and frame.f_code.co_name in _ENTER_NAMES:
-        frame = frame.f_back
+        frame = cast(FrameType, frame.f_back)  # Timeout.__enter__ always has a caller
     scope._task = _TaskBlock(task, frame)
     if not _HAS_UNCANCEL:
         scope._task.scope = weakref.ref(scope)

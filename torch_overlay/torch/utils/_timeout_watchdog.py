@@ -140,7 +140,7 @@ class _Watchdog:
 def _report_uncaught() -> None:
     # The watchdog never dies: every other thread's deadlines depend on it.  Report the
     # error as an uncaught one in this thread would be (threading.excepthook), and go on.
-    threading.excepthook(threading.ExceptHookArgs((*sys.exc_info(), threading.current_thread())))  # type: ignore[arg-type]
+    threading.excepthook(threading.ExceptHookArgs((*sys.exc_info(), threading.current_thread())))
 
 
 _watchdog = _Watchdog()
@@ -151,7 +151,8 @@ def _fire_in_thread(scopes: _Scopes, now: float) -> None:
     # interrupt unwinds through every block inside it).
     owner = _owner(scopes.stack, now)
     if owner is None:
-        handled = sys._current_exceptions().get(scopes.ident)
+        # typeshed has no sys._current_exceptions (CPython has it: tuples before 3.12, exceptions since)
+        handled = sys._current_exceptions().get(scopes.ident)  # type: ignore[attr-defined]
         if isinstance(handled, tuple):  # Python < 3.12: (type, value, traceback)
             handled = handled[1]
         owner = _lost(scopes.stack, now, handled)

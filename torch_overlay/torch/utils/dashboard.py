@@ -34,7 +34,7 @@ import time
 import warnings
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, TextIO
+from typing import Any, cast, Literal, TextIO
 from urllib.parse import parse_qs, urlsplit
 from typing_extensions import Self
 
@@ -353,7 +353,8 @@ class _Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host's FQDN, a DNS query we do not need.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        host, self.server_port = self.server_address[:2]
+        self.server_name = cast(str, host)  # an AF_INET or AF_INET6 address: the host is a str
 
 
 class _ServerV6(_Server):
@@ -524,7 +525,7 @@ def _check_history(history: object, refresh: float) -> float:
         raise ValueError(f"live_dashboard(): history must be a finite number of seconds > 0, but got {history!r}")
     if history > (MAX_SAMPLES - 1) * refresh or samples_for(history, refresh) > MAX_SAMPLES:
         big = isinstance(history, int) and history.bit_length() > 64
-        shown = f"an integer of {history.bit_length()} bits" if big else repr(history)
+        shown = f"an integer of {int(history).bit_length()} bits" if big else repr(history)
         raise ValueError(
             f"live_dashboard(): history ({shown} seconds) at refresh={refresh!r} would keep more than "
             f"{MAX_SAMPLES} samples; shorten history or lengthen refresh"

@@ -52,7 +52,7 @@ import threading
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, cast, Literal, overload, TypeVar
 from typing_extensions import Self
 
 from torch.compiler import is_dynamo_compiling as _compiling
@@ -104,12 +104,21 @@ def _never_retried(exc: BaseException) -> bool:
     return interrupt is not None and isinstance(exc, interrupt._Interrupt)
 
 
+@overload
+def _seconds(caller: str, name: str, value: object, optional: Literal[False]) -> float: ...
+
+
+@overload
+def _seconds(caller: str, name: str, value: object, optional: bool) -> float | None: ...
+
+
 def _seconds(caller: str, name: str, value: object, optional: bool) -> float | None:
     if value is None and optional:
         return None
     if type(value) not in (float, int) and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
         expected = "a number of seconds or None" if optional else "a number of seconds"
         raise TypeError(f"{caller}(): {name} must be {expected}, but got {_type_name(value)}")
+    value = cast(float, value)  # a real number (an int, a float or a numbers.Real), checked above
     if not 0 <= value <= _LONGEST:
         raise ValueError(
             f"{caller}(): {name} must be a finite number of seconds between 0 and {_LONGEST:g}, but got {_shown(value)}"
@@ -170,17 +179,18 @@ class _Policy:
                 f"{caller}(): exceptions must be an exception class or a non-empty tuple of them, "
                 f"but got {exceptions!r}"
             )
-        self.delay: float = _seconds(caller, "delay", delay, False)  # type: ignore[assignment]
+        self.delay = _seconds(caller, "delay", delay, False)
         self.max_delay = _seconds(caller, "max_delay", max_delay, True)
         self.full_jitter = isinstance(jitter, str)
         if self.full_jitter and jitter != "full":
             raise ValueError(f"{caller}(): jitter must be a number of seconds or 'full', but got {jitter!r}")
         if not self.full_jitter and type(jitter) not in (float, int) and not isinstance(jitter, numbers.Real):
             raise TypeError(f"{caller}(): jitter must be a number of seconds or 'full', but got {_type_name(jitter)}")
-        self.jitter: float = 0.0 if self.full_jitter else _seconds(caller, "jitter", jitter, False)  # type: ignore[assignment]
+        self.jitter = 0.0 if self.full_jitter else _seconds(caller, "jitter", jitter, False)
         self.deadline = _seconds(caller, "deadline", deadline, True)
         if type(backoff) not in (float, int) and (isinstance(backoff, bool) or not isinstance(backoff, numbers.Real)):
             raise TypeError(f"{caller}(): backoff must be a number, but got {_type_name(backoff)}")
+        backoff = cast(float, backoff)  # a real number, checked above
         if not 1 <= backoff <= sys.float_info.max:  # a huge int fits no float: not finite either
             raise ValueError(f"{caller}(): backoff must be a finite number >= 1, but got {_shown(backoff)}")
         for hook, fn in (("on_retry", on_retry), ("sleep", sleep), ("clock", clock)):
@@ -205,14 +215,15 @@ class _Policy:
         self.attempts = int(attempts)
         self.exceptions = types
         self.backoff = float(backoff)
-        self.on_retry = on_retry
-        self.sleep = sleep
-        self.clock = clock
+        # Checked above: callable (or None where allowed).
+        self.on_retry = cast("Callable[[BaseException | None, int, float], object] | None", on_retry)
+        self.sleep = cast("Callable[[float], object] | None", sleep)
+        self.clock = cast("Callable[[], float]", clock)
         self.rng = _default_rng if rng is None else rng
         self.caller = caller
-        self.retry_if = retry_if
-        self.retry_on_result = retry_on_result
-        self.wait_from = wait_from
+        self.retry_if = cast("Callable[[BaseException], object] | None", retry_if)
+        self.retry_on_result = cast("Callable[[Any], object] | None", retry_on_result)
+        self.wait_from = cast("Callable[[BaseException], object] | None", wait_from)
         self.name = name
         if self.max_delay is None and self.deadline is None and self.attempts > 1 and self.delay:
             # Nothing caps the schedule: its last sleep must be one the platform can do.
@@ -279,7 +290,7 @@ class _Policy:
     def waited(self, exc: BaseException) -> float | None:
         """``wait_from(exc)`` checked and capped by ``max_delay``; ``None``: use the computed delay."""
         try:
-            seconds = self.wait_from(exc)  # type: ignore[misc]
+            seconds = cast("Callable[[BaseException], object]", self.wait_from)(exc)  # only called when set
         except BaseException as error:
             _stop(error, exc)
             raise
@@ -339,7 +350,7 @@ def _add_note(exc: BaseException, note: str) -> None:
             # Python 3.10 has no BaseException.add_note: do what it does (PEP 678),
             # which 3.11+ tracebacks and the exceptiongroup backport print.
             if notes is None:
-                notes = exc.__notes__ = []  # type: ignore[attr-defined]
+                notes = exc.__notes__ = []  # type: ignore[attr-defined]  # typeshed has __notes__ on 3.11+ only
             notes.append(note)
         # The same error object raised again and again (a cached one) would gather notes without
         # bound: keep only this module's newest _KEPT + 1 notes (a give-up writes at most that many).
@@ -430,7 +441,7 @@ class RetryStatistics:
             return record
         if record is _NO_CALL:
             return (0, 0.0, None, None)
-        return (1, 0.0, record, None)  # type: ignore[return-value]
+        return (1, 0.0, cast("float | None", record), None)  # a call that succeeded at once: its start
 
     @property
     def attempts(self) -> int:
@@ -610,7 +621,8 @@ class _Run:
     def result_failed(self, value: object) -> float | None:
         """``retry_on_result`` judged ``value``: the sleep before the next attempt, or ``None`` to return it."""
         policy = self.policy
-        if not policy.ask("retry_on_result", policy.retry_on_result, value, None):  # type: ignore[arg-type]
+        judge = cast("Callable[[Any], object]", policy.retry_on_result)  # only called when set
+        if not policy.ask("retry_on_result", judge, value, None):
             return None
         if self.number >= policy.attempts:
             return None
@@ -786,6 +798,8 @@ class Attempt:
     """
 
     __slots__ = ("number", "attempts", "result", "_exceptions", "_entered", "_exception", "_block", "_run")
+
+    result: Any  # unset until the block reports its result
 
     def __init__(
         self,
@@ -1074,8 +1088,8 @@ def retry(
         else:
             policy.check_sync_hooks("retry", "a synchronous function")
             wrapper = _retry_function(policy, fn, call, stats)
-        wrapper.statistics = stats  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
+        cast(Any, wrapper).statistics = stats
+        return cast(_F, wrapper)
 
     return decorate if fn is None else decorate(fn)
 
@@ -1152,11 +1166,11 @@ def _call_checking(
                 result = fn(*args, **kwargs)
             except policy.exceptions as e:
                 _pause(run, e, "retry", _SYNC_HINT, 4)  # _pause, _call_checking, wrapper, the caller
-                continue
-            delay = run.result_failed(result)
-            if delay is None:
-                return result
-            _wait(run, None, delay, "retry", _SYNC_HINT, 4)
+            else:
+                delay = run.result_failed(result)
+                if delay is None:
+                    return result
+                _wait(run, None, delay, "retry", _SYNC_HINT, 4)
     finally:
         run.publish()
 
@@ -1190,14 +1204,14 @@ def _retry_coroutine(
                     result = await call(*args, **kwargs)
                 except retried as e:
                     exc = e
-                    continue
-                exc = None
-                if not checked:
-                    return result
-                delay = run.result_failed(result)
-                if delay is None:
-                    return result
-                await _await(run, None, delay)
+                else:
+                    exc = None
+                    if not checked:
+                        return result
+                    delay = run.result_failed(result)
+                    if delay is None:
+                        return result
+                    await _await(run, None, delay)
         finally:
             run.publish()
 
@@ -1212,9 +1226,11 @@ def _retry_generator(
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         run = _Run(policy, _start(policy.clock), stats)
+        value: Any = None  # bound by the loop before it breaks (bound here for mypy, which cannot tell)
         try:  # the call ends when the generator does: its figures are published then
             while True:
                 gen = call(*args, **kwargs)
+                exc: BaseException  # declared for mypy, which otherwise cannot tell it is bound below
                 try:
                     value = next(gen)
                 except StopIteration as stop:
@@ -1259,9 +1275,11 @@ def _retry_async_generator(
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         run = _Run(policy, _start(policy.clock), stats)
+        value: Any = None  # bound by the loop before it breaks (bound here for mypy, which cannot tell)
         try:  # the call ends when the generator does: its figures are published then
             while True:
                 agen = call(*args, **kwargs)
+                exc: BaseException  # declared for mypy, which otherwise cannot tell it is bound below
                 try:
                     value = await agen.__anext__()
                 except StopAsyncIteration:
@@ -1314,7 +1332,7 @@ class _RetryLoop(_Run):
     @property
     def statistics(self) -> RetryStatistics:
         """This loop's :class:`RetryStatistics`, updated as each attempt starts."""
-        return self.stats  # type: ignore[return-value]
+        return cast(RetryStatistics, self.stats)  # always given by __init__
 
     def _claim(self) -> None:
         if self._used:

@@ -71,7 +71,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, cast, TypeVar
 from typing_extensions import Self
 
 import torch
@@ -590,12 +590,12 @@ def _wrap_async_generator_function(fn: Callable[..., Any], name: str) -> Callabl
 
 def _wrap(fn: _F, name: str) -> _F:
     if inspect.isasyncgenfunction(fn):
-        return _wrap_async_generator_function(fn, name)  # type: ignore[return-value]
+        return cast(_F, _wrap_async_generator_function(fn, name))
     if inspect.iscoroutinefunction(fn):
-        return _wrap_coroutine_function(fn, name)  # type: ignore[return-value]
+        return cast(_F, _wrap_coroutine_function(fn, name))
     if inspect.isgeneratorfunction(fn):
-        return _wrap_generator_function(fn, name)  # type: ignore[return-value]
-    return _wrap_function(fn, name)  # type: ignore[return-value]
+        return cast(_F, _wrap_generator_function(fn, name))
+    return cast(_F, _wrap_function(fn, name))
 
 
 class _Block:
@@ -615,7 +615,7 @@ class _Block:
         if warmup:
             _register_warmup(name, warmup)
         # {0: (token, profiler range)} while the slot is taken; setdefault/pop are atomic.
-        self._slot: dict[int, tuple[Any, Any]] = {}
+        self._slot: dict[int, int | tuple[Any, Any]] = {}
 
     def __repr__(self) -> str:
         return f"telemetry({self.name!r})" if not self._warmup else f"telemetry({self.name!r}, warmup={self._warmup})"
@@ -653,6 +653,7 @@ class _Block:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         global _stacked
         stack = _open_blocks.get() if _stacked else ()
+        entry: int | tuple[Any, Any] | None  # declared for mypy, which cannot tell the for/else below binds it
         if not stack:
             entry = self._slot.pop(0, None)
             if type(entry) is int:
@@ -684,7 +685,7 @@ class _Block:
             raise RuntimeError(f"telemetry({self.name!r}): __exit__ without a matching __enter__ in this thread or task")
         if type(entry) is int:
             entry = (entry, None)
-        token, record = entry
+        token, record = cast("tuple[Any, Any]", entry)  # a start time was made a pair just above
         error = exc if exc is not None and _is_error(exc) else None
         if type(token) is int:
             _record_host(self.name, _perf_counter_ns() - token, error is not None)
@@ -850,7 +851,7 @@ def _decorate(fn: Callable[..., Any], name: str | None = None, warmup: int = 0) 
 
 def _resolve_pending() -> None:
     with _lock:
-        work = []
+        work: list[tuple[str, _Stat, torch.Event | None, torch.Event | None, int]] = []
         for name, stat in _stats.items():
             work.extend((name, stat, start, end, index) for start, end, index in stat.pending)
             stat.pending = []

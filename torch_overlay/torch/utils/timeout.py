@@ -134,7 +134,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, cast, TypeVar
 from threading import get_ident
 from typing_extensions import Self
 
@@ -193,7 +193,7 @@ def _enter(scope: Timeout) -> None:
             if scopes.mode == "signal":
                 _arm_timer(scopes)
             else:
-                _watch(scope, when)
+                _watch(scope, cast(float, when))  # finite: not None
     except BaseException:
         # Leave nothing behind: no stack entry, no handler, no timer.
         if scope in stack:
@@ -224,7 +224,8 @@ def _exit(scope: Timeout, exc: BaseException | None) -> bool:
         if interrupted:
             err = TimeoutError(f"the block exceeded {scope._describe()} and was interrupted")
             error_callback.report(err, source="torch.utils.timeout", timeout=scope)
-            raise err.with_traceback(exc.__traceback__) from (exc if wrapped else None)  # type: ignore[union-attr]
+            # interrupted: exc is the interrupt (or the SystemError wrapping it), never None
+            raise err.with_traceback(cast(BaseException, exc).__traceback__) from (exc if wrapped else None)
     elif state is _ENTERED and exc is None and scope._when is not None and scope._when <= time.monotonic():
         # The deadline passed before the interrupt could be delivered (a deadline already
         # passed on entry, or one passing as the block leaves): the body reached its end,
@@ -538,7 +539,7 @@ class Timeout:
                 async with Timeout(deadline, seconds=seconds):
                     return await fn(*args, **kwargs)
 
-            return async_wrapper  # type: ignore[return-value]
+            return cast(_F, async_wrapper)
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -548,7 +549,7 @@ class Timeout:
 
         # Signals and the watchdog thread cannot be traced: torch.compile runs this frame
         # eagerly and still compiles ``fn`` itself; fullgraph=True stops here with our reason.
-        return stay_eager(wrapper, "@timeout")  # type: ignore[return-value]
+        return cast(_F, stay_eager(wrapper, "@timeout"))
 
     def _describe(self) -> str:
         if self._rescheduled:
