@@ -427,6 +427,12 @@ class TestServerLifecycle(DashboardTestCase):
         with self.assertRaises(ValueError) as cm:
             live_dashboard(refresh=10**400)
         self.assertExpectedInline(str(cm.exception), """live_dashboard(): refresh must be a finite number of seconds > 0 and at most 86400 (one day), but got an integer of 1329 bits""")  # noqa: B950
+        with self.assertRaises(ValueError) as cm:
+            live_dashboard(refresh=0)
+        self.assertExpectedInline(str(cm.exception), """live_dashboard(): refresh must be a finite number of seconds > 0 and at most 86400 (one day), but got 0""")  # noqa: B950
+        with self.assertRaises(ValueError) as cm:
+            watch(refresh=-1, iterations=1, file=io.StringIO())
+        self.assertExpectedInline(str(cm.exception), """watch(): refresh must be a finite number of seconds >= 0 and at most 86400 (one day), but got -1""")  # noqa: B950
         with self.assertRaises(ValueError):
             watch(refresh=1e308, iterations=1, file=io.StringIO())
         with self.assertRaises(ValueError) as cm:

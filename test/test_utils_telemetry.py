@@ -2,6 +2,7 @@
 
 import asyncio
 import inspect
+import io
 import json
 import logging
 import math
@@ -186,6 +187,22 @@ class TestForms(TelemetryTestCase):
             pass
         self.assertEqual(snapshot()["eval"]["count"], 1)
 
+    def test_warmup_only_name_has_no_entry(self):
+        # A name whose calls so far were all warm-up calls has no figures yet: no invented zeros.
+        for _ in range(3):
+            with telemetry("wu_only", warmup=10):
+                pass
+        self.assertNotIn("wu_only", snapshot())
+        self.assertNotIn("wu_only", json.loads(to_json()))
+        import torch.utils._telemetry_job as job
+        from torch.utils.dashboard import show
+
+        self.assertNotIn("wu_only", job._exposition())  # /metrics
+        self.assertNotIn("wu_only", job._job_snapshot())  # /api/stats and the page
+        out = io.StringIO()
+        show(out)
+        self.assertNotIn("wu_only", out.getvalue())
+
     def test_warmup_errors_left_out_but_reported(self):
         seen = []
 
@@ -207,6 +224,10 @@ class TestForms(TelemetryTestCase):
         with self.assertRaises(ValueError) as cm:
             telemetry("a", warmup=-1)
         self.assertExpectedInline(str(cm.exception), """telemetry(): warmup must be >= 0 (calls to leave out), but got -1""")
+        for bad in (None, False, 0.0):  # also on the shared-block fast path of telemetry("name")
+            with self.assertRaises(TypeError) as cm:
+                telemetry("a", warmup=bad)
+            self.assertIn(f"warmup must be an int (calls to leave out), but got {bad!r}", str(cm.exception))
         with self.assertRaises(TypeError) as cm:
             telemetry(warmup=True)
         self.assertExpectedInline(str(cm.exception), """telemetry(): warmup must be an int (calls to leave out), but got True""")
@@ -649,6 +670,16 @@ class TestCompile(TelemetryTestCase):
 
         with self.assertRaisesRegex(Exception, "apply @telemetry .*outside the torch.compile'd function"):
             torch.compile(outer, backend="eager", fullgraph=True)(torch.randn(4))
+
+    def test_fullgraph_block_says_to_time_outside(self):
+        torch._dynamo.reset()
+
+        def fn(x):
+            with telemetry("blk_full"):
+                return x.sin()
+
+        with self.assertRaisesRegex(Exception, "apply @telemetry .*outside the torch.compile'd function"):
+            torch.compile(fn, backend="eager", fullgraph=True)(torch.randn(4))
 
     @parametrize("backend", ["eager", "aot_eager"])
     def test_block_in_compiled_function(self, backend):

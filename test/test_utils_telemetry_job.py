@@ -313,15 +313,44 @@ class TestDataLoaderWorkers(JobTestCase):
         self.assertEqual(len(view["workers"]), 2)
         self.assertEqual(sum(w["count"] for w in view["workers"].values()), 8)
         self.assertEqual(sorted(snapshot()["load"]), sorted(k for k in view if k != "workers"))
-        # reset() forgets the workers' figures too, and tells them
+        # reset() forgets the workers' figures too (their later calls are kept)
         reset("load")
         self.assertNotIn("load", snapshot())
-        time.sleep(3 * spool.INTERVAL)  # the workers read the reset at their next flush
+        time.sleep(3 * spool.INTERVAL)  # the workers write again meanwhile
         self.assertEqual(sorted(loader), list(range(8)))
         self.assertTrue(_wait_for(lambda: snapshot().get("load", {}).get("count") == 8))
         time.sleep(2 * spool.INTERVAL)
         self.assertEqual(snapshot()["load"]["count"], 8)
         del loader
+
+    def test_reset_never_drops_calls_recorded_after_it(self):
+        loader = DataLoader(
+            _Items(), batch_size=None, num_workers=2, multiprocessing_context="fork", persistent_workers=True, timeout=60
+        )
+        self.assertEqual(sorted(loader), list(range(8)))
+        self.assertTrue(_wait_for(lambda: snapshot().get("load", {}).get("count") == 8))
+        for forget in ("load", None):  # reset at the start of each epoch, then a short epoch at once
+            reset(forget)
+            self.assertNotIn("load", snapshot())
+            self.assertEqual(sorted(loader), list(range(8)))
+            self.assertTrue(_wait_for(lambda: snapshot().get("load", {}).get("count") == 8))
+            time.sleep(3 * spool.INTERVAL)  # the workers' next writes keep them
+            figures = snapshot(workers=True)["load"]
+            self.assertEqual(figures["count"], 8)
+            self.assertEqual(sum(w["count"] for w in figures["workers"].values()), 8)
+            self.assertLessEqual(figures["min_ms"], figures["p50_ms"])
+            self.assertLessEqual(figures["p95_ms"], figures["max_ms"])
+        del loader
+
+    def test_since_a_baseline(self):
+        base = _state([1000, 5000])
+        self.assertIsNone(tm._since(base, base))
+        after = tm._since(_state([1000, 5000, 300, 2000]), base)  # a new minimum: exact
+        self.assertEqual((after["count"], after["total_ns"], after["min_ns"]), (2, 2300, 300))
+        self.assertEqual(sum(after["buckets"].values()), 2)
+        self.assertLessEqual(after["max_ns"], 5000)  # not above the old maximum: from the histogram
+        self.assertGreaterEqual(after["max_ns"], 2000)
+        self.assertLess(after["max_ns"], 2000 * 17 / 16)
 
     def test_dead_worker_keeps_what_it_flushed(self):
         loader = DataLoader(_Items(n=4, die_at=1), batch_size=None, num_workers=1, multiprocessing_context="fork", timeout=60)

@@ -5,9 +5,10 @@ the worker every :data:`INTERVAL` seconds, and a :class:`multiprocessing.util.Fi
 when the worker exits, to ``<tempdir>/torch-telemetry-<parent pid>/<worker pid>-<token>.json`` (written
 to a temporary file, then renamed: a reader never sees half a file).  The timed calls pay nothing more.
 The parent reads the directory at each snapshot and removes it at exit; whoever creates a spool directory
-also removes those of parents that no longer run (killed before their exit handlers ran).  ``reset`` in
-the parent rewrites the workers' files without the reset names and appends the names to ``resets.json``,
-which each worker reads before writing, so its next write leaves them out as well.
+also removes those of parents that no longer run (killed before their exit handlers ran).  A worker's
+file always holds its cumulative figures: ``reset`` in the parent only takes, per file, the figures it
+holds at that moment as a baseline that later reads subtract, so no call a worker records after a reset
+is ever dropped (only those recorded since its last write before the reset count as after it).
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ _log = logging.getLogger("torch.utils.telemetry")
 
 INTERVAL = 1.0
 _PREFIX = "torch-telemetry-"
-_RESETS = "resets.json"
 
-# Worker side: the file this process writes, the reset entries it already applied, and its thread.
+# Worker side: the file this process writes, and the process that started its thread.
 _path: str | None = None
-_applied = 0
 _started_in: int | None = None
+# Parent side, per spool file name: {name: the figures the file held at the latest reset of name}.
+# Replaced (never mutated) by reset(), so a snapshot in another thread reads a consistent one.
+_baselines: dict[str, dict[str, dict[str, Any]]] = {}
 
 
 def spool_dir(pid: int) -> str:
@@ -81,7 +83,7 @@ def _sweep() -> None:
 
 def start_worker_spool() -> None:
     """In a DataLoader worker: spool this process's figures to the parent from now on (idempotent)."""
-    global _path, _applied, _started_in
+    global _path, _started_in
     if _started_in == os.getpid():
         return
     _started_in = os.getpid()
@@ -95,10 +97,6 @@ def start_worker_spool() -> None:
         _log.warning("telemetry: this DataLoader worker cannot spool its figures to its parent (%s)", e)
         return
     _path = os.path.join(directory, f"{os.getpid()}-{secrets.token_hex(4)}.json")
-    try:
-        _applied = len(_read_json(os.path.join(directory, _RESETS)))
-    except (OSError, ValueError):
-        _applied = 0
     import multiprocessing.util
 
     # Runs when the worker process exits normally (multiprocessing's exit path runs finalizers, not atexit).
@@ -117,20 +115,11 @@ def _loop() -> None:
 
 
 def flush() -> None:
-    """Write this worker's figures (after applying the parent's resets) to its spool file."""
-    global _applied
+    """Write this worker's cumulative figures to its spool file."""
     path = _path
     if path is None or _started_in != os.getpid():
         return
-    telemetry = sys.modules["torch.utils.telemetry"]
-    try:
-        resets = _read_json(os.path.join(os.path.dirname(path), _RESETS))
-    except (OSError, ValueError):
-        resets = []
-    for name in resets[_applied:]:
-        telemetry._reset_own(name)
-    _applied = max(_applied, len(resets))
-    states = telemetry._own_states()
+    states = sys.modules["torch.utils.telemetry"]._own_states()
     try:
         # Never recreate the directory: once the parent removed it at exit, writing stops.
         _write_json(path, states)
@@ -138,49 +127,59 @@ def flush() -> None:
         pass
 
 
-def read() -> dict[int, dict[str, dict[str, Any]]]:
-    """In the parent: ``{worker pid: {name: raw figures}}`` of what this process's workers spooled."""
+def _read_files() -> dict[str, dict[str, dict[str, Any]]]:
+    """In the parent: ``{spool file name: {name: cumulative raw figures}}``."""
     directory = spool_dir(os.getpid())
     try:
         entries = os.listdir(directory)
     except OSError:
         return {}
-    out: dict[int, dict[str, dict[str, Any]]] = {}
+    out = {}
     for entry in sorted(entries):
-        if not entry.endswith(".json") or entry == _RESETS:
+        if not entry.endswith(".json"):
             continue
         try:
             states = _read_json(os.path.join(directory, entry))
         except (OSError, ValueError):
             continue  # removed meanwhile
-        pid = int(entry.split("-", 1)[0])
         for state in states.values():
             state["buckets"] = {int(i): n for i, n in state["buckets"].items()}
-        out.setdefault(pid, {}).update(states)
+        out[entry] = states
+    return out
+
+
+def read() -> dict[int, dict[str, dict[str, Any]]]:
+    """In the parent: ``{worker pid: {name: raw figures since the latest reset}}`` of this process's workers."""
+    since = sys.modules["torch.utils.telemetry"]._since
+    baselines = _baselines
+    out: dict[int, dict[str, dict[str, Any]]] = {}
+    for entry, states in _read_files().items():
+        base = baselines.get(entry, {})
+        kept = {}
+        for name, state in states.items():
+            state = since(state, base[name]) if name in base else state
+            if state is not None:
+                kept[name] = state
+        out.setdefault(int(entry.split("-", 1)[0]), {}).update(kept)
     return out
 
 
 def reset(name: str | None) -> None:
-    """In the parent: forget what the workers sent for ``name`` (every name if ``None``), and tell them."""
-    directory = spool_dir(os.getpid())
-    if not os.path.isdir(directory):
-        return
-    resets_path = os.path.join(directory, _RESETS)
-    try:
-        resets = _read_json(resets_path)
-    except (OSError, ValueError):
-        resets = []
-    _write_json(resets_path, [*resets, name])
-    for entry in os.listdir(directory):
-        if not entry.endswith(".json") or entry == _RESETS:
-            continue
-        path = os.path.join(directory, entry)
-        try:
-            states = _read_json(path) if name is not None else {}
-            states.pop(name, None)
-            _write_json(path, states)
-        except (OSError, ValueError):
-            pass
+    """In the parent: from now on, count only what the workers record after this, for ``name`` (every name if None)."""
+    global _baselines
+    files = _read_files()
+    if name is None:
+        _baselines = files
+    else:
+        baselines = dict(_baselines)
+        for entry, states in files.items():
+            base = dict(baselines.get(entry, {}))
+            if name in states:
+                base[name] = states[name]
+            else:
+                base.pop(name, None)
+            baselines[entry] = base
+        _baselines = baselines
 
 
 def _remove_own_spool() -> None:

@@ -148,7 +148,8 @@ def _check_refresh(refresh: object, caller: str, *, positive: bool) -> float:
         raise TypeError(f"{caller}(): refresh must be a number of seconds {bound} (int or float), but got {refresh!r}")
     # Compared before any float conversion: an int such as 10**400 has none.
     if refresh != refresh or refresh < 0 or (positive and refresh == 0) or refresh > _MAX_REFRESH:
-        shown = f"an integer of {refresh.bit_length()} bits" if isinstance(refresh, int) else repr(refresh)
+        big = isinstance(refresh, int) and refresh.bit_length() > 64
+        shown = f"an integer of {refresh.bit_length()} bits" if big else repr(refresh)
         raise ValueError(
             f"{caller}(): refresh must be a finite number of seconds {bound} and at most {_MAX_REFRESH:g} "
             f"(one day), but got {shown}"
@@ -366,7 +367,10 @@ class LiveDashboard:
 
     Created by :func:`live_dashboard`, not directly.  ``stop()`` (or leaving
     the ``with`` block) shuts the server down, closes its socket, so the port
-    can be bound again at once, and joins its thread.
+    can be bound again at once, and joins its thread.  Dropping the last
+    reference does not stop it: the server and history threads (daemon
+    threads) keep serving until ``stop()`` or the end of the process, so
+    use it in a ``with`` block or call ``stop()``.
 
     Attributes:
         url (str): the page's address, e.g. ``"http://127.0.0.1:8000/"``;
@@ -612,7 +616,9 @@ def live_dashboard(
 
     Returns:
         LiveDashboard: a handle with ``.url`` and ``.stop()``, also a context
-        manager that stops the server on exit.
+        manager that stops the server on exit.  The server runs until
+        ``stop()`` (or the end of the process), even if the handle is
+        dropped.
 
     Raises:
         TypeError: ``host`` is not a str, ``port`` not an int, or ``refresh``

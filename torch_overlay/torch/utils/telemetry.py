@@ -779,6 +779,14 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
         plain function therefore imports :mod:`torch._dynamo`.)  Coroutine and
         generator wrappers are not traced either (Dynamo skips this module):
         they graph-break, and ``fullgraph=True`` stops with Dynamo's message.
+        A ``with telemetry("name"):`` block inside a compiled function
+        graph-breaks the same way; with ``fullgraph=True`` compilation stops
+        at the ``telemetry(...)`` call with the same message as
+        ``@telemetry``.  A block object created outside the compiled function
+        and entered inside it (``blk = telemetry("n")`` then ``with blk:``)
+        is a context manager Dynamo cannot enter: with ``fullgraph=True`` it
+        stops with Dynamo's "Unsupported context manager" message; put the
+        ``with`` outside the compiled function instead.
 
     .. note::
         On an accelerator the duration is the time between two events on the
@@ -808,7 +816,7 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
         >>> snapshot()["step"]["count"], snapshot()["eval"]["device"]
         (3, 'cpu')
     """
-    if type(fn) is str and name is None and not warmup:
+    if type(fn) is str and name is None and warmup.__class__ is int and not warmup:
         # ``with telemetry("name"):`` in a loop: one shared object per name (blocks keep their entries
         # per thread and task, so sharing is safe), which keeps the block form as cheap as the decorator.
         block = _blocks.get(fn)
@@ -839,6 +847,10 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
     if not callable(fn):
         raise TypeError(f"telemetry(): expected a callable or a name (str), but got {fn!r}")
     return _decorate(fn, name, warmup)
+
+
+# ``with telemetry("name"):`` inside a fullgraph=True compilation stops at this call with our reason.
+stay_eager(telemetry, "telemetry", _COMPILE_REASON)
 
 
 def _decorate(fn: Callable[..., Any], name: str | None = None, warmup: int = 0) -> Any:
@@ -910,7 +922,8 @@ def _own_states() -> dict[str, dict[str, Any]]:
     with _lock:
         for stat in _stats.values():
             stat.fold()
-        return {name: stat.state() for name, stat in _stats.items()}
+        # A name whose calls so far were all warm-up calls has no figures yet: no entry.
+        return {name: stat.state() for name, stat in _stats.items() if stat.count or stat.errors}
 
 
 def _peak_allocated(index: int) -> int:
@@ -961,6 +974,46 @@ def _merge(states: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _bucket_bounds(index: int) -> tuple[int, int]:
+    """The durations (ns) ``[low, high)`` that fall in histogram bucket ``index``."""
+    if index < _LINEAR:
+        return index, index + 1
+    shift = (index >> _SUB_BITS) - 1
+    mantissa = index - (shift << _SUB_BITS)
+    return mantissa << shift, (mantissa + 1) << shift
+
+
+def _since(state: dict[str, Any], base: dict[str, Any]) -> dict[str, Any] | None:
+    """The raw figures recorded after ``base`` in the cumulative ``state`` (``None`` if no call since).
+
+    Count, errors, total and the histogram are exact.  The minimum (maximum) is exact when it is below
+    (above) ``base``'s; otherwise it is read from the histogram, within a bucket (1/16 relative).
+    """
+    count = state["count"] - base["count"]
+    errors = state["errors"] - base["errors"]
+    if count <= 0 and errors <= 0:
+        return None
+    buckets = {}
+    for index, n in state["buckets"].items():
+        n -= base["buckets"].get(index, 0)
+        if n > 0:
+            buckets[index] = n
+    min_ns, max_ns = state["min_ns"], state["max_ns"]
+    if buckets and min_ns >= base["min_ns"]:
+        min_ns = max(min_ns, _bucket_bounds(min(buckets))[0])
+    if buckets and max_ns <= base["max_ns"]:
+        max_ns = min(max_ns, _bucket_bounds(max(buckets))[1] - 1)
+    return {
+        **state,
+        "count": count,
+        "errors": max(errors, 0),
+        "total_ns": state["total_ns"] - base["total_ns"],
+        "min_ns": min_ns,
+        "max_ns": max_ns,
+        "buckets": buckets,
+    }
+
+
 def _merged_view(per_rank: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """``snapshot(all_ranks=True)``'s format from the raw figures of each rank."""
     names: dict[str, dict[int, dict[str, Any]]] = {}
@@ -1002,6 +1055,9 @@ def snapshot(*, all_ranks: bool = False, group: Any = None, workers: bool = Fals
         "max_ms", "p50_ms", "p95_ms", "device", "peak_memory_bytes"}}`` with
         ints for the counts, floats in milliseconds, the device as a string
         (``"cpu"``, ``"cuda:0"``) and the peak in bytes (``None`` on CPU).
+        A name appears at its first counted call: a name whose calls so far
+        were all warm-up calls (``telemetry(name, warmup=N)``) has no entry
+        (nor a row in :mod:`torch.utils.dashboard`'s views).
 
         The figures of this process's DataLoader workers are merged in (see
         below); with ``workers=True`` each name also has ``"workers":
@@ -1084,10 +1140,17 @@ def reset(name: str | None = None) -> None:
         TypeError: ``name`` is neither ``None`` nor a string.
 
     Timings still pending on an accelerator are dropped with the rest, and
-    so are the figures that DataLoader workers of this process have sent.
-    Running workers learn of the reset at their next write (within about a
-    second): what they record before that is left out as well.
-    Warm-up (``telemetry(name, warmup=N)``) is not re-armed.
+    so are the figures that DataLoader workers of this process have sent:
+    workers keep writing their cumulative figures (every second), and the
+    parent subtracts what each had written at the time of the reset, so a
+    call a worker records after the reset is never lost (e.g. with
+    ``persistent_workers=True`` and a reset at the start of each epoch).
+    Calls a worker recorded in the second before the reset, after its last
+    write, count as after it.  For workers' figures after a reset, count,
+    errors, total, mean, p50 and p95 are exact; ``min_ms``/``max_ms`` are
+    exact when they are below/above the pre-reset ones, else read from the
+    histogram (within about 6 %); ``peak_memory_bytes`` stays the device's
+    high-water mark.  Warm-up (``telemetry(name, warmup=N)``) is not re-armed.
 
     Example::
 
