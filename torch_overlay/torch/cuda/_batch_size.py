@@ -85,11 +85,16 @@ def _plan_size(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
     try:
         plan = max_batch_size(step, lambda n: (n, kwargs, *args), memory=_free_memory(), high=start)
     except (TypeError, ValueError, RuntimeError) as e:
-        raise type(e)(
+        message = (
             f"{name}: plan=True could not plan the batch size, because rehearsing fn on fake tensors failed: {e} "
             f"-- make fn rehearsable, or pass plan=None to start at start={start} (or a BatchPlan from "
             "torch.utils.dry_run.max_batch_size)"
-        ) from e
+        )
+        try:
+            error = type(e)(message)
+        except Exception:  # an exception type that takes other arguments
+            error = RuntimeError(message)
+        raise error from e
     return _size(plan.batch_size, "the planned batch size", name)
 
 
