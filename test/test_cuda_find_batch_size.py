@@ -254,7 +254,7 @@ class TestFindBatchSizeArguments(TestCase):
             ({"start": 8, "factor": float("nan")}, ValueError, r"factor must be between 0 and 1 exclusive, but got nan"),
             ({"start": 8, "factor": "0.5"}, TypeError, r"factor must be a real number, but got '0.5' of type str"),
             ({"start": 8, "factor": True}, TypeError, r"factor must be a real number, but got True of type bool"),
-            ({"start": 8, "plan": 4}, TypeError, r"plan must be None, True or a BatchPlan .* but got 4 of type int"),
+            ({"start": 8, "plan": 4}, TypeError, r"plan must be None, False, True or a BatchPlan .* but got 4 of type int"),
             ({"start": 8, "plan": Plan(0)}, ValueError, r"plan.batch_size must be an int from 1"),
             ({"start": 8, "plan": Plan(2.5)}, TypeError, r"plan.batch_size must be an int, but got 2.5"),
             ({"start": 8, "min_size": 4, "plan": Plan(2)}, ValueError, r"plan.batch_size \(2\) is smaller than min_size \(4\)"),  # noqa: B950
@@ -355,7 +355,7 @@ class TestFindBatchSizePlan(TestCase):
         calls = []
 
         def max_batch_size(step, make_batch, *, memory, high):
-            calls.append((memory, high, step(3), make_batch(3)))
+            calls.append((memory, high, step(*make_batch(3)), make_batch(3)))
             return Plan(3)
 
         fake = types.ModuleType("torch.utils.dry_run")
@@ -368,7 +368,7 @@ class TestFindBatchSizePlan(TestCase):
             self.assertEqual(calls, [])  # nothing planned at decoration
             self.assertEqual(wrapped("a")[0], 3)
             self.assertEqual(wrapped("a")[0], 3)
-        self.assertEqual(calls, [(12345, 64, (3, ("a",), {}), ())])  # planned once, for the free memory
+        self.assertEqual(calls, [(12345, 64, (3, ("a",), {}), (3, {}, "a"))])  # planned once, for the free memory
         self.assertEqual(sizes, [3, 3, 3])  # the planner's own call, then one real attempt per call
 
     def test_plan_true_plans_with_the_real_planner(self):
@@ -388,6 +388,48 @@ class TestFindBatchSizePlan(TestCase):
         self.assertTrue(1 < found < 1024, found)
         # The plan fits the budget: the batch (n*64*4 bytes) and the output (same) plus the weights.
         self.assertLessEqual(2 * found * 64 * 4 + (64 * 64 + 64) * 4, 64 * 1024)
+
+    def test_plan_true_with_module_and_tensor_arguments(self):
+        # The README's train(batch_size, data) and a step(bs, model): the call's arguments are rehearsed as
+        # fake tensors (before, the planner saw them as real tensors captured in a closure and refused them).
+        sizes = []
+
+        def step(n, model, *, scale):
+            sizes.append(n)
+            return (model(torch.randn(n, 64)) * scale).sum()
+
+        model = torch.nn.Linear(64, 64)
+        with mock.patch("torch.cuda._batch_size._free_memory", return_value=64 * 1024):
+            wrapped = torch.cuda.find_batch_size(step, start=1024, plan=True)
+            wrapped(model, scale=torch.ones(1))
+        self.assertTrue(1 < wrapped.batch_size < 1024, wrapped.batch_size)
+        self.assertEqual(sizes[-1], wrapped.batch_size)
+        self.assertIsNone(model.weight.grad)
+
+        @torch.cuda.find_batch_size(start=64, plan=True)
+        def train(batch_size, data):
+            return data[:batch_size].sum()
+
+        with mock.patch("torch.cuda._batch_size._free_memory", return_value=1 << 30):
+            self.assertEqual(train(torch.ones(100)).item(), 64.0)
+
+    def test_plan_true_errors_name_the_option(self):
+        def step(n, data):
+            return int(data.sum().item())  # a value a rehearsal cannot know
+
+        wrapped = torch.cuda.find_batch_size(step, start=8, plan=True)
+        with self.assertRaisesRegex(
+            RuntimeError, r"^find_batch_size\(.*step\): plan=True could not plan the batch size, because rehearsing fn "
+            r"on fake tensors failed: rehearse\(\): .*pass plan=None to start at start=8"
+        ) as ctx:
+            wrapped(torch.ones(3))
+        self.assertIsInstance(ctx.exception.__cause__, RuntimeError)
+
+    def test_plan_false_is_no_plan(self):
+        step, sizes = fits_up_to(4)
+        wrapped = torch.cuda.find_batch_size(step, start=8, plan=False)
+        self.assertEqual(wrapped()[0], 4)
+        self.assertEqual(sizes, [8, 4])
 
     def test_free_memory_needs_no_accelerator(self):
         from torch.cuda._batch_size import _free_memory

@@ -470,6 +470,21 @@ class TestRehearse(TestCase):
         self.assertIn("no real data", str(ctx.exception))
         self.assertIsNotNone(ctx.exception.__cause__)
 
+    def test_bad_optimizer_factories(self):
+        lin = torch.nn.Linear(4, 4)
+        x = torch.randn(2, 4)
+        with self.assertRaisesRegex(
+            TypeError, r"rehearse\(\): optimizer must be an optimizer class or factory, but optimizer\(params\) "
+            r"\(.*<lambda>\) returned int 3, not a torch.optim.Optimizer"
+        ):
+            rehearse(_loss, lin, x, backward=True, optimizer=lambda p: 3)
+        with self.assertRaisesRegex(TypeError, r"rehearse\(\): optimizer must be an optimizer class or factory"):
+            rehearse(_loss, lin, x, backward=True, optimizer=dict)
+        # A closure-taking step is refused before anything runs for a class, after construction for a factory.
+        for opt in (torch.optim.LBFGS, functools.partial(torch.optim.LBFGS, lr=0.1)):
+            with self.assertRaisesRegex(TypeError, r"rehearse\(\): optimizer=LBFGS: its step\(\) needs a closure"):
+                rehearse(_loss, lin, x, backward=True, optimizer=opt)
+
     def test_optimizer_instance_refused_with_a_suggestion(self):
         model = torch.nn.Linear(2, 2)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -713,6 +728,52 @@ class TestRehearseTellsTheTruth(TestCase):
         r = rehearse(_loss, model, x, backward=True, optimizer=torch.optim.AdamW)
         self.assertClose(r.peak_memory, _measured_peak(_loss, model, x, backward=True, optimizer=torch.optim.AdamW))
 
+    def test_module_called_several_times_in_a_step(self):
+        # Weight tying and recurrent loops call one module several times: MemTracker alone refuses a second
+        # call of a module outside any other ("multiple iterative calls"); the total must stay right.
+        lin = torch.nn.Linear(64, 64)
+        x = torch.randn(32, 64)
+        twice = lambda m, x: m(x).sum() + m(x).sum()  # noqa: E731
+        r = rehearse(twice, lin, x, backward=True)
+        self.assertClose(r.peak_memory, _measured_peak(twice, lin, x, backward=True))
+        self.assertEqual(list(r.memory_by_module), ["Linear"])
+        self.assertEqual(r.flops, 2 * 3 * 2 * 32 * 64 * 64 - 2 * 2 * 32 * 64 * 64)
+
+        def loop(mm, h):
+            for _ in range(3):
+                h = mm(h)
+            return (mm[0](h) + mm[0](h)).sum()
+
+        mm = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Tanh())
+        r = rehearse(loop, mm, x, backward=True)
+        self.assertClose(r.peak_memory, _measured_peak(loop, mm, x, backward=True))
+        self.assertEqual(sorted(r.memory_by_module), ["Sequential", "Sequential.0", "Sequential.1"])
+        self.assertLessEqual(max(r.memory_by_module.values()), r.peak_memory)
+        plan = max_batch_size(loop, lambda n: (mm, torch.empty(n, 64, device="meta")), memory="1MiB", high=4096)
+        self.assertLessEqual(plan.peak_memory, plan.memory)
+
+    def test_concurrent_rehearsals_agree(self):
+        # MemTracker's module hooks are global: rehearsals in several threads must not see each other's modules.
+        step = lambda m, x: m(x).sum()  # noqa: E731
+        x = torch.empty(32, 64, device="meta")
+        expected = rehearse(step, torch.nn.Linear(64, 64), x, backward=True).peak_memory
+        peaks, errors = [], []
+
+        def work():
+            try:
+                for _ in range(3):
+                    peaks.append(rehearse(step, torch.nn.Linear(64, 64), x, backward=True).peak_memory)
+            except Exception as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(peaks, [expected] * 12)
+
     def test_memory_and_flops_by_module(self):
         model = _mlp()
         x = torch.randn(256, 1024)
@@ -777,6 +838,17 @@ class TestRehearseForADevice(TestCase):
             rehearse(torch.nn.Linear(2, 2), torch.randn(1, 2), device="gpu")
         with self.assertRaisesRegex(ValueError, r"rehearse\(\): device='meta' is not a device to plan for"):
             rehearse(torch.nn.Linear(2, 2), torch.randn(1, 2), device="meta")
+        with self.assertRaisesRegex(ValueError, r"rehearse\(\): device=-1 is not a device index; an index must be >= 0"):
+            rehearse(torch.nn.Linear(2, 2), torch.randn(1, 2), device=-1)
+
+    def test_int_device_is_an_accelerator_index(self):
+        accelerator = torch.accelerator.current_accelerator(check_available=False)
+        if accelerator is None:
+            with self.assertRaisesRegex(ValueError, r"rehearse\(\): device=0 is an accelerator index, but this PyTorch build"):
+                rehearse(torch.nn.Linear(2, 2), torch.randn(1, 2), device=0)
+            return
+        r = rehearse(torch.nn.Linear(2, 2), torch.empty(1, 2, device="meta"), device=0)
+        self.assertEqual(list(r.memory_by_device), [torch.device(accelerator.type, 0)])
 
 
 class TestMaxBatchSize(TestCase):
@@ -859,6 +931,19 @@ class TestMaxBatchSize(TestCase):
             max_batch_size(model, 3, memory="1GiB")
         with self.assertRaisesRegex(ValueError, r"the rehearsed peak does not grow with the batch size"):
             max_batch_size(model, lambda n: make(1), memory="1GiB")
+
+        for kw in ({"high": 2**63}, {"high": 10**400}, {"low": 2**63}):
+            name = next(iter(kw))
+            with self.assertRaisesRegex(ValueError, rf"max_batch_size\(\): {name} must be an int from 1 to sys.maxsize"):
+                max_batch_size(model, make, memory="1GiB", **kw)
+        with self.assertRaisesRegex(ValueError, r"max_batch_size\(\): the batch size low=4611686018427387904 is too large"):
+            max_batch_size(model, make, memory="1GiB", low=2**62)
+        # A size whose tensors overflow counts as not fitting, in the bisection and in the doubling.
+        self.assertEqual(max_batch_size(model, make, memory="1MiB", high=sys.maxsize).batch_size, 383)
+        wide = lambda n: torch.empty(n, 2**40, device="meta")  # noqa: E731
+        self.assertEqual(max_batch_size(lambda x: x.sum(), wide, memory=sys.maxsize).batch_size, 2**21 - 1)
+        with self.assertRaisesRegex(ValueError, r"every batch size up to sys.maxsize \(\d+\) fits in the budget"):
+            max_batch_size(lambda n: torch.zeros(n // 2**58), lambda n: (), memory="1GiB", low=2**61)
 
         async def step(x):
             return x

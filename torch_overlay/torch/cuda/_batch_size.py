@@ -77,8 +77,25 @@ def _plan_size(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
     # Imported here: torch.cuda is imported while torch itself is, before torch.utils can be.
     from torch.utils.dry_run import max_batch_size
 
-    plan = max_batch_size(lambda n: fn(n, *args, **kwargs), lambda n: (), memory=_free_memory(), high=start)
-    return _size(plan.batch_size, "the planned batch size", f"find_batch_size({_name(fn)})")
+    def step(n: int, kw: dict[str, Any], *rest: Any) -> Any:
+        return fn(n, *rest, **kw)
+
+    # The call's arguments go through make_batch, so that rehearse replaces their modules and tensors by fake ones.
+    name = f"find_batch_size({_name(fn)})"
+    try:
+        plan = max_batch_size(step, lambda n: (n, kwargs, *args), memory=_free_memory(), high=start)
+    except (TypeError, ValueError, RuntimeError) as e:
+        message = (
+            f"{name}: plan=True could not plan the batch size, because rehearsing fn on fake tensors failed: {e} "
+            f"-- make fn rehearsable, or pass plan=None to start at start={start} (or a BatchPlan from "
+            "torch.utils.dry_run.max_batch_size)"
+        )
+        try:
+            error = type(e)(message)
+        except Exception:  # an exception type that takes other arguments
+            error = RuntimeError(message)
+        raise error from e
+    return _size(plan.batch_size, "the planned batch size", name)
 
 
 def _report(callback: ErrorCallback | None, exc: BaseException, **info: Any) -> None:
@@ -359,7 +376,7 @@ def _validate_plan(plan: object, min_size: int) -> object:
         return None
     if not hasattr(plan, "batch_size"):
         raise TypeError(
-            f"find_batch_size(): plan must be None, True or a BatchPlan from torch.utils.dry_run.max_batch_size "
+            f"find_batch_size(): plan must be None, False, True or a BatchPlan from torch.utils.dry_run.max_batch_size "
             f"(an object with an int batch_size), but got {plan!r} of type {type(plan).__name__}"
         )
     size = _size(cast(Any, plan).batch_size, "plan.batch_size", "find_batch_size()")  # hasattr checked above
@@ -405,7 +422,9 @@ def find_batch_size(
             that the first real attempt is usually the last. ``True``: make that
             plan at the first call, by rehearsing ``fn`` on fake tensors for the free
             memory of the current accelerator (the host's available memory on a
-            machine without one), searching sizes up to ``start``.
+            machine without one), searching sizes up to ``start``; the call's
+            other arguments (a model, data) are rehearsed as fake tensors too.
+            ``None`` or ``False`` (default ``None``): no plan, start at ``start``.
         error_callback (Callable, optional): called as ``error_callback(exc, info)``
             for every failed attempt, in addition to the callbacks registered with
             :mod:`torch.utils.error_callback`; ``info`` holds ``"source"``
@@ -431,9 +450,23 @@ def find_batch_size(
             above ``start`` (or above ``plan.batch_size``), or ``factor`` is not
             between 0 and 1 exclusive.
 
+    With ``plan=True``, an error of the planning rehearsal (e.g. ``fn`` reads a
+    tensor value, or uses a module it did not get as an argument) is raised at
+    the first call as the same exception type, naming ``find_batch_size`` and
+    ``plan=True`` and chained to the rehearsal's error.
+
     Any other error of ``fn`` propagates at once, unretried. When ``min_size``
     itself runs out of memory, the wrapper raises :class:`torch.OutOfMemoryError`
     listing the sizes tried, chained to the last attempt's error.
+
+    Each failed attempt costs a full garbage collection (:func:`torch.cuda.clear_cache`
+    runs :func:`gc.collect`; a tenth to a fifth of a second in a large process)
+    on top of the attempt itself, and the number of attempts from ``start``
+    down to the size that fits grows as ``log(start / size) / log(1 / factor)``:
+    a ``factor`` near 1 with a huge ``start`` (``factor=0.999``,
+    ``start=sys.maxsize``: about 4,500 attempts) takes minutes.  Start near the
+    expected size, keep ``factor`` at most about 0.9, or pass ``plan`` so that
+    the first attempt is usually the last.
 
     .. note:: Under :mod:`torch.distributed` (an initialized default group of
         more than one rank), every rank runs ``fn`` with the same size. After each

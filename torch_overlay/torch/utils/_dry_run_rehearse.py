@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import inspect
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -46,6 +47,40 @@ def active() -> Iterator[None]:
         _active.reset(token)
         with _lock:
             running -= 1
+
+
+# Serializes rehearsals: MemTracker and FlopCounterMode track modules through global module hooks, which
+# would see the modules of a rehearsal running in another thread.
+_serial = threading.RLock()
+
+
+def serialized() -> threading.RLock:
+    return _serial
+
+
+def steppable(opt: Any, factory: Any) -> Any:
+    """``opt`` (or an optimizer class) when it is an optimizer whose ``step()`` needs no closure."""
+    name = getattr(factory, "__qualname__", None) or repr(factory)
+    if not isinstance(opt, torch.optim.Optimizer) and not (
+        isinstance(opt, type) and issubclass(opt, torch.optim.Optimizer)
+    ):
+        raise TypeError(
+            f"rehearse(): optimizer must be an optimizer class or factory, but optimizer(params) ({name}) returned "
+            f"{type(opt).__name__} {opt!r:.40}, not a torch.optim.Optimizer"
+        )
+    step = opt.step
+    try:
+        closure = inspect.signature(step).parameters.get("closure")
+    except (TypeError, ValueError):
+        closure = None
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        cls = opt if isinstance(opt, type) else type(opt)
+        raise TypeError(
+            f"rehearse(): optimizer={cls.__name__}: its step() needs a closure that re-evaluates the loss, which "
+            "rehearse cannot supply; build and step it inside fn from the module argument's parameters "
+            f"(e.g. opt = torch.optim.{cls.__name__}(model.parameters()); opt.step(closure)) and leave optimizer= out"
+        )
+    return opt
 
 
 def _shape(t: torch.Tensor) -> str:
@@ -154,6 +189,18 @@ def target(device: Any, found: list[torch.device]) -> Target:
     else:
         if not isinstance(device, (str, int, torch.device)) or isinstance(device, bool):
             raise TypeError(f"rehearse(): device must be a torch.device, a str or an int, but got {device!r}")
+        if isinstance(device, int):
+            # An index of the current accelerator, as torch.device(0) means on a build with one.
+            accelerator = torch.accelerator.current_accelerator(check_available=False)
+            if device < 0:
+                raise ValueError(f"rehearse(): device={device} is not a device index; an index must be >= 0")
+            if accelerator is None:
+                raise ValueError(
+                    f"rehearse(): device={device} is an accelerator index, but this PyTorch build has no "
+                    "accelerator; name the device to plan for instead, e.g. 'cuda:0' (it need not be on this "
+                    "machine) or 'cpu'"
+                )
+            device = torch.device(accelerator.type, device)
         try:
             chosen = torch.device(device)
         except RuntimeError as e:
@@ -237,6 +284,33 @@ def memory_tracker(where: Target | None = None) -> Any:
                 if not param.requires_grad and param not in self._param_to_grad_hook_handles:
                     self._param_to_grad_hook_handles[param] = (_NoHook(), _NoHook())
             return super()._track_module_params_and_buffers(module, install_grad_hooks)
+
+        def _pre_fw_hook(self, module: torch.nn.Module, inputs: Any) -> None:
+            # MemTracker refuses a second forward call of a module outside any other module (a weight-tied
+            # or iterative step calls one several times: ``m(x) + m(x)``, ``for _ in range(3): h = m(h)``),
+            # taking it for the next iteration. Within one rehearsal it is the same step: track it as
+            # MemTracker tracks a submodule called twice, keeping the highest per-module peak of its calls.
+            if module in self.memory_tracking and not self._mod_tracker.is_bw:
+                stats = self.memory_tracking[module]
+                before = dict(stats.local_peak)
+                parents = self._mod_tracker.parents
+                self._mod_tracker.parents = parents | {"_rehearse_repeat"}  # not a root call to MemTracker
+                try:
+                    super()._pre_fw_hook(module, inputs)
+                finally:
+                    self._mod_tracker.parents = parents
+                for dev, peak in before.items():
+                    stats.local_peak[dev] = max(peak, stats.local_peak.get(dev, 0))
+                return
+            super()._pre_fw_hook(module, inputs)
+
+        def _pre_bw_hook(self, module: torch.nn.Module, args: Any) -> None:
+            # MemTracker restarts a module's peak at its backward; keep the highest of forward and backward.
+            stats = self.memory_tracking.get(module) if module is not None else None
+            before = dict(stats.local_peak) if stats is not None else {}
+            super()._pre_bw_hook(module, args)
+            for dev, peak in before.items():
+                stats.local_peak[dev] = max(peak, stats.local_peak.get(dev, 0))
 
         def _update_snap(self, u_type: Any, winfo: Any, *args: Any, **kwargs: Any) -> None:
             if relabel is not None and winfo.device == relabel[0]:

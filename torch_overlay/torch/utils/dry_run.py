@@ -52,8 +52,10 @@ import dataclasses
 import functools
 import inspect
 import logging
+import math
 import os
 import reprlib
+import sys
 import warnings
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable
 from typing import Any, TypeVar
@@ -390,7 +392,9 @@ def rehearse(
         device: the device to plan for (``"cuda"``, ``"cuda:1"``, ``"cpu"``),
             which this machine need not have: every tensor and module passed
             is rehearsed there, and so are tensors that ``fn`` creates on that
-            device type.  Default: the device of the tensors and modules
+            device type; an int is an index of the current accelerator, as
+            for :class:`torch.device` (a build without one refuses it: name
+            the device).  Default: the device of the tensors and modules
             passed (``meta`` ones aside), else the CPU.
 
     Returns:
@@ -403,8 +407,11 @@ def rehearse(
             async generator function (rehearse a plain function, e.g. one
             step), ``backward`` is not a bool, ``device`` is not a device, or
             ``optimizer`` is not an optimizer class or factory (an optimizer
-            instance is refused: pass ``type(opt)``).  Checked before anything
-            runs.
+            instance is refused: pass ``type(opt)``), or is one whose
+            ``step()`` needs a closure (``torch.optim.LBFGS``: build and step
+            it inside ``fn``).  Checked before anything runs, except what a
+            factory returns: it must be a :class:`torch.optim.Optimizer`,
+            checked when the factory is called, after the backward pass.
         RuntimeError: ``fn`` reached a real tensor that was not passed as an
             argument (e.g. a module captured in a closure), or stepped an
             optimizer over real parameters (pass ``optimizer=`` instead); the
@@ -415,7 +422,16 @@ def rehearse(
             data, cannot know (chained from the fake-tensor exception).
         ValueError: ``optimizer`` without ``backward=True``; ``backward=True``
             when no output is the loss by the convention above, or when the
-            loss does not require grad (e.g. every parameter is frozen).
+            loss does not require grad (e.g. every parameter is frozen);
+            ``device`` is not a device name or is a negative index.
+
+    A module may be called several times in one step (weight tying, a
+    recurrent loop): the total is counted as usual, and its entry in
+    ``memory_by_module`` is the highest peak of its calls, forward or backward.
+
+    Rehearsals run one at a time in a process: the module hooks that count
+    memory and FLOPs by module are global, so a rehearsal started in another
+    thread waits for the running one to finish.
 
     .. note:: The memory model is :class:`~torch.distributed._tools.mem_tracker.MemTracker`'s:
         the bytes of every live tensor storage (parameters, buffers, inputs,
@@ -489,10 +505,15 @@ def rehearse(
             f"rehearse(): optimizer must be an optimizer class or factory, not an instance ({name}) that holds "
             f"real parameters; pass type(opt), or functools.partial({path}, lr=...) to keep its settings"
         )
-    if optimizer is not None and not callable(optimizer):
+    if optimizer is not None and (
+        not callable(optimizer)
+        or (inspect.isclass(optimizer) and not issubclass(optimizer, torch.optim.Optimizer))
+    ):
         raise TypeError(
             f"rehearse(): optimizer must be an optimizer class or factory, but got {_repr.repr(optimizer)}"
         )
+    if inspect.isclass(optimizer):
+        _rehearse.steppable(optimizer, optimizer)
     if optimizer is not None and not backward:
         raise ValueError("rehearse(): an optimizer step needs gradients; pass backward=True with optimizer=")
 
@@ -536,14 +557,17 @@ def rehearse(
     guard = _rehearse.optimizer_guard()
     try:
         checks = _rehearse.RealRunChecks()
-        with warnings.catch_warnings(), _rehearse.active(), dry_run(), fake_mode, tracker, flop_counter, checks, proxy:
+        # One rehearsal at a time in the process: MemTracker's module hooks are global, so concurrent ones
+        # would count each other's modules (the lock is reentrant: fn may rehearse a part of itself).
+        with _rehearse.serialized(), warnings.catch_warnings(), _rehearse.active(), dry_run(), fake_mode, tracker, \
+                flop_counter, checks, proxy:
             # ModTracker's note about modules that fn created and dropped before the backward pass.
             warnings.filterwarnings("ignore", "Module is None. Skipping", UserWarning)
             outputs = fn(*args, **kwargs)
             if backward:
                 _rehearse.loss_of(outputs).backward()
             if optimizer is not None:
-                optimizer([p for m in modules for p in m.parameters()]).step()
+                _rehearse.steppable(optimizer([p for m in modules for p in m.parameters()]), optimizer).step()
     except (DataDependentOutputException, DynamicOutputShapeException) as e:
         raise RuntimeError(_DATA_DEPENDENT.format(op=e)) from e
     except RuntimeError as e:
@@ -675,10 +699,13 @@ def max_batch_size(
         TypeError: ``step`` or ``make_batch`` is not callable (or ``step`` is
             an ``async def`` or generator function, or ``make_batch`` is
             one), ``low``/``high`` are not ints, or ``memory`` is not a size.
-        ValueError: ``low < 1``, ``high < low``, a bad ``memory`` (or a
-            fraction for a device this machine lacks); ``low`` itself does not
-            fit (the message gives its peak and the budget); or, with
-            ``high=None``, the peak does not grow with the batch size.
+        ValueError: ``low < 1``, ``high < low``, ``low`` or ``high`` above
+            ``sys.maxsize``, a bad ``memory`` (or a fraction for a device this
+            machine lacks); ``low`` itself does not fit (the message gives its
+            peak and the budget) or is so large that a tensor's size in bytes
+            overflows 64 bits (a larger size that overflows counts as not
+            fitting); or, with ``high=None``, the peak does not grow with the
+            batch size, or every size up to ``sys.maxsize`` fits.
         RuntimeError: as :func:`rehearse` raises it.
 
     Example::
@@ -716,6 +743,11 @@ def max_batch_size(
             raise TypeError(f"max_batch_size(): {name} must be an int, but got {_repr.repr(value)}")
     if low < 1:
         raise ValueError(f"max_batch_size(): low must be >= 1, but got {low}")
+    for name, value in (("low", low), ("high", high)):
+        if value is not None and value > sys.maxsize:
+            raise ValueError(
+                f"max_batch_size(): {name} must be an int from 1 to sys.maxsize ({sys.maxsize}), but got {value}"
+            )
     if high is not None and high < low:
         raise ValueError(f"max_batch_size(): high must be >= low ({low}), but got {high}")
     where = target(device, []).device if device is not None else None
@@ -730,16 +762,29 @@ def max_batch_size(
         budget = parse_memory_size(memory, name="max_batch_size(): memory")
 
     rehearsals = 0
-    peaks: dict[int, int] = {}
+    peaks: dict[int, float] = {}
     planned_for: list[torch.device] = []
 
-    def peak(n: int) -> int:
+    def peak(n: int) -> float:
         nonlocal rehearsals
-        batch = make_batch(n)
-        args = batch if isinstance(batch, tuple) else (batch,)
-        if args == ():
-            args = (n,)
-        r = rehearse(step, *args, backward=backward, optimizer=optimizer, device=where)
+        try:
+            batch = make_batch(n)
+            args = batch if isinstance(batch, tuple) else (batch,)
+            if args == ():
+                args = (n,)
+            r = rehearse(step, *args, backward=backward, optimizer=optimizer, device=where)
+        except (RuntimeError, TypeError) as e:
+            # A batch so large that a tensor's size in bytes overflows 64 bits: it fits no memory.
+            if "overflow" not in str(e).lower():
+                raise
+            if n == low:
+                raise ValueError(
+                    f"max_batch_size(): the batch size low={low} is too large to rehearse: a tensor's size "
+                    f"overflows 64 bits ({str(e).splitlines()[0]}); lower low"
+                ) from e
+            rehearsals += 1
+            peaks[n] = math.inf
+            return math.inf
         rehearsals += 1
         planned_for[:] = list(r.memory_by_device) or [torch.device("cpu")]
         peaks[n] = r.peak_memory
@@ -755,13 +800,18 @@ def max_batch_size(
     if high is None:
         size = low
         while True:
-            size *= 2
+            if size == sys.maxsize:
+                raise ValueError(
+                    f"max_batch_size(): every batch size up to sys.maxsize ({sys.maxsize}) fits in the budget "
+                    f"({peaks[size]} bytes at that size): does make_batch(n) build a batch of n? Pass high= to bound it"
+                )
+            size = min(size * 2, sys.maxsize)
             if peak(size) > budget:
                 break
-            if peaks[size] <= peaks[size // 2]:
+            if peaks[size] <= peaks[fits]:
                 raise ValueError(
                     f"max_batch_size(): the rehearsed peak does not grow with the batch size ({peaks[size]} bytes "
-                    f"for {size // 2} and {size}): does make_batch(n) build a batch of n? Pass high= to bound it"
+                    f"for {fits} and {size}): does make_batch(n) build a batch of n? Pass high= to bound it"
                 )
             fits = size
         too_big = size
@@ -777,7 +827,7 @@ def max_batch_size(
             too_big = mid
     return BatchPlan(
         batch_size=fits,
-        peak_memory=peaks[fits],
+        peak_memory=int(peaks[fits]),
         rehearsals=rehearsals,
         memory=budget,
         device=where if where is not None else planned_for[0],
