@@ -142,9 +142,9 @@ def _on_deadline(scope: Timeout) -> None:
             pending_ref = _cancelled_by.get(block.task)
             pending = None if pending_ref is None else pending_ref()
             pending_scope = None if pending is None else pending.scope()
-            if pending_scope is not None and pending_scope._state is _EXPIRING and pending.seq < block.seq:
-                return
-            if pending_scope is not None and pending_scope._state is _EXPIRING:
+            if pending is not None and pending_scope is not None and pending_scope._state is _EXPIRING:
+                if pending.seq < block.seq:
+                    return
                 block.message = pending.message
             _cancelled_by[block.task] = weakref.ref(block)
             block.task.cancel(block.message)

@@ -149,7 +149,7 @@ def _check_refresh(refresh: object, caller: str, *, positive: bool) -> float:
     # Compared before any float conversion: an int such as 10**400 has none.
     if refresh != refresh or refresh < 0 or (positive and refresh == 0) or refresh > _MAX_REFRESH:
         big = isinstance(refresh, int) and refresh.bit_length() > 64
-        shown = f"an integer of {refresh.bit_length()} bits" if big else repr(refresh)
+        shown = f"an integer of {int(refresh).bit_length()} bits" if big else repr(refresh)
         raise ValueError(
             f"{caller}(): refresh must be a finite number of seconds {bound} and at most {_MAX_REFRESH:g} "
             f"(one day), but got {shown}"

@@ -58,7 +58,7 @@ import reprlib
 import sys
 import warnings
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable
-from typing import Any, TypeVar
+from typing import Any, cast, TypeVar
 
 import torch
 from torch.utils import _pytree as pytree
@@ -567,7 +567,9 @@ def rehearse(
             if backward:
                 _rehearse.loss_of(outputs).backward()
             if optimizer is not None:
-                _rehearse.steppable(optimizer([p for m in modules for p in m.parameters()]), optimizer).step()
+                # A class or a factory: called the same way (a class narrowed by issubclass() above is one too).
+                make = cast(Callable[..., torch.optim.Optimizer], optimizer)
+                _rehearse.steppable(make([p for m in modules for p in m.parameters()]), optimizer).step()
     except (DataDependentOutputException, DynamicOutputShapeException) as e:
         raise RuntimeError(_DATA_DEPENDENT.format(op=e)) from e
     except RuntimeError as e:

@@ -302,6 +302,7 @@ class _Policy:
                 f"{self.caller}(): the delay wait_from returned must be a number of seconds, but got "
                 f"{_type_name(seconds)}"
             ) from exc
+        seconds = cast(float, seconds)  # a real number, checked above
         if seconds != seconds:  # NaN (math.isnan would overflow on a huge int)
             raise ValueError(
                 f"{self.caller}(): the delay wait_from returned must be a finite number of seconds, but got nan"
@@ -478,6 +479,9 @@ class _Testing:
     """What :func:`set_testing` returns: the switch is already set; a ``with`` block holds it until it exits."""
 
     __slots__ = ("_enabled", "_sequence", "_thread")
+
+    _sequence: int  # set by set_testing(), under _testing_lock
+    _thread: int
 
     def __init__(self, enabled: bool) -> None:
         self._enabled = enabled
@@ -1051,9 +1055,9 @@ def retry(
 
     def decorate(fn: _F) -> _F:
         if isinstance(fn, (classmethod, staticmethod)):
-            kind = type(fn).__name__
+            wrapper_kind = type(fn).__name__
             raise TypeError(
-                f"retry(): cannot wrap a {kind} object; put @retry below @{kind} (nearer the function), "
+                f"retry(): cannot wrap a {wrapper_kind} object; put @retry below @{wrapper_kind} (nearer the function), "
                 f"but got {fn!r}"
             )
         if not callable(fn):
@@ -1242,6 +1246,8 @@ def _retry_generator(
                 _pause(run, exc, "retry", _SYNC_HINT, 3)  # _pause, wrapper, the consumer
             # From the first item on, delegate as `yield from` does (PEP 380).
             while True:
+                step: Callable[[Any], Any] = gen.send  # both bound below; here for mypy, which cannot tell
+                arg: Any = None
                 try:
                     sent = yield value
                 except GeneratorExit:
@@ -1290,6 +1296,8 @@ def _retry_async_generator(
                     break
                 await _apause(run, exc)
             while True:
+                step: Callable[[Any], Any] = agen.asend  # both bound below; here for mypy, which cannot tell
+                arg: Any = None
                 try:
                     sent = yield value
                 except GeneratorExit:
