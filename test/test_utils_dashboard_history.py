@@ -433,7 +433,7 @@ _RANK_BOARD = textwrap.dedent(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             stats = json.load(urllib.request.urlopen(board.url + "api/stats"))
-            if len(stats.get("step", {}).get("ranks", {})) == 2:
+            if stats.get("step", {}).get("count") == 3:  # both ranks' calls published
                 break
             time.sleep(0.05)
         out = {"stats": stats, "metrics": urllib.request.urlopen(board.url + "metrics").read().decode()}
