@@ -719,8 +719,8 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
         fn: the function to time, or the name for a block.
         name: the name to record under (default: ``fn.__qualname__``).
         warmup: how many of the name's first calls in this process to leave
-            out of its figures (e.g. the calls that compile, F8-style
-            ``torch.compile`` warm-up).  Counted per name, from the first
+            out of its figures (e.g. the first calls of a ``torch.compile``d
+            step, which compile).  Counted per name, from the first
             call in the process, by whichever object times the name: a
             ``with telemetry("step", warmup=1):`` created at every iteration
             leaves out the first iteration only.  The first ``warmup=`` given
