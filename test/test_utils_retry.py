@@ -1256,7 +1256,7 @@ class TestComposability(TestCase):
     def test_spawn_runs_decorated_function(self):
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(1) as pool:
-            self.assertEqual(pool.map(flaky_once, [3], chunksize=1), [6])
+            self.assertEqual(pool.map_async(flaky_once, [3], chunksize=1).get(timeout=240), [6])
 
 
 instantiate_parametrized_tests(TestArguments)

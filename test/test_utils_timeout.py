@@ -1072,7 +1072,7 @@ class TestComposability(TestCase):
     def test_spawn_runs_decorated_function(self):
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(1) as pool:
-            self.assertEqual(pool.map(add_one, [1, 2], chunksize=1), [2, 3])
+            self.assertEqual(pool.map_async(add_one, [1, 2], chunksize=1).get(timeout=240), [2, 3])
 
 
 instantiate_parametrized_tests(TestTimeout)
