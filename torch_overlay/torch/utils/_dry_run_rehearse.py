@@ -13,14 +13,14 @@ from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils import _pytree as pytree
+from torch.utils import _pytree as pytree, telemetry as _telemetry
 from torch.utils._python_dispatch import TorchDispatchMode
 
 
 __all__: list[str] = []
 
-# True while a rehearsal runs in this thread or task: code of ours with side effects (telemetry)
-# can ask ``rehearsing()`` and record nothing.
+# True while a rehearsal runs in this thread or task (``rehearsing()``); torch.utils.telemetry is
+# told directly, as it comes before this module in the stack.
 _active: contextvars.ContextVar[bool] = contextvars.ContextVar("torch.utils.dry_run.rehearsing", default=False)
 
 
@@ -42,7 +42,8 @@ def active() -> Iterator[None]:
         running += 1
     token = _active.set(True)
     try:
-        yield
+        with _telemetry._not_recording():  # a rehearsal is not a call of the timed step
+            yield
     finally:
         _active.reset(token)
         with _lock:

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -70,14 +71,14 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, cast, TypeVar
 from typing_extensions import Self
 
 import torch
 import torch.autograd.profiler as _autograd_profiler
 from torch._accelerator._device_probe import available_accelerator
-from torch.utils import _dry_run_rehearse as _rehearse, _telemetry_workers, error_callback as _error_callback
+from torch.utils import _telemetry_workers, error_callback as _error_callback
 from torch.utils._eager import stay_eager
 
 
@@ -358,9 +359,31 @@ def _end(name: str, token: Any, exc: BaseException | None) -> None:
         _failed(name, exc)
 
 
+# While torch.utils.dry_run rehearses a step (a rehearsal is not a call), nothing is recorded in its
+# thread or task: _paused counts such scopes in the process, so the recording path reads one global
+# when none runs.
+_paused = 0
+_paused_here: contextvars.ContextVar[bool] = contextvars.ContextVar("torch.utils.telemetry.paused", default=False)
+
+
+@contextlib.contextmanager
+def _not_recording() -> Iterator[None]:
+    """Record nothing in this thread or task while the block runs (:func:`torch.utils.dry_run.rehearse`)."""
+    global _paused
+    with _lock:
+        _paused += 1
+    token = _paused_here.set(True)
+    try:
+        yield
+    finally:
+        _paused_here.reset(token)
+        with _lock:
+            _paused -= 1
+
+
 def _record_host(name: str, ns: int, failed: bool) -> None:
-    if _rehearse.running and _rehearse.rehearsing():
-        return  # a rehearsal (torch.utils.dry_run.rehearse) is not a call
+    if _paused and _paused_here.get():
+        return
     stat = _stats.get(name) or _host_stat(name)
     if stat.skip and _skip(name, stat):
         return
@@ -374,7 +397,7 @@ def _record_host(name: str, ns: int, failed: bool) -> None:
 
 
 def _record_device(name: str, index: int, start: torch.Event, end: torch.Event, failed: bool) -> None:
-    if _rehearse.running and _rehearse.rehearsing():
+    if _paused and _paused_here.get():
         return
     device = f"{torch.accelerator.current_accelerator()}:{index}"
     with _lock:
