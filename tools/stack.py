@@ -18,6 +18,7 @@ under the globs below (or by adding a glob here).
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,8 @@ class PR:
         gets one ``python test/...`` line per test file of the PR.
         """
         title, body = read_note(self.note)
+        if re.search(r"\n[ \t]*\n[ \t]*\n", body):
+            raise StackError(f"{_rel(self.note)}: two blank lines in a row, which git drops from a commit message")
         if title != self.title:
             raise StackError(f"{_rel(self.note)}: title {title!r} is not the PR's title {self.title!r} (tools/stack.py)")
         plan = "\n".join(f"    python {t}" for t in tests) or "    (no test file)"
