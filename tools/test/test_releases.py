@@ -141,10 +141,15 @@ def test_port_release_drafts_an_exact_variant(torch_tree, base_release, monkeypa
         dest.write_bytes(p.read_bytes())
     monkeypatch.setattr(patchset, "PATCHES", patches)
     monkeypatch.setattr(patchset, "ROOT", tmp_path)
+    name = "0004-cuda-export-memory-guards-and-safe-run.patch"
+    # The patch this release takes today (its own variant, if it has one): the one being ported.
+    release = patchset.release_of(patchset.torch_version(patchset.DirTree(torch_tree)))
+    folders = patchset.releases().get(release, ())
+    source = next((patches / f / name for f in folders if (patches / f / name).is_file()), patches / name)
     report = port_release.port(patchset.DirTree(torch_tree), "2.13", write=True)
-    assert len(report) == 1 and report[0].startswith("0004-cuda-export-memory-guards-and-safe-run.patch: ")
-    variant = patches / "2.13" / "0004-cuda-export-memory-guards-and-safe-run.patch"
-    base = (patches / variant.name).read_bytes()
+    assert len(report) == 1 and report[0].startswith(f"{name}: ")
+    variant = patches / "2.13" / name
+    base = source.read_bytes()
     # The description is kept; the hunks are exact against the moved file.
     assert variant.read_bytes().split(b"diff --git", 1)[0] == base.split(b"diff --git", 1)[0]
     (fp,) = unidiff.parse(variant.read_bytes())
