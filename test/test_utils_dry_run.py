@@ -668,8 +668,19 @@ class TestRehearseTellsTheTruth(TestCase):
         def step(m, x):
             return m(x).sum()
 
-        rehearse(step, torch.nn.Linear(4, 2), torch.randn(3, 4), backward=True)
+        def block_step(m, x):
+            with telemetry.telemetry(name + ".block"):
+                return m(x).sum()
+
+        # Once before, so that telemetry takes its fast paths (the device resolved, the block's name known).
+        block_step(torch.nn.Linear(4, 2), torch.randn(3, 4))
+        telemetry.reset()
+        block_step(torch.nn.Linear(4, 2), torch.randn(3, 4))
+        telemetry.snapshot()
+        for fn in (step, block_step):
+            rehearse(fn, torch.nn.Linear(4, 2), torch.randn(3, 4), backward=True)
         self.assertNotIn(name, telemetry.snapshot())
+        self.assertEqual(telemetry.snapshot()[name + ".block"]["count"], 1)
         step(torch.nn.Linear(4, 2), torch.randn(3, 4))
         self.assertEqual(telemetry.snapshot()[name]["count"], 1)
         telemetry.reset()

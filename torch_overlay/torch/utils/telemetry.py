@@ -532,6 +532,8 @@ def _wrap_function(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
                 _failed(name, e)
                 raise
             ns = _perf_counter_ns() - start
+            if _paused and _paused_here.get():
+                return out  # a rehearsal (torch.utils.dry_run) is not a call
             stat = _stats.get(name) or _host_stat(name)
             if stat.skip and _skip(name, stat):
                 return out
@@ -682,7 +684,7 @@ class _Block:
             if type(entry) is int:
                 ns = _perf_counter_ns() - entry
                 stat = _stats.get(self.name)
-                if exc is None and stat is not None and not stat.skip:
+                if exc is None and stat is not None and not stat.skip and not _paused:
                     # Fast path: what a call of a decorated function pays.
                     stat.buffer.append(ns)
                     if len(stat.buffer) >= _FLUSH_EVERY:
