@@ -16,26 +16,20 @@ Prints best-of-N microseconds per call and ratios to the first row of each table
 from __future__ import annotations
 
 import argparse
-import timeit
 
 import torch
+from _timing import best_us
 
 
 def table(title: str, rows: list[tuple[str, object, int]], repeat: int) -> None:
-    """Print best-of-``repeat`` µs per call of each ``(name, fn, number)`` row.
-
-    The rows are timed in interleaved rounds, so that a burst of load on a shared
-    machine hits every row alike.
-    """
-    best = [float("inf")] * len(rows)
-    for _ in range(repeat):
-        for i, (_, fn, number) in enumerate(rows):
-            best[i] = min(best[i], timeit.timeit(fn, number=number) / number * 1e6)
+    """Print the µs per call of each ``(name, fn, number)`` row, timed in ``repeat`` interleaved rounds."""
+    best = best_us({name: fn for name, fn, _ in rows}, number=1, rounds=repeat, numbers={name: n for name, _, n in rows})
     print(f"\n{title}\n")
     print("| method | µs per call | × first row |")
     print("|---|---:|---:|")
-    for (name, _, _), us in zip(rows, best):
-        print(f"| {name} | {us:.2f} | {us / best[0]:.2f} |")
+    first = best[rows[0][0]]
+    for name, us in best.items():
+        print(f"| {name} | {us:.2f} | {us / first:.2f} |")
 
 
 def main() -> None:

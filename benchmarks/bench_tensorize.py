@@ -24,17 +24,14 @@ import types
 import numpy as np
 
 import torch
+from _timing import best_us
 from torch.utils.auto_tensorize import auto_tensorize, to_tensor
 from torch.utils.dry_run import rehearse
 from torch.utils.patch_numpy import _Dispatcher, array_namespace
 
 
 def table(rows: dict, number: int, repeat: int) -> None:
-    # Rounds interleave the methods, so load on a shared machine hits them alike; best round wins.
-    best = dict.fromkeys(rows, float("inf"))
-    for _ in range(repeat):
-        for name, stmt in rows.items():
-            best[name] = min(best[name], timeit.timeit(stmt, number=number) / number * 1e6)
+    best = best_us(rows, number=number, rounds=repeat)  # interleaved rounds, fastest kept (see _timing.py)
     base = next(iter(best.values()))
     for name, us in best.items():
         print(f"| {name} | {us:.2f} µs | {us / base:.2f} |")
@@ -42,6 +39,10 @@ def table(rows: dict, number: int, repeat: int) -> None:
 
 def mlp() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(1024, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 16))
+
+
+def step(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(x).sum()
 
 
 def rehearse_by_hand(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, int]:
@@ -120,11 +121,11 @@ def main() -> None:
 
     print("\nrehearse: Linear(1024->4096)->ReLU->Linear(4096->16), batch 2048, forward+backward:\n")
     model, x = mlp(), torch.randn(2048, 1024)
-    rehearse(model, x, backward=True)  # warm the imports of both paths
+    rehearse(step, model, x, backward=True)  # warm the imports of both paths
     rehearse_by_hand(model, x)
     hand = min(timeit.repeat(lambda: rehearse_by_hand(model, x), number=1, repeat=min(r, 10)))
-    ours = min(timeit.repeat(lambda: rehearse(model, x, backward=True), number=1, repeat=min(r, 10)))
-    result = rehearse(model, x, backward=True)
+    ours = min(timeit.repeat(lambda: rehearse(step, model, x, backward=True), number=1, repeat=min(r, 10)))
+    result = rehearse(step, model, x, backward=True)
     total, flops = rehearse_by_hand(model, x)
     print("| method | seconds | × by hand | peak MiB | GFLOP |\n|---|---:|---:|---:|---:|")
     print(
@@ -132,7 +133,7 @@ def main() -> None:
         f"{total / 2**20:.1f} | {flops / 1e9:.1f} |"
     )
     print(
-        f"| rehearse(model, x, backward=True) | {ours:.3f} | {ours / hand:.2f} | "
+        f"| rehearse(step, model, x, backward=True) | {ours:.3f} | {ours / hand:.2f} | "
         f"{result.peak_memory / 2**20:.1f} | {result.flops / 1e9:.1f} |"
     )
 

@@ -4,8 +4,10 @@
     python benchmarks/bench_timeout.py [--number N] [--repeat R]
 
 Needs the baselines: ``pip install -r requirements/bench.txt`` (stopit, func-timeout).
-Measures, in one run, the cost of one block around an empty body (best of R runs
-of N blocks, in microseconds):
+Measures, in one run, the cost of one block around an empty body, in wall-clock
+microseconds (a block's cost includes the watchdog thread's work): in each thread,
+the fastest of R interleaved rounds of N blocks per method (see ``_timing.py``);
+likewise in the asyncio task:
 
 - main thread: ``torch.utils.timeout.timeout`` (SIGALRM timer) against stopit's
   ``SignalTimeout`` and the floor of two ``signal.setitimer`` calls;
@@ -29,20 +31,16 @@ import asyncio
 import signal
 import threading
 import time
-import timeit
 
 import func_timeout
 import stopit
+from _timing import best_us
 
 from torch.utils.timeout import move_on, timeout
 
 
 def noop() -> None:
     pass
-
-
-def per_block_us(stmt, number: int, repeat: int) -> float:
-    return min(timeit.repeat(stmt, number=number, repeat=repeat)) / number * 1e6
 
 
 def ours() -> None:
@@ -79,10 +77,11 @@ def setitimer_floor() -> None:
     signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def per_async_block_us(make, number: int, repeat: int, *, plain_with: bool = False) -> float:
-    """Best of ``repeat`` runs of ``number`` blocks ``async with make(60.0): pass`` in one task."""
+def async_rows(rows, number: int, rounds: int) -> list[tuple[str, float]]:
+    """Microseconds per block of each ``(name, make, plain_with)`` row in one task: the fastest of ``rounds``
+    interleaved rounds of ``number`` blocks ``async with make(60.0): pass`` (``with`` if ``plain_with``)."""
 
-    async def blocks() -> float:
+    async def blocks(make, plain_with: bool) -> float:
         start = time.perf_counter()
         if plain_with:
             for _ in range(number):
@@ -94,10 +93,14 @@ def per_async_block_us(make, number: int, repeat: int, *, plain_with: bool = Fal
                     pass
         return time.perf_counter() - start
 
-    async def best() -> float:
-        return min([await blocks() for _ in range(repeat)])
+    async def best() -> list[tuple[str, float]]:
+        fastest = {name: float("inf") for name, _, _ in rows}
+        for _ in range(rounds):
+            for name, make, plain_with in rows:
+                fastest[name] = min(fastest[name], await blocks(make, plain_with))
+        return [(name, seconds / number * 1e6) for name, seconds in fastest.items()]
 
-    return asyncio.run(best()) / number * 1e6
+    return asyncio.run(best())
 
 
 def in_worker(fn):
@@ -110,36 +113,46 @@ def in_worker(fn):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--number", type=int, default=20000)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--number", type=int, default=2000, help="blocks per method per round")
+    ap.add_argument("--repeat", type=int, default=20, help="interleaved rounds; each method's fastest is kept")
     args = ap.parse_args()
     n, r = args.number, args.repeat
-    slow_n = max(n // 20, 200)  # thread-per-block baselines are ~100x slower
+    slow_n = max(n // 20, 50)  # thread-per-block baselines are ~100x slower
 
-    main_rows = [
-        ("torch.utils.timeout.timeout", per_block_us(ours, n, r)),
-        ("torch.utils.timeout.move_on", per_block_us(ours_move_on, n, r)),
-        ("torch.utils.timeout.timeout (decorator)", per_block_us(ours_decorated, n, r)),
-        ("stopit.SignalTimeout", per_block_us(stopit_signal, n, r)),
-        ("two signal.setitimer calls (floor)", per_block_us(setitimer_floor, n, r)),
-        ("bare call", per_block_us(noop, n, r)),
-    ]
-    worker_rows = in_worker(
-        lambda: [
-            ("torch.utils.timeout.timeout", per_block_us(ours, n, r)),
-            ("torch.utils.timeout.move_on", per_block_us(ours_move_on, n, r)),
-            ("torch.utils.timeout.timeout (decorator)", per_block_us(ours_decorated, n, r)),
-            ("stopit.ThreadingTimeout", per_block_us(stopit_thread, slow_n, r)),
-            ("func_timeout.func_timeout", per_block_us(func_timeout_call, slow_n, r)),
+    def table(rows, slow=()):
+        best = best_us(dict(rows), number=n, rounds=r, numbers={name: slow_n for name in slow})
+        return list(best.items())
+
+    main_rows = table(
+        [
+            ("torch.utils.timeout.timeout", ours),
+            ("torch.utils.timeout.move_on", ours_move_on),
+            ("torch.utils.timeout.timeout (decorator)", ours_decorated),
+            ("stopit.SignalTimeout", stopit_signal),
+            ("two signal.setitimer calls (floor)", setitimer_floor),
+            ("bare call", noop),
         ]
     )
-    task_rows = [
-        ("async with timeout", per_async_block_us(timeout, n, r)),
-        ("async with move_on", per_async_block_us(move_on, n, r)),
-        ("with timeout (in the coroutine)", per_async_block_us(timeout, n, r, plain_with=True)),
+    worker_rows = in_worker(
+        lambda: table(
+            [
+                ("torch.utils.timeout.timeout", ours),
+                ("torch.utils.timeout.move_on", ours_move_on),
+                ("torch.utils.timeout.timeout (decorator)", ours_decorated),
+                ("stopit.ThreadingTimeout", stopit_thread),
+                ("func_timeout.func_timeout", func_timeout_call),
+            ],
+            slow=("stopit.ThreadingTimeout", "func_timeout.func_timeout"),
+        )
+    )
+    task = [
+        ("async with timeout", timeout, False),
+        ("async with move_on", move_on, False),
+        ("with timeout (in the coroutine)", timeout, True),
     ]
     if hasattr(asyncio, "timeout"):  # Python 3.11+
-        task_rows.append(("async with asyncio.timeout", per_async_block_us(asyncio.timeout, n, r)))
+        task.append(("async with asyncio.timeout", asyncio.timeout, False))
+    task_rows = async_rows(task, n, r)
     sections = (("main thread", main_rows), ("worker thread", worker_rows), ("asyncio task", task_rows))
     for title, rows in sections:
         base = rows[0][1]
