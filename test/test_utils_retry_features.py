@@ -691,6 +691,50 @@ class TestSetTestingOverlap(TestCase):
         set_testing(False)
         self.assertFalse(is_testing())
 
+    def test_objects_made_first_and_entered_later_are_no_plain_calls(self):
+        # Made in one order, entered later: once entered, neither counts as a plain call.
+        on, off = set_testing(True), set_testing(False)
+        with on:
+            with off:
+                self.assertFalse(is_testing())
+            self.assertTrue(is_testing())
+        self.assertFalse(is_testing())
+        set_testing(True)
+        later = set_testing(False)  # not entered yet: the latest plain call for now
+        self.assertFalse(is_testing())
+        with later:
+            pass
+        self.assertTrue(is_testing())  # the plain set_testing(True) again
+        set_testing(False)
+
+    def test_decorator_holds_the_setting_during_each_call(self):
+        @set_testing(True)
+        def check(x):
+            return is_testing(), x
+
+        @set_testing(True)
+        async def check_async():
+            await asyncio.sleep(0)
+            return is_testing()
+
+        self.assertFalse(is_testing())  # decorating sets nothing
+        self.assertEqual(check(3), (True, 3))
+        self.assertEqual(check.__name__, "check")
+        self.assertTrue(asyncio.run(check_async()))
+        self.assertFalse(is_testing())
+
+    def test_decorator_refuses_clearly_and_sets_nothing(self):
+        with self.assertRaisesRegex(TypeError, r"set_testing\(True\) decorates a function, but got 3 of type int"):
+            set_testing(True)(3)
+        self.assertFalse(is_testing())
+
+        def gen():
+            yield
+
+        with self.assertRaisesRegex(TypeError, r"set_testing\(True\) cannot decorate the generator function"):
+            set_testing(True)(gen)
+        self.assertFalse(is_testing())
+
 
 class TestTimeoutInterrupt(TestCase):
     """torch.utils.timeout's interrupt ends the block: never retried, even with exceptions=BaseException."""
@@ -829,7 +873,7 @@ class TestWaitFromValues(TestCase):
                 _, err, _, _ = call_form(form, failing(OSError()), wait_from=lambda e, v=value: v)
                 self.assertIsInstance(err, ValueError)
                 name = "retry" if "retry" in form else "retry_loop"
-                self.assertIn(f"{name}(): wait_from returned {shown} s, past the longest sleep accepted", str(err))
+                self.assertIn(f"{name}(): wait_from returned {shown} (seconds), past the longest sleep accepted", str(err))
                 self.assertIsInstance(err.__cause__, OSError)
 
 

@@ -4,8 +4,11 @@
 import asyncio
 import inspect
 import math
+import signal
 import sys
+import threading
 import time
+import unittest
 from unittest import mock
 
 import torch.utils._timeout_task as task_module
@@ -362,6 +365,31 @@ class TestReschedule(TestCase):
             spin()
         with self.assertRaisesRegex(RuntimeError, "cannot reschedule a timeout that is expired"):
             expired.reschedule(None)
+
+    @unittest.skipUnless(hasattr(signal, "setitimer"), "the main thread's blocks use SIGALRM's timer")
+    def test_reschedule_racing_the_exit_from_another_thread_leaves_no_timer(self):
+        # A thread that keeps moving the deadline while the block exits in the main thread: its last
+        # re-arm must not land after the exit disarmed the timer (SIGALRM's default action, restored by
+        # the exit, would kill the process later).  Before the fix a third of such blocks left it armed.
+        armed = []
+        for _ in range(40):
+            scope = timeout(LONG)
+
+            def keep_alive(scope=scope):
+                while True:
+                    try:
+                        scope.reschedule(time.monotonic() + LONG)
+                    except RuntimeError:
+                        return
+
+            with scope:
+                helper = threading.Thread(target=keep_alive)
+                helper.start()
+                time.sleep(0.002)
+            helper.join()
+            remaining = signal.setitimer(signal.ITIMER_REAL, 0)[0]  # disarm, in case, before asserting
+            armed.append(remaining > 0)
+        self.assertFalse(any(armed), f"{sum(armed)} of 40 blocks left the timer armed")
 
     def test_when_after_the_block_keeps_the_last_deadline(self):
         with move_on(LONG) as scope:

@@ -22,6 +22,7 @@ from typing import Any, TYPE_CHECKING
 from torch.utils._timeout_interrupt import (
     _check_later,
     _earliest,
+    _ENTERED,
     _EXITED,
     _expire,
     _Interrupt,
@@ -42,16 +43,24 @@ if TYPE_CHECKING:
 
 _HAS_ITIMER = hasattr(signal, "setitimer") and hasattr(signal, "SIGALRM")
 _main_ident = threading.main_thread().ident
+# Held while the timer is armed from the blocks' deadlines (by Timeout.reschedule(), which may run in
+# another thread, by a block's entry and by the handler) and while the outermost block's exit disarms
+# it and restores the previous handler.  Without it, a reschedule racing with that exit could arm the
+# timer after it, for SIGALRM's default action (terminate) to run later, or overwrite the timer a
+# nested block's entry had just armed with a later expiry.  Re-entrant: the handler runs in the main
+# thread, maybe while that thread holds it.
+_arming = threading.RLock()
 
 
 def _arm_timer(scopes: _Scopes) -> None:
     # Main thread, signal mode: the timer fires at the earliest of our deadlines and of
     # the timer that was there before us.
-    candidates = [w for w in (_earliest(scopes.stack), scopes.prev_expiry) if w is not None and w < math.inf]
-    if candidates:
-        signal.setitimer(signal.ITIMER_REAL, max(min(candidates) - time.monotonic(), _MIN_DELAY))
-    else:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+    with _arming:
+        candidates = [w for w in (_earliest(scopes.stack), scopes.prev_expiry) if w is not None and w < math.inf]
+        if candidates:
+            signal.setitimer(signal.ITIMER_REAL, max(min(candidates) - time.monotonic(), _MIN_DELAY))
+        else:
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _on_sigalrm(signum: int, frame: Any) -> None:
@@ -81,6 +90,16 @@ def _on_sigalrm(signum: int, frame: Any) -> None:
         _expire(owner, now)
         _arm_timer(scopes)  # to check it arrived, and for the deadline of an enclosing block
         raise _Interrupt
+
+
+def _reschedule(scope: Timeout, when: float | None) -> bool:
+    """Move an active signal-mode block's deadline and re-arm the timer; ``False`` if it is no longer active."""
+    with _arming:
+        if scope._state is not _ENTERED or scope._scopes.mode != "signal":
+            return False
+        scope._when = when
+        _arm_timer(scope._scopes)
+        return True
 
 
 def _install_signal_mode(scopes: _Scopes, when: float | None) -> bool:
@@ -138,7 +157,8 @@ def _leave(scope: Timeout) -> tuple[_State, bool]:
     scope._state = _EXITED
     inner_expired = _pop(stack, scope)
     if not stack and scopes.mode == "signal":
-        _uninstall_signal_mode(scopes)
+        with _arming:
+            _uninstall_signal_mode(scopes)
     # Otherwise the timer may still be armed for this block's deadline: it fires
     # early, finds nothing due and aims at the next one.
     return state, inner_expired

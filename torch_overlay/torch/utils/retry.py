@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import itertools
 import math
 import numbers
 import random
@@ -313,7 +312,7 @@ class _Policy:
             return self.max_delay
         if seconds > _LONGEST and self.deadline is None:
             raise ValueError(
-                f"{self.caller}(): wait_from returned {_shown(seconds)} s, past the longest sleep accepted "
+                f"{self.caller}(): wait_from returned {_shown(seconds)} (seconds), past the longest sleep accepted "
                 f"({_LONGEST:g} s); pass max_delay= to cap it, or deadline= to give up instead"
             ) from exc
         # Past _LONGEST (inf included), the deadline rule gives up before sleeping it.
@@ -405,7 +404,9 @@ class RetryStatistics:
     Attributes:
         attempts (int): attempts started (0 before any call finished).
         slept (float): seconds slept between attempts, in total (0 when
-            :func:`set_testing` is on).
+            :func:`set_testing` is on): the sleeps that ran to their end; one
+            cut short (by a timeout, a task's cancellation, an interrupt) is
+            not counted.
         start (float | None): the ``clock`` reading (:func:`time.monotonic`
             by default) when the first attempt began; ``None`` before any call,
             or when the call was traced by :func:`torch.compile` (no clock is
@@ -476,20 +477,21 @@ def _start(clock: Callable[[], float]) -> float | None:
 
 
 class _Testing:
-    """What :func:`set_testing` returns: the switch is already set; a ``with`` block holds it until it exits."""
+    """What :func:`set_testing` returns: the switch is already set; a ``with`` block (or each call of a
+    function it decorates) holds it until it exits."""
 
-    __slots__ = ("_enabled", "_sequence", "_thread")
-
-    _sequence: int  # set by set_testing(), under _testing_lock
-    _thread: int
+    __slots__ = ("_enabled",)
 
     def __init__(self, enabled: bool) -> None:
         self._enabled = enabled
 
+    def __repr__(self) -> str:
+        return f"set_testing({self._enabled})"
+
     def __enter__(self) -> None:
         with _testing_lock:
-            if _pending.get(self._thread) is self:  # a block after all, not a plain call
-                del _pending[self._thread]
+            if self in _unentered:  # a block after all, not a plain call
+                _unentered.remove(self)
             _blocks.append(self)
             _update_testing()
 
@@ -499,28 +501,53 @@ class _Testing:
                 _blocks.remove(self)
             _update_testing()
 
+    def __call__(self, fn: _F) -> _F:
+        """``@set_testing(True)``: hold the setting during each call of ``fn`` (a function or ``async def``)."""
+        with _testing_lock:  # a decorator, not a plain call: it sets nothing, even if refused below
+            if self in _unentered:
+                _unentered.remove(self)
+            _update_testing()
+        if not callable(fn):
+            raise TypeError(f"{self!r} decorates a function, but got {_type_name(fn)}")
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"{self!r} cannot decorate the generator function {fn!r}: a generator runs between its "
+                "caller's steps; use `with set_testing(...):` around the code that iterates it"
+            )
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def holding_async(*args: Any, **kwargs: Any) -> Any:
+                with self:
+                    return await fn(*args, **kwargs)
+
+            return cast(_F, holding_async)
+
+        @functools.wraps(fn)
+        def holding(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return fn(*args, **kwargs)
+
+        return cast(_F, holding)
+
 
 # The switch's state; every change holds _testing_lock, then recomputes _testing (the one value the
 # sleep path reads).  _blocks: the `with set_testing(...)` blocks running, in the order entered.
-# _pending: per thread, its latest call not entered as a block (yet): a plain call, or a block about
-# to be entered.  _plain: (sequence, value) of the latest call known to be a plain one.
+# _unentered: the latest calls not entered (yet) as a block nor used as a decorator, oldest first: plain
+# calls, or objects to be entered later.  The latest of them gives the value while no block runs; only
+# the last _UNENTERED_KEPT are kept (an older one matters only if all of those are entered later).
 _testing_lock = threading.Lock()
 _blocks: list[_Testing] = []
-_pending: dict[int, _Testing] = {}
-_plain: tuple[int, bool] = (0, False)
-_sequence = itertools.count(1)
+_unentered: list[_Testing] = []
+_UNENTERED_KEPT = 64
 
 
 def _update_testing() -> None:
     global _testing
     if _blocks:
         _testing = _blocks[-1]._enabled
-        return
-    sequence, value = _plain
-    for call in _pending.values():
-        if call._sequence > sequence:
-            sequence, value = call._sequence, call._enabled
-    _testing = value
+    else:
+        _testing = _unentered[-1]._enabled if _unentered else False
 
 
 def set_testing(enabled: bool) -> _Testing:
@@ -531,14 +558,18 @@ def set_testing(enabled: bool) -> _Testing:
     seconds (``sleep(0)`` / ``asyncio.sleep(0)``), so a test of code that
     retries takes no wall time.  It costs one global read per retry, on the
     sleep path only.  Call it as ``set_testing(True)`` (until
-    ``set_testing(False)``), or as ``with set_testing(True):``, which holds
-    the setting until the block exits.  The switch is process-wide: do not
-    leave it on in production.
+    ``set_testing(False)``), as ``with set_testing(True):``, which holds
+    the setting until the block exits, or as a decorator,
+    ``@set_testing(True)`` on a test function (or ``async def``), which holds
+    it during each call.  The switch is process-wide: do not leave it on in
+    production.
 
     Blocks may overlap, in threads or asyncio tasks, and exit in any order:
     while any ``with set_testing(...)`` block runs, the switch has the value
     of the block entered last among those still running; once none runs, it
-    has the value of the latest plain call (``False`` if none).  So
+    has the value of the latest plain call (``False`` if none; an object
+    created by ``set_testing(...)`` and entered later counts as a plain call
+    only until it is entered).  So
     overlapping ``with set_testing(True):`` blocks never leave it on after
     the last one exits, and a plain call made inside a block takes effect
     when no block runs any more.
@@ -547,10 +578,12 @@ def set_testing(enabled: bool) -> _Testing:
         enabled: ``True`` to make the sleeps zero, ``False`` to sleep again.
 
     Returns:
-        A context manager holding the setting while its block runs.
+        A context manager holding the setting while its block runs, and a
+        decorator holding it during each call.
 
     Raises:
-        TypeError: ``enabled`` is not a bool.
+        TypeError: ``enabled`` is not a bool; as a decorator, the object
+            decorated is not callable or is a generator function.
 
     Example::
 
@@ -561,19 +594,12 @@ def set_testing(enabled: bool) -> _Testing:
         >>> is_testing()
         False
     """
-    global _plain
     if type(enabled) is not bool:
         raise TypeError(f"set_testing(): enabled must be a bool, but got {_type_name(enabled)}")
     call = _Testing(enabled)
-    thread = threading.get_ident()
     with _testing_lock:
-        call._sequence = next(_sequence)
-        call._thread = thread
-        # This thread's earlier call was not entered before this one: a plain call, for sure.
-        earlier = _pending.get(thread)
-        if earlier is not None and earlier._sequence > _plain[0]:
-            _plain = (earlier._sequence, earlier._enabled)
-        _pending[thread] = call
+        _unentered.append(call)
+        del _unentered[:-_UNENTERED_KEPT]
         _update_testing()
     return call
 
@@ -957,7 +983,7 @@ def retry(
             :class:`ValueError` when there is no ``deadline``; NaN raises
             :class:`ValueError`.
         name: a :mod:`torch.utils.telemetry` name: each attempt is timed under
-            it (``calls`` counts attempts, ``errors`` failed ones).  Timing
+            it (its ``count`` counts attempts, ``errors`` failed ones).  Timing
             runs eagerly: with a name, ``torch.compile(fullgraph=True)`` stops
             with telemetry's message.
 

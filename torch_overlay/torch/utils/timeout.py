@@ -134,7 +134,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, cast, TypeVar
+from typing import Any, cast, NoReturn, TypeVar
 from threading import get_ident
 from typing_extensions import Self
 
@@ -423,10 +423,7 @@ class Timeout:
         """
         when = _check_deadline(when, "when", "reschedule")
         if self._state is not _ENTERED:
-            raise RuntimeError(
-                f"Timeout.reschedule(): cannot reschedule a timeout that is {self._state.value}; only an active "
-                f"block (inside its ``with``) can be rescheduled"
-            )
+            self._not_active()
         self._rescheduled = True
         if self._task is not None:
             self._when = when
@@ -438,10 +435,16 @@ class Timeout:
                 # asleep in a long wait; wake it to schedule the new deadline there.
                 loop.call_soon_threadsafe(_timeout_task._reschedule, self)
         elif self._scopes.mode == "signal":
-            self._when = when
-            _arm_timer(self._scopes)
+            if not _timeout_signal._reschedule(self, when):
+                self._not_active()  # it exited meanwhile, in its own thread
         else:
             _timeout_watchdog._reschedule(self, when)
+
+    def _not_active(self) -> NoReturn:
+        raise RuntimeError(
+            f"Timeout.reschedule(): cannot reschedule a timeout that is {self._state.value}; only an active "
+            f"block (inside its ``with``) can be rescheduled"
+        )
 
     def _watched(self, at: float) -> bool:
         # A heap entry is live while the block is active and the entry is not from before
