@@ -531,6 +531,29 @@ class TestServerLifecycle(DashboardTestCase):
         self.assertTrue(board.running)
         self.assertEqual(get(board.url + "api/stats")[0], 200)
 
+    def test_temp_dir_is_resolved_before_the_threads_start(self):
+        # The board's threads read DataLoader workers' spool directory, from tempfile.gettempdir(), whose
+        # first call holds tempfile's lock while it probes the directory: a fork in that window left the
+        # child's lock held, and its snapshot() hung.  The first call must come from live_dashboard()'s
+        # caller, before any thread runs.  In a fresh process: tempfile has not resolved it yet.
+        code = (
+            "import tempfile, threading, time\n"
+            "from torch.utils.dashboard import live_dashboard\n"
+            "callers = []\n"
+            "real = tempfile.gettempdir\n"
+            "def spy():\n"
+            "    callers.append(threading.current_thread().name)\n"
+            "    return real()\n"
+            "tempfile.gettempdir = spy\n"
+            "board = live_dashboard(port=0, refresh=0.05)\n"
+            "time.sleep(0.3)\n"
+            "board.stop()\n"
+            "print(callers[0] if callers else None)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.strip(), "MainThread")
+
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 

@@ -266,7 +266,11 @@ class TestForms(TelemetryTestCase):
         self.assertExpectedInline(str(cm.exception), """to_json(): indent must be an int or None, but got '  '""")
         with self.assertRaises(ValueError) as cm:
             to_json(indent=-1)
-        self.assertExpectedInline(str(cm.exception), """to_json(): indent must be >= 0 (spaces per level) or None, but got -1""")
+        self.assertExpectedInline(str(cm.exception), """to_json(): indent must be 0 to 1024 (spaces per level) or None, but got -1""")  # noqa: B950
+        with self.assertRaisesRegex(ValueError, r"^to_json\(\): indent must be 0 to 1024 .* but got 9223372036854775808$"):
+            to_json(indent=2**63)  # json.dumps had raised an OverflowError that did not name to_json
+        with self.assertRaisesRegex(ValueError, r"^to_json\(\): indent must be 0 to 1024 .* but got an integer of 1329 bits$"):
+            to_json(indent=10**400)
         with self.assertRaisesRegex(TypeError, r"^to_json\(\): all_ranks must be a bool, but got 1$"):
             to_json(all_ranks=1)
         with self.assertRaises(TypeError) as cm:
@@ -389,6 +393,37 @@ class TestFailures(TelemetryTestCase):
                     raise KeyError("k")
         self.assertEqual(seen, ["blk"])
         self.assertEqual(snapshot()["blk"]["errors"], 1)
+
+    def test_one_rule_for_what_is_an_error_in_every_form(self):
+        # A cancelled task, a closed generator and sys.exit() with a success status end a call without it
+        # failing; any other exception (an interrupt, sys.exit(1)) is an error: decorated functions and
+        # blocks alike (the decorator had counted every exception).
+        cases = [
+            (asyncio.CancelledError(), 0),
+            (GeneratorExit(), 0),
+            (SystemExit(), 0),
+            (SystemExit(0), 0),
+            (SystemExit(1), 1),
+            (SystemExit("failed"), 1),
+            (KeyboardInterrupt(), 1),
+        ]
+        for i, (exc, errors) in enumerate(cases):
+            with self.subTest(exc=repr(exc)):
+
+                def raising(exc=exc):
+                    raise exc
+
+                seen = []
+                with ec.error_callback(lambda e, info: seen.append(e), exceptions=BaseException):
+                    with self.assertRaises(type(exc)):
+                        telemetry(raising, name=f"fn{i}")()
+                    with self.assertRaises(type(exc)):
+                        with telemetry(f"blk{i}"):
+                            raise exc
+                figures = snapshot()
+                self.assertEqual((figures[f"fn{i}"]["count"], figures[f"fn{i}"]["errors"]), (1, errors))
+                self.assertEqual((figures[f"blk{i}"]["count"], figures[f"blk{i}"]["errors"]), (1, errors))
+                self.assertEqual(len(seen), 2 * errors)
 
 
 class TestProfiler(TelemetryTestCase):

@@ -38,7 +38,7 @@ from typing import Any, cast, Literal, TextIO
 from urllib.parse import parse_qs, urlsplit
 from typing_extensions import Self
 
-from torch.utils import _dashboard_host, _telemetry_job, telemetry as _telemetry
+from torch.utils import _dashboard_host, _telemetry_job, _telemetry_workers, telemetry as _telemetry
 from torch.utils._dashboard_history import History, MAX_SAMPLES, samples_for
 from torch.utils._dashboard_page import CONTENT_SECURITY_POLICY, PAGE
 from torch.utils._memory_size import format_memory_size
@@ -171,8 +171,8 @@ def watch(refresh: float = 1.0, *, iterations: int | None = None, file: TextIO |
     Raises:
         TypeError: ``refresh`` is not a number, ``iterations`` not an int
             or ``file`` has no ``write`` method.
-        ValueError: ``refresh`` is negative or not finite, or ``iterations``
-            is less than 1.
+        ValueError: ``refresh`` is negative, not finite or above 86400 (one
+            day), or ``iterations`` is less than 1.
 
     Example::
 
@@ -406,6 +406,10 @@ class LiveDashboard:
         # Under torch.distributed, every rank's board publishes its figures to the job's store,
         # so that any board (open rank 0's) shows the whole job.
         self._publisher = _telemetry_job._Publisher(server.refresh) if _job_size() > 1 else None
+        # The threads read DataLoader workers' spool directory, which asks tempfile.gettempdir(): its
+        # first call holds tempfile's lock while it probes the directory, and a fork in that window would
+        # leave the child's copy of the lock held forever.  Ask it here, before any thread runs.
+        _telemetry_workers.spool_dir(os.getpid())
         try:
             self._thread.start()
             self._sampler.start()
@@ -529,9 +533,9 @@ def _check_history(history: object, refresh: float) -> float:
         raise ValueError(f"live_dashboard(): history must be a finite number of seconds > 0, but got {history!r}")
     if history > (MAX_SAMPLES - 1) * refresh or samples_for(history, refresh) > MAX_SAMPLES:
         big = isinstance(history, int) and history.bit_length() > 64
-        shown = f"an integer of {int(history).bit_length()} bits" if big else repr(history)
+        shown = f"an integer of {int(history).bit_length()} bits" if big else f"{history!r} seconds"
         raise ValueError(
-            f"live_dashboard(): history ({shown} seconds) at refresh={refresh!r} would keep more than "
+            f"live_dashboard(): history ({shown}) at refresh={refresh!r} would keep more than "
             f"{MAX_SAMPLES} samples; shorten history or lengthen refresh"
         )
     return float(history)
@@ -600,7 +604,10 @@ def live_dashboard(
     (a gap).  It also holds the process's RSS and CPU use and the GPU metrics.
     Memory: about 120 bytes per sample, 200 per busy name per sample and 150
     per GPU per sample, e.g. under 10 MB for an hour at one sample per second
-    with ten busy names.  GPU metrics come from NVML only: no CUDA context is
+    with ten busy names.  Nothing bounds the number of names: the history,
+    ``/api/stats`` and ``/metrics`` grow with the names that have calls (a
+    few kilobytes each in ``/metrics``), so time a bounded set of names (not
+    one per request or per file).  GPU metrics come from NVML only: no CUDA context is
     created, and a GPU (or a metric) NVML cannot read is shown as such while
     the others are read.
 
@@ -610,9 +617,9 @@ def live_dashboard(
             machines, so it warns.
         port: the TCP port; ``0`` lets the OS pick a free one (see ``.url``).
         refresh: seconds between the page's updates and between the
-            history's samples.
+            history's samples, at most 86400 (one day).
         history: how many seconds of history the server keeps (default one
-            hour).
+            hour); the latest two samples are kept however short it is.
 
     Returns:
         LiveDashboard: a handle with ``.url`` and ``.stop()``, also a context
@@ -625,7 +632,8 @@ def live_dashboard(
             or ``history`` not a number.
         ValueError: ``host`` is empty or not a host name or address (a URL,
             ``host:port``), ``port`` is outside 0..65535, ``refresh`` is not
-            a finite number > 0, ``history`` is not a finite number > 0 or
+            a finite number > 0 and at most 86400, ``history`` is not a
+            finite number > 0 or
             would need more than ``1_000_000`` samples at ``refresh``.
         OSError: the address cannot be bound; ``errno.EADDRINUSE`` when the
             port is already in use, with a message saying so.

@@ -494,9 +494,12 @@ def _failed(name: str, exc: BaseException) -> None:
 
 
 def _is_error(exc: BaseException) -> bool:
-    # Closing a generator and cancelling a task end a call early, but are not failures of the call.
+    # Closing a generator and cancelling a task end a call early, and sys.exit() with a success status
+    # ends the program: none is a failure of the call.
     if isinstance(exc, GeneratorExit):
         return False
+    if isinstance(exc, SystemExit):
+        return exc.code not in (None, 0)
     asyncio = sys.modules.get("asyncio")
     return asyncio is None or not isinstance(exc, asyncio.CancelledError)
 
@@ -506,7 +509,7 @@ def _call(name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     try:
         out = fn(*args, **kwargs)
     except BaseException as e:
-        _end(name, token, e)
+        _end(name, token, e if _is_error(e) else None)
         raise
     _end(name, token, None)
     return out
@@ -528,8 +531,11 @@ def _wrap_function(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
             try:
                 out = fn(*args, **kwargs)
             except BaseException as e:
-                _record_host(name, _perf_counter_ns() - start, True)
-                _failed(name, e)
+                ns = _perf_counter_ns() - start
+                failed = _is_error(e)
+                _record_host(name, ns, failed)
+                if failed:
+                    _failed(name, e)
                 raise
             ns = _perf_counter_ns() - start
             if _paused and _paused_here.get():
@@ -763,13 +769,21 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
             string, both a positional and a keyword name are given, or
             ``warmup`` is not an int.
         ValueError: the name is empty, or ``warmup`` is negative.
-        RuntimeError: a ``telemetry("name")`` object is exited without having
-            been entered in the same thread or task.
+        RuntimeError: a ``telemetry("name")`` object is exited while none
+            of its entries is open.  (Exits are matched to entries per
+            thread and task only while several entries of one object are
+            open; a lone entry is taken by whichever thread exits the object.
+            A ``with`` statement always exits where it entered: only explicit
+            ``__exit__`` calls can do otherwise.)
 
     The wrapper costs well under a microsecond per call on CPU (see
     ``benchmarks/bench_telemetry.py``).  An exception raised by the timed code
     is counted in ``errors``, reported to :mod:`torch.utils.error_callback`
-    and re-raised unchanged.
+    and re-raised unchanged, except those that end a call without it failing:
+    ``asyncio.CancelledError`` (a cancelled task), ``GeneratorExit`` (a
+    generator closed early) and :class:`SystemExit` with a success status
+    (``sys.exit()`` or ``sys.exit(0)``).  The same rule holds for every form:
+    decorated functions, coroutines, generators and blocks.
 
     Coroutines and generators get a wrapper of the same kind:
 
@@ -783,10 +797,10 @@ def telemetry(fn: Callable[..., Any] | str | None = None, /, *, name: str | None
       wall time, so time the consumer spends between items is included.  A
       generator never started records nothing.  Values sent and exceptions
       thrown in pass through.
-    * an exception that leaves the coroutine or generator counts as an error;
-      ``asyncio.CancelledError`` (the task was cancelled) and closing a
-      generator early (``GeneratorExit``) end the call without counting an
-      error or reporting one.
+    * an exception that leaves the coroutine or generator counts as an error,
+      except as said above: ``asyncio.CancelledError`` (the task was
+      cancelled) and closing a generator early (``GeneratorExit``) end the
+      call without counting an error or reporting one.
 
     Blocks keep their open entries per thread and per asyncio task (in a
     :mod:`contextvars` variable), so one ``telemetry("name")`` object can be
@@ -1207,7 +1221,8 @@ def to_json(*, all_ranks: bool = False, group: Any = None, indent: int | None = 
     Args:
         all_ranks: as for :func:`snapshot` (rank keys become strings).
         group: as for :func:`snapshot`.
-        indent: passed to :func:`json.dumps`.
+        indent: passed to :func:`json.dumps`: spaces per level, 0 to
+            1024, or ``None`` for one line.
 
     Returns:
         str: a JSON object; ``peak_memory_bytes`` is ``null`` on CPU.
@@ -1215,7 +1230,7 @@ def to_json(*, all_ranks: bool = False, group: Any = None, indent: int | None = 
     Raises:
         TypeError: ``indent`` is neither ``None`` nor an int, or ``all_ranks``
             is not a bool.
-        ValueError: ``indent`` is negative.
+        ValueError: ``indent`` is negative or above 1024.
 
     Example::
 
@@ -1229,8 +1244,9 @@ def to_json(*, all_ranks: bool = False, group: Any = None, indent: int | None = 
     """
     if indent is not None and (isinstance(indent, bool) or not isinstance(indent, int)):
         raise TypeError(f"to_json(): indent must be an int or None, but got {indent!r}")
-    if indent is not None and indent < 0:
-        raise ValueError(f"to_json(): indent must be >= 0 (spaces per level) or None, but got {indent}")
+    if indent is not None and not 0 <= indent <= 1024:
+        shown = f"an integer of {indent.bit_length()} bits" if indent.bit_length() > 64 else indent
+        raise ValueError(f"to_json(): indent must be 0 to 1024 (spaces per level) or None, but got {shown}")
     if not isinstance(all_ranks, bool):
         raise TypeError(f"to_json(): all_ranks must be a bool, but got {all_ranks!r}")
     return json.dumps(snapshot(all_ranks=all_ranks, group=group), indent=indent, sort_keys=True)
