@@ -1,13 +1,14 @@
-"""GPU probes and benchmarks of ``tools/gpu_check.py``: one small function per finding.
+"""GPU probes and benchmarks of ``tools/gpu_check.py``: one small function per GPU behaviour checked.
 
 Every probe runs in its own process (``gpu_check.py`` starts it, with a timeout),
 against the installed torch with the patch set in develop mode, and returns a dict::
 
     {"status": "pass" | "fail" | "info" | "skip", "summary": "one line", "measured": {...numbers...}}
 
-``pass``: what the finding predicted did not happen (or the figure is within its
-bound); ``fail``: it did; ``info``: a figure with no bound; ``skip``: the machine
-cannot show it (e.g. a multi-GPU case on one GPU), with what was measured anyway.
+``pass``: the behaviour named by the probe's ``checks`` holds (or the figure is
+within its bound); ``fail``: it does not; ``info``: a figure with no bound;
+``skip``: the machine cannot show it (e.g. a multi-GPU case on one GPU), with
+what was measured anyway.
 Probes that need a clean CUDA state (no context yet, fork) run snippets in fresh
 interpreters through :func:`_fresh`.  Only public torch APIs, feature-detected,
 so the probes run on torch 2.11 to 2.15.
@@ -31,7 +32,7 @@ MiB, GiB = 1 << 20, 1 << 30
 @dataclass(frozen=True)
 class Probe:
     name: str
-    finding: str  # short id of the behaviour checked ("G6"), or "" for a plain benchmark
+    checks: str  # the behaviour that passing shows, one short phrase ("" when only figures are reported)
     what: str  # what is measured, one line
     fn: Callable[[], dict]
     timeout_s: float = 90.0
@@ -121,11 +122,11 @@ def _mib(n: int | None) -> float | None:
 
 
 # --------------------------------------------------------------------------
-# Probe G1: leaving DeviceContext("cuda:k") must not create a context on GPU 0
+# Probe: leaving DeviceContext("cuda:k") must not create a context on GPU 0
 # --------------------------------------------------------------------------
 
 
-def g1_device_context_exit() -> dict:
+def device_context_exit() -> dict:
     code = r"""
         import json, sys, threading, torch
         k = torch.cuda.device_count() - 1
@@ -166,11 +167,11 @@ def g1_device_context_exit() -> dict:
 
 
 # --------------------------------------------------------------------------
-# Probe G3: telemetry.snapshot() from another thread must not create a context on GPU 0
+# Probe: telemetry.snapshot() from another thread must not create a context on GPU 0
 # --------------------------------------------------------------------------
 
 
-def g3_snapshot_from_thread() -> dict:
+def snapshot_from_thread() -> dict:
     code = r"""
         import json, threading, torch
         from torch.utils import telemetry as tm
@@ -222,11 +223,11 @@ def g3_snapshot_from_thread() -> dict:
 
 
 # --------------------------------------------------------------------------
-# Probe G4: a timed call that switches stream (or device) must not lose pending timings
+# Probe: a timed call that switches stream (or device) must not lose pending timings
 # --------------------------------------------------------------------------
 
 
-def g4_stream_switch() -> dict:
+def stream_switch() -> dict:
     torch = _cuda()
     from torch.utils import telemetry as tm
 
@@ -280,11 +281,11 @@ def g4_stream_switch() -> dict:
 
 
 # --------------------------------------------------------------------------
-# Probe G5: @telemetry inside CUDA graph capture
+# Probe: @telemetry inside CUDA graph capture
 # --------------------------------------------------------------------------
 
 
-def g5_graph_capture() -> dict:
+def graph_capture() -> dict:
     torch = _cuda()
     from torch.utils import telemetry as tm
 
@@ -324,11 +325,11 @@ def g5_graph_capture() -> dict:
 
 
 # --------------------------------------------------------------------------
-# Probe G6: assert_free_memory must not count non-releasable cache as free
+# Probe: assert_free_memory must not count non-releasable cache as free
 # --------------------------------------------------------------------------
 
 
-def g6_free_memory_guard() -> dict:
+def free_memory_guard() -> dict:
     torch = _cuda()
     measured: dict = {"alloc_conf": os.environ.get("PYTORCH_CUDA_ALLOC_CONF")}
     torch.cuda.empty_cache()
@@ -388,11 +389,11 @@ def g6_free_memory_guard() -> dict:
 
 
 # --------------------------------------------------------------------------
-# Probe G7: "no CUDA init" entry points must not poison fork
+# Probe: "no CUDA init" entry points must not poison fork
 # --------------------------------------------------------------------------
 
 
-def g7_fork_poisoning() -> dict:
+def fork_poisoning() -> dict:
     code = r"""
         import json, os, sys, torch
         how = sys.argv[1]
@@ -449,11 +450,11 @@ def g7_fork_poisoning() -> dict:
 
 
 # --------------------------------------------------------------------------
-# Probe G10: safe_run's CPU fallback under a CUDA default device
+# Probe: safe_run's CPU fallback under a CUDA default device
 # --------------------------------------------------------------------------
 
 
-def g10_cpu_fallback_default_device() -> dict:
+def cpu_fallback_default_device() -> dict:
     torch = _cuda()
     total = torch.cuda.get_device_properties(0).total_memory
     attempts: list[str] = []
@@ -487,7 +488,7 @@ def g10_cpu_fallback_default_device() -> dict:
 
 
 # --------------------------------------------------------------------------
-# Probe G11: which out-of-memory errors safe_run recognizes
+# Probe: which out-of-memory errors safe_run recognizes
 # --------------------------------------------------------------------------
 
 _OOM_MESSAGES = {
@@ -508,7 +509,7 @@ _NOT_OOM_MESSAGES = {
 }
 
 
-def g11_oom_classification() -> dict:
+def oom_classification() -> dict:
     torch = _cuda()
 
     def retried(exc_factory) -> bool:
@@ -550,11 +551,11 @@ def g11_oom_classification() -> dict:
 
 
 # --------------------------------------------------------------------------
-# Probe G12 + benchmark: @telemetry per call on CUDA
+# Probe and benchmark: @telemetry per call on CUDA
 # --------------------------------------------------------------------------
 
 
-def g12_telemetry_per_call() -> dict:
+def telemetry_per_call() -> dict:
     torch = _cuda()
     from torch.utils import telemetry as tm
 
@@ -601,11 +602,11 @@ def g12_telemetry_per_call() -> dict:
 
 
 # --------------------------------------------------------------------------
-# Probe G15: bf16 support of the device DeviceContext switches to
+# Probe: bf16 support of the device DeviceContext switches to
 # --------------------------------------------------------------------------
 
 
-def g15_bf16_per_device() -> dict:
+def bf16_per_device() -> dict:
     torch = _cuda()
     n = torch.cuda.device_count()
     caps = [torch.cuda.get_device_capability(i) for i in range(n)]
@@ -628,7 +629,7 @@ def g15_bf16_per_device() -> dict:
         "summary": f"wrong autocast dtype on devices {wrong}"
         if wrong
         else "autocast dtype follows each device's capability"
-        + ("" if measured["mixed_machine"] else " (a mixed-GPU machine is needed to show G15)"),
+        + ("" if measured["mixed_machine"] else " (a machine with GPUs of different capabilities is needed to show it)"),
     }
 
 
@@ -853,81 +854,85 @@ def bench_clear_cache() -> dict:
 PROBES = [
     Probe(
         "device_context_exit",
-        "G1",
+        "no CUDA context on GPU 0 after leaving DeviceContext",
         "primary contexts after leaving DeviceContext('cuda:last'), main thread and new thread",
-        g1_device_context_exit,
+        device_context_exit,
         90,
     ),
     Probe(
         "snapshot_from_thread",
-        "G3",
+        "no CUDA context on GPU 0 from telemetry.snapshot() in a new thread",
         "primary contexts and timings when telemetry.snapshot() runs in a new thread",
-        g3_snapshot_from_thread,
+        snapshot_from_thread,
         60,
     ),
     Probe(
         "stream_switch",
-        "G4",
+        "no pending timing lost when a timed call switches stream or device",
         "pending timings kept when a timed call switches stream (and device)",
-        g4_stream_switch,
+        stream_switch,
         60,
     ),
     Probe(
         "graph_capture",
-        "G5",
+        "@telemetry works inside CUDA graph capture and replay",
         "@telemetry inside torch.cuda.graph capture: capture, replay, snapshot",
-        g5_graph_capture,
+        graph_capture,
         60,
     ),
     Probe(
         "free_memory_guard",
-        "G6",
+        "assert_free_memory agrees with a real allocation (no non-releasable cache counted as free)",
         "assert_free_memory vs a real allocation: fragmented cache, memory fraction",
-        g6_free_memory_guard,
+        free_memory_guard,
         120,
     ),
     Probe(
         "fork_poisoning",
-        "G7",
+        "a forked child can use CUDA after every 'no CUDA init' entry point",
         "a forked child can use CUDA after each 'no CUDA init' entry point",
-        g7_fork_poisoning,
+        fork_poisoning,
         150,
     ),
     Probe(
         "cpu_fallback_device",
-        "G10",
+        "safe_run's CPU fallback runs on the CPU under a CUDA default device",
         "safe_run's CPU fallback under DeviceContext('cuda:0'), real OOM",
-        g10_cpu_fallback_default_device,
+        cpu_fallback_default_device,
         60,
     ),
     Probe(
         "oom_classification",
-        "G11",
+        "safe_run retries every out-of-memory error and no configuration error",
         "OOM errors safe_run retries: a real one, library and backend messages",
-        g11_oom_classification,
+        oom_classification,
         60,
     ),
     Probe(
         "telemetry_per_call",
-        "G12",
+        "@telemetry under 15 us per call on CUDA, timings within 5%",
         "@telemetry per call on CUDA (us) and its timing accuracy",
-        g12_telemetry_per_call,
+        telemetry_per_call,
         90,
         "benchmark",
     ),
     Probe(
-        "bf16_per_device", "G15", "DeviceContext(amp=True) dtype per device vs its capability", g15_bf16_per_device, 60
+        "bf16_per_device",
+        "DeviceContext(amp=True) picks bf16 only on devices that support it",
+        "DeviceContext(amp=True) dtype per device vs its capability",
+        bf16_per_device,
+        60,
     ),
     Probe(
         "rehearse_peak",
-        "",
+        "dry_run.rehearse's peak within 0.9x to 1.25x of the measured CUDA peak",
         "dry_run.rehearse peak (and planned from a meta batch) vs torch.cuda.max_memory_allocated (MLP, conv net, transformer; forward, AdamW step)",
         rehearse_vs_measured_peak,
         120,
     ),
     Probe(
         "get_best_device",
-        "",
+        "get_best_device initializes no CUDA and holds no context",
         "cold/warm time, CUDA context held, probe vs mem_get_info on every GPU",
         bench_get_best_device,
         120,
@@ -935,7 +940,7 @@ PROBES = [
     ),
     Probe(
         "safe_run_oom_recovery",
-        "",
+        "safe_run finishes on the CPU from a real OOM, the failed attempt's memory freed at the retry",
         "safe_run from a real OOM with the device full: actions, time, leaks",
         bench_safe_run_oom_recovery,
         120,
@@ -943,7 +948,7 @@ PROBES = [
     ),
     Probe(
         "clear_cache",
-        "",
+        "clear_cache() returns the bytes it releases",
         "bytes clear_cache() releases vs reserved and the driver's free memory",
         bench_clear_cache,
         60,

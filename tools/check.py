@@ -291,6 +291,7 @@ _INTERNAL_REFERENCES = [
     (re.compile(r"\bfindings? [A-Z]\d{1,2}\b", re.I), "an internal finding id"),
     (re.compile(r"#\s*[A-Z]\d{1,2}\b\s*[:+]"), "an internal finding id"),
     (re.compile(r"\((?:[A-Z]\d{1,2}(?:[-\u2013][A-Z]\d{1,2})?[,;/ ]*)+\)"), "internal finding ids"),
+    (re.compile(r"\bG\d{1,2}\b|\bg\d{1,2}_[a-z]"), "an internal finding id"),  # also inside a name
     (re.compile(r"\.\./" + r"shared\b|/wo" + "rk/"), "a file outside the repository"),
     (re.compile("\u00a7" + r"\s*\d"), "a section of an internal document"),
     (re.compile(r"(?<![\w/#.-])issues? #?\d{1,3}\b(?![\d.])", re.I), "an internal issue number"),

@@ -11,9 +11,9 @@
    ``tools/run_tests.py --installed`` does: no pip, no network) and restores that
    torch exactly at the end, also on failure, Ctrl-C or SIGTERM.
 3. Runs the GPU probes and benchmarks of ``tools/_gpu_probes.py`` (one per GPU
-   finding, each in its own process with a timeout, so a crash or a hang costs
-   that probe only), then ``test/`` with pytest, where the ``TEST_CUDA`` /
-   ``@onlyCUDA`` cases run.
+   behaviour checked, each in its own process with a timeout, so a crash or a
+   hang costs that probe only), then ``test/`` with pytest, where the
+   ``TEST_CUDA`` / ``@onlyCUDA`` cases run.
 4. Writes ``DIR/report.json`` (everything measured) and ``DIR/report.md`` (the
    same, for people), updated after every step; per-probe logs in ``DIR/logs/``.
 
@@ -175,10 +175,11 @@ def markdown(d: dict) -> str:
     if d.get("install"):
         lines += ["## Patch set", "", f"{d['install']['status']}: {d['install'].get('message', '')}".rstrip(": "), ""]
     if d["probes"]:
-        lines += ["## Probes and benchmarks", "", "| probe | finding | status | result |", "|---|---|---|---|"]
+        lines += ["## Probes and benchmarks", "", "| probe | checks | status | result |", "|---|---|---|---|"]
         for p in d["probes"]:
             summary = ((p.get("summary") or "").splitlines() or [""])[0].replace("|", "\\|")
-            lines.append(f"| {p['name']} ({p['kind']}) | {p['finding'] or '-'} | {p['status']} | {summary} |")
+            checks = (p.get("checks") or "-").replace("|", "\\|")
+            lines.append(f"| {p['name']} ({p['kind']}) | {checks} | {p['status']} | {summary} |")
         lines.append("")
         for p in d["probes"]:
             lines += [f"### {p['name']}", "", f"{p['what']} ({p.get('duration_s')} s)", ""]
@@ -336,7 +337,7 @@ def run_probes(
         report.data["probes"].append(
             {
                 "name": "load_probes",
-                "finding": "",
+                "checks": "",
                 "kind": "probe",
                 "what": str(module_path),
                 "status": "error",
@@ -349,7 +350,7 @@ def run_probes(
     for p in probes:
         if only and p.name not in only:
             continue
-        entry = {"name": p.name, "finding": p.finding, "kind": p.kind, "what": p.what}
+        entry = {"name": p.name, "checks": p.checks, "kind": p.kind, "what": p.what}
         left = deadline - time.monotonic()
         if left < 5:
             entry.update(status="error", summary="not run: the time budget was spent")
@@ -362,7 +363,8 @@ def run_probes(
         log = logs / f"{p.name}.log"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--run-probe", str(module_path), p.name, str(out_json)]
         t = time.monotonic()
-        print(f"==> probe {p.name} ({p.finding or p.kind}), timeout {timeout:.0f} s", file=sys.stderr, flush=True)
+        checks = f": {p.checks}" if p.checks else ""
+        print(f"==> {p.kind} {p.name}{checks} (timeout {timeout:.0f} s)", file=sys.stderr, flush=True)
         with open(log, "w") as f:
             try:
                 rc = run_installed.run_child(

@@ -31,6 +31,10 @@ G, S, C = "G", "S", "C"  # finding id letters, kept apart from their numbers
         f"# {G}12: per call on CUDA",
         f"wrong without a word ({S}4–{S}7, {C}7, {C}8)",
         f"no context is created ({G}3, {G}4)",
+        f"# Probe {G}12 + benchmark: per call on CUDA",
+        f'    Probe("ok", "{G}1", "a figure", ok, 60),',
+        f"a mixed-GPU machine is needed to show {G}15",
+        f"def {G.lower()}15_bf16_per_device() -> dict:",
     ],
     ids=lambda s: "".join(c if c.isalnum() else "_" for c in s)[:40],
 )
@@ -52,7 +56,9 @@ def test_internal_references_are_found(line, tmp_path):
         "importlib.util.find_spec(name)",
         "a prior art table; the specification of the format",
         "issues a warning after 3 attempts",
-        "Python 3.10 (G1 of nothing: not a reference)",
+        "Python 3.10 (B1 of nothing: not a reference)",
+        "16 GiB, 80 GB, a 5G modem, GPU0 and sm_90",
+        "log1p, fp16, bf16_per_device, cuda:10",
     ],
     ids=lambda s: "".join(c if c.isalnum() else "_" for c in s)[:40],
 )

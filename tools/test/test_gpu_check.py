@@ -29,7 +29,7 @@ FAKE_PROBES = textwrap.dedent(f"""
         return {{"status": "pass", "summary": "fine", "measured": measured}}
 
     def fails():
-        return {{"status": "fail", "summary": "the finding is real", "measured": {{"contexts": [0, 1]}}}}
+        return {{"status": "fail", "summary": "the behaviour is broken", "measured": {{"contexts": [0, 1]}}}}
 
     def crashes():
         raise ValueError("boom in the probe")
@@ -48,10 +48,10 @@ FAKE_PROBES = textwrap.dedent(f"""
         return {{"status": status, "summary": "patch set installed", "measured": {{"linked": linked}}}}
 
     PROBES = [
-        Probe("ok", "G1", "a figure", ok, 60),
-        Probe("fails", "G3", "a confirmed finding", fails, 60),
-        Probe("crashes", "G4", "an exception", crashes, 60),
-        Probe("aborts", "G5", "a dead process", aborts, 60),
+        Probe("ok", "no context left on GPU 0", "a figure", ok, 60),
+        Probe("fails", "timings kept across a stream switch", "a broken behaviour", fails, 60),
+        Probe("crashes", "the probe | runs", "an exception", crashes, 60),
+        Probe("aborts", "the process lives", "a dead process", aborts, 60),
         Probe("hangs", "", "a hang", hangs, float(os.environ.get("FAKE_HANG_TIMEOUT", "3")), "benchmark"),
         Probe("sees_patch_set", "", "develop mode during the probes", sees_patch_set, 60),
     ]
@@ -191,7 +191,8 @@ def test_isolated_probes_report_and_restore(torch_tree, tmp_path):
     probes = {p["name"]: p for p in report["probes"]}
     assert list(probes) == ["ok", "fails", "crashes", "aborts", "hangs", "sees_patch_set"]
     assert probes["ok"]["status"] == "pass" and probes["ok"]["measured"]["per_call_us"] == 1.5
-    assert probes["ok"]["finding"] == "G1" and probes["ok"]["duration_s"] >= 0
+    assert probes["ok"]["checks"] == "no context left on GPU 0" and probes["ok"]["duration_s"] >= 0
+    assert probes["hangs"]["checks"] == "" and "finding" not in probes["ok"]
     assert probes["fails"]["status"] == "fail" and probes["fails"]["measured"] == {"contexts": [0, 1]}
     assert probes["crashes"]["status"] == "error" and "ValueError: boom in the probe" in probes["crashes"]["error"]
     assert probes["aborts"]["status"] == "error" and "died" in probes["aborts"]["summary"]
@@ -206,7 +207,9 @@ def test_isolated_probes_report_and_restore(torch_tree, tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     for name in probes:
         assert f"### {name}" in md
-    assert "| crashes (probe) | G4 | error |" in md and "- per_call_us: 1.5" in md and "boom in the probe" in md
+    assert "| ok (probe) | no context left on GPU 0 | pass | fine |" in md
+    assert "| hangs (benchmark) | - | error |" in md
+    assert "| crashes (probe) | the probe \\| runs | error |" in md and "- per_call_us: 1.5" in md and "boom in the probe" in md
     assert report["reason"] == "failed: probes ['fails', 'crashes', 'aborts', 'hangs']"
     assert "Probes: 2 pass, 1 fail, 3 error. Tests: pass" in md
 
@@ -288,14 +291,29 @@ def test_junit_summary_counts_cuda_cases(tmp_path):
     assert s["failures"] == ["test_x.T::test_c: AssertionError: 1 != 2"]
 
 
-def test_real_probe_set_covers_the_gpu_findings():
+def test_real_probe_set_covers_the_gpu_behaviours():
     probes = gpu_check.load_probes(gpu_check.PROBES_MODULE)  # as the probe processes load it
     assert [p.name for p in probes] == [p.name for p in _gpu_probes.PROBES]
     assert len({p.name for p in probes}) == len(probes)
-    findings = {p.finding for p in probes}
-    assert {"G1", "G3", "G4", "G5", "G6", "G7", "G10", "G11", "G12", "G15"} <= findings
     names = {p.name for p in probes}
-    assert {"rehearse_peak", "get_best_device", "telemetry_per_call", "safe_run_oom_recovery", "clear_cache"} <= names
+    behaviours = {
+        "device_context_exit",
+        "snapshot_from_thread",
+        "stream_switch",
+        "graph_capture",
+        "free_memory_guard",
+        "fork_poisoning",
+        "cpu_fallback_device",
+        "oom_classification",
+        "telemetry_per_call",
+        "bf16_per_device",
+    }
+    benchmarks = {"rehearse_peak", "get_best_device", "safe_run_oom_recovery", "clear_cache"}
+    assert behaviours | benchmarks <= names
+    # Each probe says in words which behaviour passing shows: the report's "checks" column.
+    for p in probes:
+        assert p.checks and p.checks != p.what and len(p.checks) <= 100, p
+    assert len({p.checks for p in probes}) == len(probes)
     # Every probe fits in the run's budget on its own, and all of them leave time for the tests.
     assert sum(p.timeout_s for p in probes) < 8 * 60 * 3
     assert all(p.timeout_s <= 150 for p in probes)
