@@ -186,6 +186,49 @@ class TestFindBatchSize(TestCase):
         self.assertEqual(len(kept), 2)
         self.assertFalse(torch.cuda.is_initialized())
 
+    def test_kept_failures_hold_no_arguments(self):
+        # A callback that keeps each failure (registered, and error_callback=) must not keep the call's
+        # arguments: the tracebacks reach the wrapper's frames, which drop them when the call ends.
+        kept = []
+        handle = ec.register(lambda e, i: kept.append(e))
+        try:
+
+            @torch.cuda.find_batch_size(start=64, error_callback=lambda e, i: kept.append(e))
+            def step(bs, data):
+                if bs > 10:
+                    raise torch.OutOfMemoryError("CUDA out of memory")
+                return bs
+
+            data = torch.empty(1000)
+            ref = weakref.ref(data)
+            self.assertEqual(step(data), 8)
+            del data
+            gc.collect()
+        finally:
+            handle.remove()
+        self.assertEqual(len(kept), 6)  # 64, 32 and 16 ran out, each seen by both callbacks
+        self.assertIsNone(ref())
+
+    def test_final_error_holds_no_arguments_through_the_wrapper(self):
+        # The error raised keeps fn's frames whole (fn dropped its own reference here), but the wrapper's frames
+        # do not hold the arguments either.
+        def step(bs, data):
+            del data
+            raise oom(bs)
+
+        data = torch.empty(1000)
+        ref = weakref.ref(data)
+        # Caught by hand: assertRaises would clear the traceback's frames itself.
+        try:
+            torch.cuda.find_batch_size(step, start=4)(data)
+        except torch.OutOfMemoryError as e:
+            kept = e
+        self.assertRegex(str(kept), r"ran out of memory at every batch size tried \(4, 2, 1\)")
+        self.assertIsNotNone(kept.__traceback__)
+        del data
+        gc.collect()
+        self.assertIsNone(ref())
+
     @settings(max_examples=60, deadline=None)
     @given(
         start=st.integers(1, 10**6),
@@ -266,9 +309,16 @@ class TestFindBatchSizeArguments(TestCase):
         with self.assertRaisesRegex(error, r"^find_batch_size\(\): " + message):
             torch.cuda.find_batch_size(**kwargs)
 
-    def test_start_is_required(self):
-        with self.assertRaisesRegex(TypeError, "start"):
-            torch.cuda.find_batch_size(lambda n: n)
+    def test_start_is_required_without_a_plan(self):
+        for kwargs in [{}, {"plan": None}, {"plan": False}, {"min_size": 2}]:
+            with self.assertRaisesRegex(
+                TypeError,
+                r"^find_batch_size\(\) missing required keyword argument 'start' \(the first batch size to try\); "
+                r"it may be omitted only with plan=True or plan=a BatchPlan",
+            ):
+                torch.cuda.find_batch_size(lambda n: n, **kwargs)
+        with self.assertRaisesRegex(TypeError, r"^find_batch_size\(\) missing required keyword argument 'start'"):
+            torch.cuda.find_batch_size()  # the decorator form too
 
     def test_not_callable(self):
         with self.assertRaisesRegex(TypeError, r"^find_batch_size\(\): expected a callable to wrap, but got 3"):
@@ -342,6 +392,42 @@ class TestFindBatchSizeCoroutine(TestCase):
             return result, ticks
 
         self.assertEqual(asyncio.run(main()), (1, [0, 1, 2]))
+
+    def test_kept_failures_hold_no_arguments(self):
+        kept = []
+
+        @torch.cuda.find_batch_size(start=64, error_callback=lambda e, i: kept.append(e))
+        async def step(bs, data):
+            await asyncio.sleep(0)
+            if bs > 10:
+                raise torch.OutOfMemoryError("CUDA out of memory")
+            return bs
+
+        data = torch.empty(1000)
+        ref = weakref.ref(data)
+        self.assertEqual(asyncio.run(step(data)), 8)
+        del data
+        gc.collect()
+        self.assertEqual(len(kept), 3)
+        self.assertIsNone(ref())
+
+    def test_final_error_holds_no_arguments_through_the_wrapper(self):
+        async def step(bs, data):
+            del data
+            await asyncio.sleep(0)
+            raise oom(bs)
+
+        data = torch.empty(1000)
+        ref = weakref.ref(data)
+        try:  # caught by hand: assertRaises would clear the traceback's frames itself
+            asyncio.run(torch.cuda.find_batch_size(step, start=2)(data))
+        except torch.OutOfMemoryError as e:
+            kept = e
+        self.assertRegex(str(kept), r"at every batch size tried \(2, 1\)")
+        self.assertIsNotNone(kept.__traceback__)
+        del data
+        gc.collect()
+        self.assertIsNone(ref())
 
 
 # plan=True plans with torch.utils.dry_run.max_batch_size, which lands later in the PR stack.
@@ -433,6 +519,65 @@ class TestFindBatchSizePlan(TestCase):
             wrapped(torch.ones(3))
         self.assertIsInstance(ctx.exception.__cause__, RuntimeError)
 
+    def test_batch_plan_needs_no_start(self):
+        step, sizes = fits_up_to(24)
+        wrapped = torch.cuda.find_batch_size(step, plan=Plan(33), min_size=20)
+        self.assertEqual(wrapped()[0], 20)
+        self.assertEqual(sizes, [33, 20])  # int(33 * 0.5) = 16 is below min_size: 20 is tried instead
+        self.assertEqual(wrapped.batch_size, 20)
+
+    def test_min_size_is_checked_against_the_plan_not_start(self):
+        # The plan's size is the first tried: a smaller start is not used, so it does not bound min_size.
+        step, sizes = fits_up_to(40)
+        wrapped = torch.cuda.find_batch_size(step, start=8, plan=Plan(33), min_size=20)
+        self.assertEqual(wrapped()[0], 33)
+        self.assertEqual(sizes, [33])
+        with self.assertRaisesRegex(ValueError, r"^find_batch_size\(\): plan.batch_size \(33\) is smaller than min_size \(40\)"):
+            torch.cuda.find_batch_size(step, start=64, plan=Plan(33), min_size=40)
+
+    @needs_planner
+    def test_plan_true_without_start_searches_unbounded(self):
+        calls = []
+
+        def max_batch_size(step, make_batch, *, memory, high):
+            calls.append(high)
+            return Plan(3)
+
+        step, sizes = fits_up_to(100)
+        with mock.patch("torch.utils.dry_run.max_batch_size", max_batch_size), mock.patch(
+            "torch.cuda._batch_size._free_memory", return_value=12345
+        ):
+            self.assertEqual(torch.cuda.find_batch_size(step, plan=True)()[0], 3)
+            # The planned size is the first attempt, but never below min_size.
+            self.assertEqual(torch.cuda.find_batch_size(step, plan=True, min_size=5)()[0], 5)
+            self.assertEqual(torch.cuda.find_batch_size(step, start=64, plan=True, min_size=5)()[0], 5)
+        self.assertEqual(calls, [None, None, 64])
+        self.assertEqual(sizes, [3, 5, 5])
+
+    @needs_planner
+    def test_plan_true_without_start_with_the_real_planner(self):
+        sizes = []
+
+        def step(n):
+            sizes.append(n)
+            return torch.nn.Linear(64, 64)(torch.randn(n, 64)).shape[0]
+
+        with mock.patch("torch.cuda._batch_size._free_memory", return_value=64 * 1024):
+            found = torch.cuda.find_batch_size(step, plan=True)()
+        self.assertEqual(sizes[-1], found)
+        self.assertGreater(found, 1)
+        self.assertLessEqual(2 * found * 64 * 4 + (64 * 64 + 64) * 4, 64 * 1024)
+
+    @needs_planner
+    def test_plan_true_without_start_errors_say_to_pass_start(self):
+        # A step whose memory does not grow with the size cannot be planned without a bound.
+        wrapped = torch.cuda.find_batch_size(lambda n: n, plan=True)
+        with self.assertRaisesRegex(
+            ValueError, r"^find_batch_size\(.*<lambda>\): plan=True could not plan the batch size, .* make fn "
+            r"rehearsable, pass start= to bound the search \(the planner's high=\), or start= with plan=None"
+        ):
+            wrapped()
+
     def test_plan_false_is_no_plan(self):
         step, sizes = fits_up_to(4)
         wrapped = torch.cuda.find_batch_size(step, start=8, plan=False)
@@ -482,16 +627,17 @@ class TestFindBatchSizeCompile(TestCase):
 
 WORKER = textwrap.dedent(
     """
-    import datetime, json, os, sys
+    import datetime, gc, json, os, sys, weakref
     import torch
     import torch.distributed as dist
 
     rank, port = int(sys.argv[1]), int(sys.argv[2])
     timeout = datetime.timedelta(seconds=60)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2, timeout=timeout)
-    seen = []
+    seen, kept = [], []
 
     def note(exc, info):
+        kept.append(exc)  # as a logger might: the exceptions must not keep the call's arguments
         seen.append([info["batch_size"], info["next_action"], info["oom_ranks"], info["peer_oom"], type(exc).__name__])
 
     @torch.cuda.find_batch_size(start=8, error_callback=note)
@@ -521,7 +667,12 @@ WORKER = textwrap.dedent(
         dist.all_reduce(t)
         return n
 
-    results = {"before": before(1), "again": before(10), "after": after()}
+    data = torch.tensor(1.0)
+    ref = weakref.ref(data)
+    results = {"before": before(data)}
+    del data
+    gc.collect()
+    results.update(kept_data=ref() is not None, again=before(10), after=after())
     try:
         bad()
     except Exception as e:
@@ -575,6 +726,7 @@ class TestFindBatchSizeDistributed(TestCase):
         self.assertEqual(r0["sizes"], [2, 4])
         self.assertEqual(r1["sizes"], [2, 4])
         self.assertEqual(r0["final"], 2.0)
+        self.assertEqual([r0["kept_data"], r1["kept_data"]], [False, False])
         self.assertEqual(r1["bad"], "ValueError: bad record")
         self.assertRegex(
             r0["bad"],

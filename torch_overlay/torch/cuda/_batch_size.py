@@ -72,8 +72,8 @@ def _free_memory() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def _plan_size(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], start: int) -> int:
-    """The batch size the dry-run planner finds for ``fn`` in the free memory, searched up to ``start``."""
+def _plan_size(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], start: int | None) -> int:
+    """The batch size the dry-run planner finds for ``fn`` in the free memory, up to ``start`` (``None``: unbounded)."""
     # Imported here: torch.cuda is imported while torch itself is, before torch.utils can be.
     from torch.utils.dry_run import max_batch_size
 
@@ -85,10 +85,14 @@ def _plan_size(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
     try:
         plan = max_batch_size(step, lambda n: (n, kwargs, *args), memory=_free_memory(), high=start)
     except (TypeError, ValueError, RuntimeError) as e:
+        instead = (
+            f"or pass plan=None to start at start={start}"
+            if start is not None
+            else "pass start= to bound the search (the planner's high=), or start= with plan=None"
+        )
         message = (
             f"{name}: plan=True could not plan the batch size, because rehearsing fn on fake tensors failed: {e} "
-            f"-- make fn rehearsable, or pass plan=None to start at start={start} (or a BatchPlan from "
-            "torch.utils.dry_run.max_batch_size)"
+            f"-- make fn rehearsable, {instead} (or a BatchPlan from torch.utils.dry_run.max_batch_size)"
         )
         try:
             error = type(e)(message)
@@ -180,13 +184,30 @@ class _Group:
         )
 
 
+class _Call:
+    """One call's arguments, which the wrapper holds only here and drops when the call ends.
+
+    A failed attempt's traceback reaches the wrapper's frames through ``f_back`` (frames cannot be unlinked,
+    and a finished frame keeps its locals), and an error callback may keep that exception: as in
+    :func:`torch.cuda.safe_run`, those frames must not hold the arguments once the call is over.
+    """
+
+    __slots__ = ("args", "kwargs")
+
+    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.args, self.kwargs = args, kwargs
+
+    def release(self) -> None:
+        self.args, self.kwargs = (), {}
+
+
 class _Finder:
     """The state of one wrapped function: options and the size that worked."""
 
     def __init__(
         self,
         fn: Callable[..., Any],
-        start: int,
+        start: int | None,
         min_size: int,
         factor: float,
         plan: Any,
@@ -204,15 +225,16 @@ class _Finder:
         self.key = f"{_SOURCE}/{qualname}/{index}"
         self.wrapper: Any = None
 
-    def first_size(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    def first_size(self, call: _Call) -> int:
         with self.lock:
             if self.batch_size is not None:
                 return self.batch_size
         if self.plan is True:
-            return min(_plan_size(self.fn, args, kwargs, self.start), self.start)
+            size = _plan_size(self.fn, call.args, call.kwargs, self.start)
+            return max(size if self.start is None else min(size, self.start), self.min_size)
         if self.plan is not None:
             return _size(self.plan.batch_size, "plan.batch_size", f"find_batch_size({self.name})")
-        return self.start
+        return cast(int, self.start)  # find_batch_size() requires start without a plan
 
     def worked(self, size: int) -> None:
         with self.lock:
@@ -298,16 +320,16 @@ class _Finder:
             _drop_frames(exc)
         return next_size
 
-    def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[_Group | None, str, int]:
+    def begin(self, call: _Call) -> tuple[_Group | None, str, int]:
         group = _Group.current()
-        call = f"{self.key}/{next(self.calls)}"
-        size = self.first_size(args, kwargs)
+        key = f"{self.key}/{next(self.calls)}"
+        size = self.first_size(call)
         if group is not None and self.batch_size is None:
-            size = group.agree_on_start(f"{call}/start", size)
-        return group, call, size
+            size = group.agree_on_start(f"{key}/start", size)
+        return group, key, size
 
-    def run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        group, call, size = self.begin(args, kwargs)
+    def run(self, call: _Call) -> Any:
+        group, key, size = self.begin(call)
         tried: list[int] = []
         for attempt in itertools.count(1):
             tried.append(size)
@@ -318,7 +340,7 @@ class _Finder:
             error: Exception | None = None
             out: Any  # bound unless the attempt failed, and then settle() retries or raises (declared for mypy)
             try:
-                out = self.fn(size, *args, **kwargs)
+                out = self.fn(size, *call.args, **call.kwargs)
             except Exception as e:
                 if group is None:
                     next_size = self.failed(e, size, attempt, tried)
@@ -328,7 +350,7 @@ class _Finder:
                     continue
                 error = e
             if group is not None:
-                next_size = self.settle(group, f"{call}/{attempt}", error, size, attempt, tried)
+                next_size = self.settle(group, f"{key}/{attempt}", error, size, attempt, tried)
                 del error
                 if next_size is not None:
                     size = next_size
@@ -337,8 +359,8 @@ class _Finder:
             return out
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def run_async(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        group, call, size = self.begin(args, kwargs)
+    async def run_async(self, call: _Call) -> Any:
+        group, key, size = self.begin(call)
         tried: list[int] = []
         for attempt in itertools.count(1):
             tried.append(size)
@@ -349,7 +371,7 @@ class _Finder:
             error: Exception | None = None
             out: Any  # bound unless the attempt failed, and then settle() retries or raises (declared for mypy)
             try:
-                out = await self.fn(size, *args, **kwargs)
+                out = await self.fn(size, *call.args, **call.kwargs)
             except Exception as e:
                 if group is None:
                     next_size = self.failed(e, size, attempt, tried)
@@ -359,7 +381,7 @@ class _Finder:
                     continue
                 error = e
             if group is not None:
-                next_size = self.settle(group, f"{call}/{attempt}", error, size, attempt, tried)
+                next_size = self.settle(group, f"{key}/{attempt}", error, size, attempt, tried)
                 del error
                 if next_size is not None:
                     size = next_size
@@ -389,7 +411,7 @@ def find_batch_size(
     fn: F | None = None,
     /,
     *,
-    start: int,
+    start: int | None = None,
     min_size: int = 1,
     factor: float = 0.5,
     plan: Any = None,
@@ -399,11 +421,13 @@ def find_batch_size(
 
     ``fn``'s first parameter is the batch size; the wrapper takes the others and
     calls ``fn(batch_size, *args, **kwargs)``.  The first call starts at ``start``
-    (or at ``plan``'s size).  When an attempt runs out of memory (the errors
-    :func:`torch.cuda.safe_run` recognizes: :class:`torch.OutOfMemoryError`, and
-    the CUDA, HIP, MPS, XPU, cuBLAS, cuDNN and CPU allocation failures), it is
-    released as ``safe_run`` releases one (the frames of its traceback are
-    cleared, then :func:`torch.cuda.clear_cache`, which creates no CUDA context),
+    (or at ``plan``'s size, and then ``start`` may be omitted).  When an attempt
+    runs out of memory (the errors :func:`torch.cuda.safe_run` recognizes:
+    :class:`torch.OutOfMemoryError`, and the CUDA, HIP, MPS, XPU, cuBLAS, cuDNN
+    and CPU allocation failures), it is released as ``safe_run`` releases one
+    (the frames of its traceback are cleared, the wrapper drops the call's
+    arguments when the call ends: see the note on tracebacks, then
+    :func:`torch.cuda.clear_cache`, which creates no CUDA context),
     the size becomes ``int(size * factor)`` (at least 1 smaller, and not below
     ``min_size``) and ``fn`` runs again.  The size that worked is kept in
     ``wrapper.batch_size`` (``None`` before the first success) and later calls
@@ -412,19 +436,26 @@ def find_batch_size(
     Args:
         fn (Callable): the function or coroutine function to wrap. When omitted,
             ``find_batch_size(...)`` returns a decorator.
-        start (int): the first batch size to try.
+        start (int, optional): the first batch size to try; required unless
+            ``plan`` is given. With a ``BatchPlan``, ``start`` is not used (the
+            plan's size is tried first); with ``plan=True`` it bounds the planner's
+            search.
         min_size (int): the smallest batch size to try. Default: ``1``.
         factor (float): how much the size shrinks after an out-of-memory error,
             between 0 and 1 exclusive. Default: ``0.5``.
         plan (optional): a ``BatchPlan`` from
             :func:`torch.utils.dry_run.max_batch_size` (any object with an int
             ``batch_size``): start at its ``batch_size`` instead of ``start``, so
-            that the first real attempt is usually the last. ``True``: make that
-            plan at the first call, by rehearsing ``fn`` on fake tensors for the free
-            memory of the current accelerator (the host's available memory on a
-            machine without one), searching sizes up to ``start``; the call's
-            other arguments (a model, data) are rehearsed as fake tensors too.
-            ``None`` or ``False`` (default ``None``): no plan, start at ``start``.
+            that the first real attempt is usually the last; ``min_size`` is
+            checked against that size. ``True``: make that plan at the first call,
+            by rehearsing ``fn`` on fake tensors for the free memory of the
+            current accelerator (the host's available memory on a machine without
+            one), searching sizes up to ``start`` (without ``start``: doubling
+            from 1 until a size no longer fits, which needs a step whose memory
+            grows with the batch size); the first attempt is the planned size, but
+            not below ``min_size``; the call's other arguments (a model, data) are
+            rehearsed as fake tensors too. ``None`` or ``False`` (default
+            ``None``): no plan, start at ``start``.
         error_callback (Callable, optional): called as ``error_callback(exc, info)``
             for every failed attempt, in addition to the callbacks registered with
             :mod:`torch.utils.error_callback`; ``info`` holds ``"source"``
@@ -440,15 +471,16 @@ def find_batch_size(
         wrapper is a coroutine function that awaits each attempt.
 
     Raises:
-        TypeError: ``fn`` is not callable, is a generator or async generator
+        TypeError: ``start`` is omitted without a ``plan``; ``fn`` is not callable,
+            is a generator or async generator
             function (an attempt that already yielded items cannot be retried:
             wrap the function that runs one batch instead), or takes no positional
             parameter; a size is not an int; ``factor`` is not a real number;
             ``plan`` has no int ``batch_size``, or is ``True`` for a coroutine
             function; ``error_callback`` is not callable.
         ValueError: a size is below 1 or above ``sys.maxsize``, ``min_size`` is
-            above ``start`` (or above ``plan.batch_size``), or ``factor`` is not
-            between 0 and 1 exclusive.
+            above the first size tried (``plan.batch_size`` with a ``BatchPlan``,
+            else ``start``), or ``factor`` is not between 0 and 1 exclusive.
 
     With ``plan=True``, an error of the planning rehearsal (e.g. ``fn`` reads a
     tensor value, or uses a module it did not get as an argument) is raised at
@@ -458,6 +490,19 @@ def find_batch_size(
     Any other error of ``fn`` propagates at once, unretried. When ``min_size``
     itself runs out of memory, the wrapper raises :class:`torch.OutOfMemoryError`
     listing the sizes tried, chained to the last attempt's error.
+
+    .. note:: Tracebacks: as with :func:`torch.cuda.safe_run`, a retried
+        attempt's exception keeps the lines of its traceback, but the local
+        variables of ``fn``'s frames are cleared, and the wrapper's own frames
+        (which the traceback reaches) drop the call's arguments when the call
+        ends; so an ``error_callback`` (or a callback registered with
+        :mod:`torch.utils.error_callback`) that keeps the exception keeps neither
+        the attempt's tensors nor the arguments. The error finally raised (the
+        last attempt's, or the one it is chained to) keeps ``fn``'s frames whole
+        for debugging, so its locals (``fn``'s own parameters among them) live as
+        long as that exception; the wrapper's frames hold no arguments there
+        either. Objects the exception itself references (its ``args``,
+        attributes) are kept with it.
 
     Each failed attempt costs a full garbage collection (:func:`torch.cuda.clear_cache`
     runs :func:`gc.collect`; a tenth to a fifth of a second in a large process)
@@ -506,15 +551,23 @@ def find_batch_size(
         16
     """
     caller = "find_batch_size()"
-    start = _size(start, "start", caller)
     min_size = _size(min_size, "min_size", caller)
-    if min_size > start:
-        raise ValueError(f"{caller}: min_size ({min_size}) must not be above start ({start})")
     if isinstance(factor, bool) or not isinstance(factor, Real):
         raise TypeError(f"{caller}: factor must be a real number, but got {factor!r} of type {type(factor).__name__}")
     if not 0 < factor < 1:
         raise ValueError(f"{caller}: factor must be between 0 and 1 exclusive, but got {factor!r}")
-    plan = _validate_plan(plan, min_size)
+    plan = _validate_plan(plan, min_size)  # a BatchPlan's size, the first one tried, is checked against min_size
+    if start is None:
+        if plan is None:
+            raise TypeError(
+                f"{caller} missing required keyword argument 'start' (the first batch size to try); it may be "
+                "omitted only with plan=True or plan=a BatchPlan from torch.utils.dry_run.max_batch_size"
+            )
+    else:
+        start = _size(start, "start", caller)
+        # With a BatchPlan, start is not tried: the plan's size is the first (checked above).
+        if (plan is None or plan is True) and min_size > start:
+            raise ValueError(f"{caller}: min_size ({min_size}) must not be above start ({start})")
     if error_callback is not None and not callable(error_callback):
         raise TypeError(
             f"{caller}: error_callback must be callable or None, but got {error_callback!r} "
@@ -553,14 +606,26 @@ def find_batch_size(
 
             @functools.wraps(fn)
             async def find_batch_size_async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await finder.run_async(args, kwargs)
+                call = _Call(args, kwargs)
+                del args, kwargs  # as in find_batch_size_wrapper
+                try:
+                    return await finder.run_async(call)
+                finally:
+                    call.release()
 
             wrapper: Any = find_batch_size_async_wrapper
         else:
 
             @functools.wraps(fn)
             def find_batch_size_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return finder.run(args, kwargs)
+                # A kept exception reaches this frame and finder.run's through f_back: they hold the
+                # arguments only through `call`, which drops them when the call ends (see _Call).
+                call = _Call(args, kwargs)
+                del args, kwargs
+                try:
+                    return finder.run(call)
+                finally:
+                    call.release()
 
             wrapper = find_batch_size_wrapper
         wrapper.batch_size = None
