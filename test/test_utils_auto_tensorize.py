@@ -227,6 +227,132 @@ class TestToTensor(TestCase):
         with self.assertRaisesRegex(TypeError, r"to_tensor\(\): copy must be a bool, but got 'yes'"):
             to_tensor(a, copy="yes")
 
+    @parametrize(
+        "source",
+        ["python", "numpy", "tensor"],
+    )
+    def test_dtype_given_refuses_values_that_do_not_fit(self, source):
+        def make(values, np_dtype):
+            if source == "python":
+                return values
+            a = np.array(values, dtype=np_dtype)
+            return a if source == "numpy" else torch.from_numpy(a)
+
+        cases = [
+            ([1, 300], np.int64, torch.int8, r"the element at \[1\] \(300\) does not fit in torch.int8, whose range is \[-128, 127\]"),  # noqa: B950
+            ([-1], np.int64, torch.uint8, r"the element at \[0\] \(-1\) does not fit in torch.uint8"),
+            ([0.5, float("nan")], np.float64, torch.int64, r"the element at \[1\] \(nan\) is not finite, so it cannot be converted to torch.int64"),  # noqa: B950
+            ([float("-inf")], np.float64, torch.int32, r"the element at \[0\] \(-inf\) is not finite"),
+            ([1.0, -1e39], np.float64, torch.float32, r"the element at \[1\] \(-1e\+39\) is too large for torch.float32, whose largest finite value is 3.403e\+38"),  # noqa: B950
+            ([70000], np.int64, torch.float16, r"the element at \[0\] \(70000\) is too large for torch.float16"),
+            ([2.0**63], np.float64, torch.int64, r"the element at \[0\] \(9.223372036854776e\+18\) does not fit in torch.int64"),  # noqa: B950
+        ]
+        for values, np_dtype, dtype, message in cases:
+            with self.subTest(values=values, dtype=dtype):
+                with self.assertRaisesRegex(ValueError, r"^to_tensor\(\): " + message):
+                    to_tensor(make(values, np_dtype), dtype=dtype)
+        # What fits converts; floats are truncated toward zero; infinities stay infinite in a floating dtype.
+        self.assertEqual(to_tensor(make([-128, 127], np.int64), dtype=torch.int8).tolist(), [-128, 127])
+        self.assertEqual(to_tensor(make([0.5, 254.9, 255.0], np.float64), dtype=torch.uint8).tolist(), [0, 254, 255])
+        for outside in (-0.5, 255.5):
+            with self.assertRaisesRegex(ValueError, r"does not fit in torch.uint8"):
+                to_tensor(make([outside], np.float64), dtype=torch.uint8)
+        self.assertEqual(to_tensor(make([float("inf"), 1.0], np.float64), dtype=torch.float16).tolist(), [float("inf"), 1.0])
+        self.assertTrue(to_tensor(make([float("nan")], np.float64), dtype=torch.float32).isnan().all())
+
+    def test_dtype_given_scalars_and_nested_paths(self):
+        with self.assertRaises(ValueError) as ctx:
+            to_tensor(10**39, dtype=torch.float32)
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """to_tensor(): the integer (about 10**39) is too large for torch.float32, whose largest finite value is 3.403e+38""",  # noqa: B950
+        )
+        with self.assertRaises(ValueError) as ctx:
+            to_tensor(-1, dtype=torch.uint8)
+        self.assertExpectedInline(
+            str(ctx.exception), """to_tensor(): the integer (-1) does not fit in torch.uint8, whose range is [0, 255]"""
+        )
+        with self.assertRaisesRegex(ValueError, r"^to_tensor\(\): the integer \(18446744073709551616\) does not fit"):
+            to_tensor(2**64, dtype=torch.uint64)
+        with self.assertRaisesRegex(ValueError, r"^to_tensor\(\): the value \(1e\+300\) is too large for torch.float32"):
+            to_tensor(np.float64(1e300), dtype=torch.float32)
+        with self.assertRaisesRegex(ValueError, r"^to_tensor\(\): the value \(1e\+300\) is too large for torch.float32"):
+            to_tensor(np.array(1e300), dtype=torch.float32)
+        with self.assertRaisesRegex(ValueError, r"^to_tensor\(\): the element at \[1\]\[0\] \(300\) does not fit"):
+            to_tensor([[1], [300]], dtype=torch.int8)
+        with self.assertRaisesRegex(ValueError, r"^to_tensor\(\): the element at \[1\]\[2\] \(300\) does not fit"):
+            to_tensor([np.zeros(3, dtype=np.int64), np.array([0, 0, 300])], dtype=torch.int8)
+        with self.assertRaisesRegex(ValueError, r"^to_tensor\(\): the element at \[0\]\[1\] \(\(1e\+300\+0j\)\)"):
+            to_tensor(np.array([[0j, 1e300 + 0j]]), dtype=torch.complex64)
+        with self.assertRaisesRegex(ValueError, r"^to_tensor\(\): the element at \[1\] \(9223372036854775808\) does not"):
+            to_tensor(np.array([0, 2**63], dtype=np.uint64), dtype=torch.int64)
+        self.assertEqual(to_tensor(2**64 - 1, dtype=torch.uint64).item(), 2**64 - 1)
+        self.assertEqual(to_tensor(True, dtype=torch.int8).item(), 1)
+        self.assertEqual(to_tensor(np.array([0.0, 2.0]), dtype=torch.bool).tolist(), [False, True])
+
+    def test_same_dtype_keeps_sharing_memory(self):
+        a = np.array([300, -5], dtype=np.int16)
+        t = to_tensor(a, dtype=torch.int16)
+        self.assertEqual(t.data_ptr(), a.ctypes.data)
+        self.assertEqual(to_tensor(torch.empty(0, dtype=torch.int64), dtype=torch.int8).dtype, torch.int8)
+        self.assertEqual(to_tensor(torch.full((2,), 300.0, device="meta"), dtype=torch.int8).device.type, "meta")
+
+    @given(st.lists(st.integers(-(2**63), 2**64 - 1), min_size=1, max_size=5))
+    @settings(max_examples=60, deadline=None)
+    def test_integer_conversions_are_exact_or_refused(self, values):
+        for dtype in (torch.int8, torch.uint8, torch.int32, torch.int64, torch.uint64):
+            info = torch.iinfo(dtype)
+            fits = all(info.min <= v <= info.max for v in values)
+            try:
+                converted = to_tensor(values, dtype=dtype).tolist()
+            except ValueError:
+                self.assertFalse(fits)
+            else:
+                self.assertTrue(fits)
+                self.assertEqual(converted, values)
+
+    def test_masked_arrays_are_refused(self):
+        masked = np.ma.array([1.0, 2.0], mask=[0, 1])
+        with self.assertRaises(TypeError) as ctx:
+            to_tensor(masked)
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """to_tensor(): cannot convert a NumPy masked array: a tensor has no mask; pass a.filled(value) to replace the masked elements, or a.data to ignore the mask""",  # noqa: B950
+        )
+        with self.assertRaisesRegex(TypeError, r"^to_tensor\(\): cannot convert a NumPy masked array"):
+            to_tensor([masked, masked])
+        self.assertEqual(to_tensor(masked.filled(0.0)).tolist(), [1.0, 0.0])
+
+    def test_overflow_errors_name_to_tensor(self):
+        with self.assertRaises(ValueError) as ctx:
+            to_tensor([1.0, 10**400])
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """to_tensor(): the element at [1] (about 10**400) is too large for torch.float32, whose largest finite value is 3.403e+38""",  # noqa: B950
+        )
+        with self.assertRaises(ValueError) as ctx:
+            to_tensor([[torch.ones(2), torch.ones(2)], [torch.ones(2), torch.ones(2, device="meta")]])
+        self.assertExpectedInline(
+            str(ctx.exception),
+            """to_tensor(): the element at [1][1] is on device meta, but the element at [1][0] is on cpu; pass device= to move them all to one device""",  # noqa: B950
+        )
+        self.assertEqual(to_tensor([torch.ones(2), torch.ones(2, device="meta")], device="meta").shape, (2, 2))
+
+    @unittest.skipIf(torch.accelerator.device_count() > 0, "needs a machine without an accelerator")
+    def test_int_device_without_accelerator(self):
+        # A build without an accelerator refuses the bare index itself; a CUDA build on a machine without a
+        # GPU makes it cuda:3, which fails when the array is moved there.
+        with self.assertRaisesRegex(RuntimeError, r"^to_tensor\(\): device (3|'\w+:3') is not available"):
+            to_tensor(np.ones(2), device=3)
+        try:
+            torch.device(0)
+        except RuntimeError:
+            with self.assertRaisesRegex(RuntimeError, r"^auto_tensorize\(\): device 0 is not available"):
+                auto_tensorize(device=0)
+        else:
+            with self.assertRaisesRegex(RuntimeError, r"^to_tensor\(\): device '\w+:0' is not available"):
+                auto_tensorize(lambda x: x, device=0)(np.ones(2))
+
     def test_range_like_torch_tensor(self):
         self.assertEqual(to_tensor(range(3)), torch.tensor(range(3)))
         self.assertEqual(to_tensor([range(2), range(2)], dtype=torch.float32), torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
@@ -381,6 +507,41 @@ class TestAutoTensorize(TestCase):
         )
         with self.assertRaisesRegex(TypeError, r"^auto_tensorize\(\): argument 'x' of .*f: the element at \[0\] is 'a'"):
             f(["a"], [1])
+
+    def test_in_place_writes_reach_the_caller_only_when_memory_is_shared(self):
+        @auto_tensorize(return_type="input")
+        def double(x):
+            x.mul_(2)
+            return x
+
+        shared = np.arange(8.0)
+        double(shared[::2])
+        self.assertEqual(shared.tolist(), [0.0, 1.0, 4.0, 3.0, 8.0, 5.0, 12.0, 7.0])
+        copied = np.arange(4.0)
+        out = double(copied[::-1])
+        self.assertEqual(copied.tolist(), [0.0, 1.0, 2.0, 3.0])
+        self.assertEqual(out.tolist(), [6.0, 4.0, 2.0, 0.0])
+        self.assertIn("copied", auto_tensorize.__doc__)
+
+    def test_argnames_convert_default_values(self):
+        @auto_tensorize(argnames=["w", "z"])
+        def f(x, y=3, w=[1, 2], *, z=(1.5,), q=None):  # noqa: B006
+            return x, y, w, z, q
+
+        x, y, w, z, q = f(1)
+        self.assertEqual((x, y, q), (1, 3, None))
+        self.assertEqual((w, z), (torch.tensor([1, 2]), torch.tensor([1.5])))
+        self.assertEqual(f(1, 2, [5], z=None, q=4)[2:], (torch.tensor([5]), None, 4))
+        self.assertIsNot(f(1)[2], f(1)[2])  # a fresh tensor per call
+
+    def test_dtype_cast_refuses_overflow(self):
+        @auto_tensorize(dtype=torch.float16)
+        def f(x):
+            return x
+
+        self.assertEqual(f(np.array([1.0, 2.0])).dtype, torch.float16)
+        with self.assertRaisesRegex(ValueError, r"the element at \[1\] \(1000000.0\) is too large for torch.float16"):
+            f(np.array([1.0, 1e6]))
 
     def test_dtype_applies_to_floating_point_only(self):
         @auto_tensorize(dtype=torch.float16)
@@ -571,6 +732,14 @@ class TestCompile(TestCase):
         x = torch.arange(3.0)
         self.assertEqual(compiled(x), module_level_double(x))
 
+
+    def test_numpy_arguments_under_fullgraph_as_documented(self):
+        compiled = torch.compile(auto_tensorize(lambda x: x * 2), backend="eager", fullgraph=True)
+        with self.assertRaisesRegex(torch._dynamo.exc.Unsupported, "ndarray.flags"):
+            compiled(np.ones(2))
+        outside = auto_tensorize(torch.compile(lambda x: x * 2, backend="eager", fullgraph=True))
+        self.assertEqual(outside(np.ones(2)), torch.full((2,), 2.0, dtype=torch.float64))
+        self.assertIn("fullgraph=True", auto_tensorize.__doc__)
 
 class TestAsTensorDoc(TestCase):
     def test_docstring_documents_device_and_zero_copy(self):

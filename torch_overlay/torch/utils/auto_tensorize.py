@@ -57,6 +57,11 @@ def _is_array_like(obj: object) -> bool:
 
 
 def _from_numpy(arr: Any, np: Any) -> torch.Tensor:
+    if type(arr) is not np.ndarray and isinstance(arr, getattr(sys.modules.get("numpy.ma"), "MaskedArray", ())):
+        raise TypeError(
+            "to_tensor(): cannot convert a NumPy masked array: a tensor has no mask; pass a.filled(value) "
+            "to replace the masked elements, or a.data to ignore the mask"
+        )
     if arr.flags.writeable:
         try:
             return torch.from_numpy(arr)
@@ -99,6 +104,9 @@ def _check_device(device: object, caller: str) -> torch.device | None:
     try:
         return torch.device(device)
     except (RuntimeError, ValueError, OverflowError) as e:
+        if isinstance(device, int) and isinstance(e, RuntimeError):
+            # A bare index means an accelerator, and this build or machine has none.
+            raise RuntimeError(f"{caller}: device {device} is not available: {e}") from None
         raise ValueError(f"{caller}: device {device!r} is not a valid device: {e}") from None
 
 
@@ -130,20 +138,138 @@ def _first_int_beyond_float(obj: object, path: str) -> tuple[str, int] | None:
     return None
 
 
+_UNSIGNED_WIDE = (torch.uint16, torch.uint32)
+
+
+def _show(value: object) -> str:
+    # A value for a message; a huge int by its magnitude (str() of one may be refused).
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        digits = int(abs(value).bit_length() * 0.30103)  # log10(2)
+        return f"about {'-' if value < 0 else ''}10**{digits}"
+    # A NumPy scalar (np.float64 subclasses float) as the number it holds.
+    if isinstance(value, bool):
+        return repr(bool(value))
+    if isinstance(value, int):
+        return repr(int(value))
+    if isinstance(value, float):
+        return repr(float(value))
+    if isinstance(value, complex):
+        return repr(complex(value))
+    return repr(value)
+
+
+def _misfit_message(where: str, value: object, dtype: torch.dtype) -> str:
+    # Why value cannot be converted to dtype (the caller has established that it cannot).
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return f"to_tensor(): {where} ({value}) is not finite, so it cannot be converted to {dtype}"
+    if dtype.is_floating_point or dtype.is_complex:
+        return (
+            f"to_tensor(): {where} ({_show(value)}) is too large for {dtype}, whose largest finite value is "
+            f"{torch.finfo(dtype).max:.4g}"
+        )
+    info = torch.iinfo(dtype)
+    return f"to_tensor(): {where} ({_show(value)}) does not fit in {dtype}, whose range is [{info.min}, {info.max}]"
+
+
+def _python_misfit(obj: object, dtype: torch.dtype, path: str) -> tuple[str, object] | None:
+    # The index path and value of the first Python number that does not fit dtype, or None.
+    if isinstance(obj, bool):
+        return None
+    if isinstance(obj, (int, float)):
+        if dtype.is_floating_point or dtype.is_complex:
+            fits = obj != obj or obj in (float("inf"), float("-inf")) or abs(obj) <= torch.finfo(dtype).max
+        else:
+            info = torch.iinfo(dtype)
+            fits = info.min <= obj <= info.max  # exact for a float too; False for NaN
+        return None if fits else (path, obj)
+    if isinstance(obj, complex):
+        found = _python_misfit(obj.real, dtype, path) or _python_misfit(obj.imag, dtype, path)
+        return None if found is None else (path, obj)
+    if isinstance(obj, (list, tuple, range)):
+        for i, item in enumerate(obj):
+            found = _python_misfit(item, dtype, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _tensor_misfit(src: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    # A bool mask of the elements of src that do not fit dtype, or None when all do.
+    # Costs one reduction (aminmax) over src when the conversion could overflow; the mask only on failure.
+    if src.dtype.is_complex:
+        src = torch.view_as_real(src) if dtype.is_complex else src.real
+    if src.dtype is torch.bool:
+        return None
+    if dtype.is_floating_point or dtype.is_complex:
+        high = torch.finfo(dtype).max
+        if src.dtype.is_floating_point:
+            if torch.finfo(src.dtype).max <= high:
+                return None
+            low, top = (float(v) for v in torch.aminmax(src))
+            if -high <= low and top <= high:
+                return None
+            mask = torch.isfinite(src) & (src.abs() > high)
+            return mask if bool(mask.any()) else None
+        lo, hi = -high, high
+    else:
+        info = torch.iinfo(dtype)
+        lo, hi = info.min, info.max
+        if src.dtype.is_floating_point:
+            low, top = (float(v) for v in torch.aminmax(src))
+            if lo <= low and top <= hi:  # exact comparisons of a float with an int; False for NaN
+                return None
+            # hi rounds up to hi + 1 (a power of two) in a wide integer type's float comparison: >= catches it.
+            return ~torch.isfinite(src) | (src < lo) | (src > hi) | (src >= hi + 1)
+    if src.dtype is torch.uint64:
+        src = src.view(torch.int64)  # values from 2**63 up read as negative: beyond every other integer type
+        low, top = (int(v) for v in torch.aminmax(src))
+        return None if low >= 0 and top <= hi else (src < 0) | (src > hi)
+    if src.dtype in _UNSIGNED_WIDE:
+        src = src.to(torch.int64)
+    info = torch.iinfo(src.dtype)
+    if lo <= info.min and info.max <= hi:
+        return None
+    low, top = (int(v) for v in torch.aminmax(src))
+    if lo <= low and top <= hi:
+        return None
+    return (src < lo) | (src > hi)
+
+
+def _converted(t: torch.Tensor, device: DeviceLike, dtype: torch.dtype | None, copy: bool) -> torch.Tensor:
+    # t.to(device, dtype, copy), refusing values that do not fit the dtype given (a check only when
+    # the dtype changes; a meta or empty tensor has no values to check).
+    if dtype is not None and dtype is not t.dtype and dtype is not torch.bool and t.numel() and not t.is_meta:
+        mask = _tensor_misfit(t, dtype)
+        if mask is not None:
+            index = [int(i) for i in mask.nonzero()[0]] if mask.dim() else []
+            if t.is_complex() and dtype.is_complex and index:
+                index = index[:-1]  # the view_as_real dimension
+            value = t[tuple(index)].item()
+            where = "the element at " + "".join(f"[{i}]" for i in index) if index else "the value"
+            if isinstance(value, complex) and not dtype.is_complex:
+                value = value.real  # what the conversion keeps
+            raise ValueError(_misfit_message(where, value, dtype))
+    return t.to(device=device, dtype=dtype, copy=copy)
+
+
 def _from_python(obj: object, device: DeviceLike, dtype: torch.dtype | None) -> torch.Tensor:
+    if dtype is not None and dtype is not torch.bool:
+        misfit = _python_misfit(obj, dtype, "")
+        if misfit is not None:
+            at, value = misfit
+            kind = "integer" if isinstance(value, int) else "value"
+            raise ValueError(_misfit_message(f"the element at {at}" if at else f"the {kind}", value, dtype))
     try:
         return torch.tensor(obj, device=device, dtype=dtype)
     except (OverflowError, ValueError, RuntimeError) as e:
-        if isinstance(e, OverflowError) and dtype is not None and (dtype.is_floating_point or dtype.is_complex):
+        if isinstance(e, OverflowError) and "to float" in str(e):
+            # A float among the elements makes torch.tensor() infer the default floating-point dtype.
             found = _first_int_beyond_float(obj, "")
             if found is not None:
                 at, value = found
+                target = dtype if dtype is not None else torch.get_default_dtype()
                 where = f"the element at {at}" if at else "the integer"
-                digits = int(abs(value).bit_length() * 0.30103)  # log10(2): str() of a huge int may be refused
-                raise ValueError(
-                    f"to_tensor(): {where} (about {'-' if value < 0 else ''}10**{digits}) is too large for "
-                    f"{dtype}, whose largest finite value is {torch.finfo(dtype).max:.4g}"
-                ) from None
+                raise ValueError(_misfit_message(where, value, target)) from None
         path = _first_huge_int(obj, "") if "Overflow" in str(e) else None
         if path is None:
             raise
@@ -216,11 +342,17 @@ def _shape_of(obj: object, path: str, expected: tuple[int, ...] | None) -> tuple
     return shape, bool(shape) or not isinstance(obj, _SCALARS)
 
 
-def _stack(obj: object, device: DeviceLike, dtype: torch.dtype | None) -> torch.Tensor:
+def _stack(obj: object, device: DeviceLike, dtype: torch.dtype | None, path: str = "") -> torch.Tensor:
     if isinstance(obj, (list, tuple)):
-        parts = [_stack(item, device, None) for item in obj]
+        parts = [_stack(item, device, None, f"{path}[{i}]") for i, item in enumerate(obj)]
+        for i, part in enumerate(parts):
+            if part.device != parts[0].device:
+                raise ValueError(
+                    f"to_tensor(): the element at {path}[{i}] is on device {part.device}, but the element at "
+                    f"{path}[0] is on {parts[0].device}; pass device= to move them all to one device"
+                )
         out = torch.stack(parts) if parts else torch.tensor([], device=device)
-        return out.to(dtype=dtype) if dtype is not None else out
+        return _converted(out, None, dtype, False) if dtype is not None else out
     return to_tensor(obj, device=device, dtype=dtype)
 
 
@@ -244,7 +376,8 @@ def to_tensor(
             the device they are on; tensors built from Python data follow
             :func:`torch.get_default_device`.
         dtype: the result's dtype; ``None`` keeps the source's dtype (Python data
-            is inferred like :func:`torch.tensor` does).
+            is inferred like :func:`torch.tensor` does).  Every value must fit
+            it (see the note below).
         copy: if ``True``, the result never shares memory with ``obj``.
 
     Returns:
@@ -263,10 +396,31 @@ def to_tensor(
             siblings'); a nested sequence is deeper than a tensor's maximum
             number of dimensions; an integer does not fit in ``torch.int64`` and
             no ``dtype`` says what to make of it, or is too large for the
-            floating-point ``dtype`` given (the message gives its magnitude);
-            ``device`` is not a valid device.
+            floating-point dtype inferred (the message gives its magnitude); a
+            value does not fit the ``dtype`` given (see the note below);
+            the elements of a list are tensors on different devices and no
+            ``device`` is given; ``device`` is not a valid device.
         RuntimeError: ``device`` is not available in this build or on this
-            machine (e.g. ``"cuda"`` on a CPU-only build).
+            machine (e.g. ``"cuda"``, or an int index, on a CPU-only build).
+
+    .. note:: With a ``dtype`` that differs from the source's, every value must
+        fit it, whatever the source (Python data, an array, a tensor): an integer
+        dtype refuses a value outside its range (``-1`` for ``torch.uint8``,
+        ``300`` for ``torch.int8``) and a NaN or infinity; a floating-point or
+        complex dtype refuses a finite value beyond its largest finite value
+        (``1e300`` for ``torch.float32``; infinities and NaN stay as they are).
+        The ``ValueError`` names the first such element by index path (``[0][2]``),
+        its value and the dtype.  A floating-point value converted to an integer
+        dtype must lie within its range as it is (``-0.5`` does not fit
+        ``torch.uint8``, as :func:`torch.tensor` rules), and is then truncated
+        toward zero; a conversion to ``torch.bool`` is not checked.  The check costs one pass
+        over the data (a reduction, which on an accelerator waits for the
+        result) only when the dtype changes and the target's range is narrower
+        than the source's; without a ``dtype``, or with the source's own, nothing is checked.
+
+    .. note:: A NumPy masked array raises ``TypeError``: a tensor has no mask,
+        and converting only the data would silently unmask the masked
+        elements.  Pass ``a.filled(value)`` or ``a.data`` instead.
 
     .. note:: A read-only NumPy array (a memory-mapped file, ``np.broadcast_to``),
         one with negative strides (``a[::-1]``) or a non-native byte order is
@@ -319,26 +473,27 @@ _UNAVAILABLE = re.compile(
 
 def _numpy_scalar(obj: Any, np: Any, device: DeviceLike, dtype: torch.dtype | None) -> torch.Tensor:
     # torch.tensor() refuses some NumPy scalars (np.uint64: "an integer is required"); a 0-d array does not.
-    try:
-        return _from_python(obj, device, dtype)
-    except TypeError:
-        pass
+    if dtype is None:
+        try:
+            return _from_python(obj, device, dtype)
+        except TypeError:
+            pass
     try:
         t = torch.from_numpy(np.asarray(obj))
     except TypeError as e:
         raise TypeError(
             f"to_tensor(): cannot convert the NumPy scalar {_describe(obj)} of type {type(obj).__name__}: {e}"
         ) from None
-    return t.to(device=torch.get_default_device() if device is None else device, dtype=dtype)
+    return _converted(t, torch.get_default_device() if device is None else device, dtype, False)
 
 
 def _to_tensor(obj: Any, device: torch.device | None, dtype: torch.dtype | None, copy: bool) -> torch.Tensor:
     if isinstance(obj, torch.Tensor):
-        return obj.to(device=device, dtype=dtype, copy=copy)
+        return _converted(obj, device, dtype, copy)
     np = _numpy()
     if np is not None and isinstance(obj, np.ndarray):
         t = _from_numpy(obj, np)
-        return t if device is None and dtype is None and not copy else t.to(device=device, dtype=dtype, copy=copy)
+        return t if device is None and dtype is None and not copy else _converted(t, device, dtype, copy)
     if isinstance(obj, _SCALARS):
         return _from_python(obj, device, dtype)
     if np is not None and isinstance(obj, (np.number, np.bool_)):
@@ -357,9 +512,9 @@ def _to_tensor(obj: Any, device: torch.device | None, dtype: torch.dtype | None,
                 f"torch.tensor() supports"
             ) from e
     if hasattr(type(obj), "__dlpack__"):
-        return torch.from_dlpack(obj).to(device=device, dtype=dtype, copy=copy)
+        return _converted(torch.from_dlpack(obj), device, dtype, copy)
     if hasattr(obj, "__cuda_array_interface__"):
-        return torch.as_tensor(obj, device=device, dtype=dtype).to(copy=copy)
+        return _converted(torch.as_tensor(obj, device=device, dtype=None), None, dtype, copy)
     raise TypeError(
         f"to_tensor(): cannot convert {_describe(obj)} of type {type(obj).__name__}; expected a tensor, "
         "a NumPy array, an object with __dlpack__ or __cuda_array_interface__, a number, or a nested "
@@ -381,7 +536,7 @@ def _target_device(device: DeviceLike) -> DeviceLike:
 
 def _cast(t: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
     # dtype= targets floating-point data only: integer indices and bool masks keep their dtype.
-    return t.to(dtype) if dtype is not None and t.is_floating_point() else t
+    return _converted(t, None, dtype, False) if dtype is not None and t.is_floating_point() else t
 
 
 def _convert_arg(value: Any, device: DeviceLike, dtype: torch.dtype | None) -> Any:
@@ -446,6 +601,17 @@ def auto_tensorize(
       unchanged, since they are usually options (``dim=1``, ``kernel_size=[3, 3]``);
     * with ``argnames``: only the named parameters, and those are converted
       whatever they hold (a list of numbers becomes a tensor); ``None`` stays ``None``.
+      A named parameter left out of a call gets its default value converted
+      (a fresh tensor on every call).
+
+    A converted NumPy array **shares memory** with the caller's array, so
+    in-place writes in ``fn`` (``x.mul_(2)``) reach the caller, when no
+    ``device`` or ``dtype`` change requires a copy and the array is writable,
+    native-endian and has no negative strides (``a[::2]`` shares).  A read-only
+    array, one with negative strides (``a[::-1]``) or a non-native byte order is
+    **copied** (see :func:`to_tensor`), and then writes do not reach the caller.
+    Tensor arguments are passed as they are unless ``device`` or ``dtype`` asks
+    for a change.
 
     Args:
         fn: the function to wrap; omit it to use ``@auto_tensorize(...)`` with options.
@@ -455,7 +621,8 @@ def auto_tensorize(
             context's autocast dtype is not applied to arguments: autocast
             already casts where it matters, per op.)
         dtype: if given, floating-point arguments are cast to it; integer and
-            bool arrays keep their dtype (they are indices and masks).
+            bool arrays keep their dtype (they are indices and masks).  A value
+            too large for it raises ``ValueError`` (see :func:`to_tensor`).
         argnames: names of the parameters to convert (see above).
         return_type: ``"tensor"`` (default) returns what ``fn`` returns;
             ``"input"`` converts every tensor in the result back to the type of
@@ -474,6 +641,8 @@ def auto_tensorize(
         ValueError: ``return_type`` or ``device`` has a wrong value; (at call
             time) a ragged or out-of-range argument.  With ``argnames``, call-time
             errors name the argument: ``auto_tensorize(): argument 'w' of f: ...``.
+        RuntimeError: ``device`` is an int index and this build or machine has
+            no accelerator.
 
     On an ``async def`` function, a generator function or an async generator
     function, the wrapper is of the same kind: the arguments are converted when
@@ -482,8 +651,15 @@ def auto_tensorize(
     generator's return value are converted back.
 
     .. note:: Arguments are converted on every call; the cost over a bare call is
-        a few microseconds (see ``benchmarks/bench_tensorize.py``).  Compiled with
-        :func:`torch.compile`, the wrapper is traced like any Python code.
+        a few microseconds (see ``benchmarks/bench_tensorize.py``).
+
+    .. note:: Compiled with :func:`torch.compile`, the wrapper is traced like any
+        Python code when its arguments are tensors.  NumPy array arguments are
+        not traceable through it (Dynamo cannot trace ``ndarray.flags``, which
+        the conversion reads): with ``fullgraph=True`` the call raises
+        ``torch._dynamo.exc.Unsupported``, and without it the wrapper runs
+        eagerly (a graph break).  For NumPy callers, compile the function and
+        decorate the compiled one: ``auto_tensorize(torch.compile(f, fullgraph=True))``.
 
     Example::
 
@@ -517,6 +693,7 @@ def auto_tensorize(
 
     signature = inspect.signature(fn) if argnames is not None else None
     names = frozenset(argnames or ())
+    defaults: dict[str, Any] = {}
     if signature is not None:
         unknown = sorted(names - signature.parameters.keys())
         if unknown:
@@ -524,6 +701,12 @@ def auto_tensorize(
                 f"auto_tensorize(): argnames {unknown} are not parameters of {fn.__qualname__}"
                 f"{signature}"
             )
+        # Named parameters left out of a call get their default, converted like a passed value.
+        defaults = {
+            name: signature.parameters[name].default
+            for name in names
+            if signature.parameters[name].default is not inspect.Parameter.empty
+        }
 
     def convert_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         target = _target_device(device)
@@ -533,6 +716,9 @@ def auto_tensorize(
                 kwargs = {k: _convert(v, target, dtype) for k, v in kwargs.items()}
             return args, kwargs
         bound = signature.bind(*args, **kwargs)
+        if defaults:
+            for name in defaults.keys() - bound.arguments.keys():
+                bound.arguments[name] = defaults[name]
         for name in names & bound.arguments.keys():
             value = bound.arguments[name]
             if value is not None:
