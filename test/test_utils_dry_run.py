@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 from unittest import mock
 
 import torch
@@ -798,6 +799,136 @@ class TestRehearseTellsTheTruth(TestCase):
         real = {k: sum(v.values()) for k, v in counter.get_flop_counts().items() if k != "Global"}
         self.assertEqual(r.flops_by_module, real)
         self.assertEqual(r.flops_by_module["Sequential.0"], 3 * 2 * 256 * 1024 * 4096 - 2 * 256 * 1024 * 4096)
+
+
+    @parametrize("model", ["lstm", "gru", "mlp"])
+    def test_lstm_on_cpu_warns_of_the_kernel_workspace(self, model):
+        net = {
+            "lstm": lambda: torch.nn.LSTM(16, 32, batch_first=True),
+            "gru": lambda: torch.nn.GRU(16, 32, batch_first=True),
+            "mlp": lambda: torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU()),
+        }[model]()
+
+        def step(m, x):
+            out = m(x)
+            return (out[0] if isinstance(out, tuple) else out).sum()
+
+        x = torch.empty(4, 8, 16, device="meta")
+        expected = model == "lstm" and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rehearse(step, net, x, backward=True)
+            max_batch_size(step, lambda n: (net, torch.empty(n, 8, 16, device="meta")), memory="1MiB", backward=True)
+        said = [w for w in caught if "oneDNN LSTM" in str(w.message)]
+        self.assertEqual(len(said), 2 if expected else 0)
+        for w in said:
+            self.assertIs(w.category, UserWarning)
+            self.assertEqual(w.filename, __file__)  # from the caller, once per call
+            self.assertIn("MemTracker", str(w.message))
+
+    def test_outputs_in_dataclasses_are_meta(self):
+        @dataclasses.dataclass(frozen=True)
+        class Inner:
+            hidden: torch.Tensor
+
+        @dataclasses.dataclass
+        class Out:
+            loss: torch.Tensor
+            logits: torch.Tensor
+            extra: list
+
+        def step(m, x):
+            y = m(x)
+            return Out(y.sum(), y, [Inner(y * 2), 3])
+
+        out = rehearse(step, torch.nn.Linear(4, 2), torch.randn(3, 4)).outputs
+        self.assertIsInstance(out, Out)
+        for t in (out.loss, out.logits, out.extra[0].hidden):
+            self.assertIs(type(t), torch.Tensor)
+            self.assertEqual(t.device, torch.device("meta"))
+        self.assertEqual(out.logits.shape, (3, 2))
+        self.assertEqual(out.extra[1], 3)
+
+    def test_compiled_module_is_rehearsed_as_its_original(self):
+        model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU())
+        x = torch.randn(4, 8)
+        plain = rehearse(_loss, model, x, backward=True)
+        compiled = rehearse(_loss, torch.compile(model, backend="eager"), x, backward=True)
+        self.assertEqual(compiled.memory_by_module, plain.memory_by_module)
+        self.assertEqual(compiled.flops_by_module, plain.flops_by_module)
+        self.assertIn("Sequential.0", compiled.memory_by_module)
+
+    def test_bound_method_names_its_module_as_the_root(self):
+        seq = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Sequential(torch.nn.Linear(4, 2)))
+        x = torch.randn(3, 4)
+        by_method, by_module = rehearse(seq.forward, x), rehearse(seq, x)
+        self.assertEqual(by_method.memory_by_module, by_module.memory_by_module)
+        self.assertEqual(by_method.flops_by_module, by_module.flops_by_module)
+        self.assertIn("Sequential.2.0", by_method.flops_by_module)
+
+        class Model(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = torch.nn.Linear(4, 2)
+
+            def encode(self, x):  # a method that calls a submodule, not the model's forward
+                return self.body(x).sum()
+
+        r = rehearse(Model().encode, x, backward=True)
+        self.assertEqual(sorted(r.flops_by_module), ["Model.body"])
+        self.assertEqual(sorted(r.memory_by_module), ["Model.body"])
+
+    def test_root_modules_of_one_class_keep_distinct_names(self):
+        x = torch.randn(4, 8)
+        r = rehearse(lambda a, b, x: (a(x) + b(x)).sum(), torch.nn.Linear(8, 8), torch.nn.Linear(8, 8), x)
+        self.assertEqual(sorted(r.memory_by_module), ["Linear", "Linear#1"])
+        self.assertEqual(r.flops_by_module, {"Linear": 2 * 4 * 8 * 8, "Linear#1": 2 * 4 * 8 * 8})
+        seqs = (torch.nn.Sequential(torch.nn.Linear(8, 8)), torch.nn.Sequential(torch.nn.Linear(8, 8)))
+        r = rehearse(lambda a, b, x: b(a(x)), *seqs, x)
+        self.assertEqual(sorted(r.flops_by_module), ["Sequential", "Sequential#1", "Sequential#1.0", "Sequential.0"])
+
+    @parametrize("case", ["sparse_embedding", "vmap", "nested"])
+    def test_tensor_kinds_it_cannot_count_are_a_rehearse_error(self, case):
+        if case == "sparse_embedding":
+            args = (torch.nn.Embedding(100, 8, sparse=True), torch.randint(0, 100, (4, 3)))
+
+            def step(m, x):
+                return m(x).sum()
+
+            what = "sparse tensor"
+        elif case == "nested":
+            layer = torch.nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, batch_first=True)
+            encoder = torch.nn.TransformerEncoder(layer, 2).eval()
+            mask = torch.zeros(2, 5, dtype=torch.bool)
+            mask[0, 3:] = True
+            args = (encoder, torch.randn(2, 5, 16), mask)
+
+            def step(m, x, mask):
+                with torch.no_grad():
+                    return m(x, src_key_padding_mask=mask)
+
+            what = "nested tensor"
+        else:
+            args = (torch.nn.Linear(8, 2), torch.randn(5, 4, 8))
+
+            def step(m, x):
+                return torch.vmap(m)(x).sum()
+
+            what = "torch.vmap"
+        with self.assertRaisesRegex(RuntimeError, f"rehearse\\(\\): fn used .*{what}") as ctx:
+            rehearse(step, *args, backward=case != "nested")
+        self.assertIsNotNone(ctx.exception.__cause__)
+
+    def test_shape_mismatch_says_the_real_run_fails_and_logs_no_traceback(self):
+        with self.assertNoLogs("torch._subclasses.fake_tensor"):
+            with self.assertRaisesRegex(
+                RuntimeError,
+                r"^rehearse\(\): the real run would fail here: aten::addmm refused its arguments \(.*"
+                r"float32\(4, 32\).*\): a and b must have same reduction dim",
+            ) as ctx:
+                rehearse(_loss, torch.nn.Linear(64, 64), torch.randn(4, 32))
+        self.assertIs(type(ctx.exception.__cause__), RuntimeError)
+        self.assertNotIn("rehearse", str(ctx.exception.__cause__))
 
 
 class TestRehearseForADevice(TestCase):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import dataclasses
 import inspect
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -35,11 +37,30 @@ def rehearsing() -> bool:
     return running > 0 and _active.get()
 
 
+_META_FAILED = "failed while attempting to run meta for %s"
+
+
+class _QuietMetaFailures(logging.Filter):
+    """Drops FakeTensorMode's traceback of a failed meta kernel inside a rehearsal, which raises the error
+    itself (chained); the logger is left as it is for everything else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == _META_FAILED and rehearsing())
+
+
+_quiet = _QuietMetaFailures()
+
+
 @contextlib.contextmanager
 def active() -> Iterator[None]:
     global running
     with _lock:
         running += 1
+        from torch._subclasses import fake_tensor  # its logger, which logs the refusals rehearse re-raises
+
+        fake_log = fake_tensor.log
+        if _quiet not in fake_log.filters:
+            fake_log.addFilter(_quiet)
     token = _active.set(True)
     try:
         with _telemetry._not_recording():  # a rehearsal is not a call of the timed step
@@ -142,11 +163,41 @@ _SAME_DTYPE_OPS = {
 }
 
 
+LSTM_WORKSPACE = (
+    "rehearse(): the estimate leaves out the workspace that the CPU's oneDNN LSTM kernel (aten::mkldnn_rnn_layer) "
+    "keeps for the backward pass, which a rehearsal cannot size; measured, the real peak of an nn.LSTM "
+    "training step is several times the estimate (4-7x); measure one real step at a small batch instead, e.g. "
+    "with torch.distributed._tools.mem_tracker.MemTracker"
+)
+
+
+def _described(args: Any) -> str:
+    parts = [
+        f"{str(a.dtype).removeprefix('torch.')}{_shape(a)}" if isinstance(a, torch.Tensor) else _short(a)
+        for a in args
+    ]
+    return ", ".join(parts)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 20 else text[:17] + "..."
+
+
 class RealRunChecks(TorchDispatchMode):
-    """Raise the dtype errors that the real kernels raise and the meta kernels do not."""
+    """Raise the dtype errors that the real kernels raise and the meta kernels do not, and note the kernels
+    whose memory the fake run cannot see (``workspace_left_out``)."""
+
+    def __init__(self, where: Target) -> None:
+        super().__init__()
+        self.cpu = where.device.type == "cpu"
+        self.workspace_left_out = False
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
+        if self.cpu and func is torch.ops.aten.mkldnn_rnn_layer.default:
+            # Its meta kernel returns an empty workspace; the real one, in training, a large one.
+            self.workspace_left_out |= bool(args[15] if len(args) > 15 else kwargs.get("train", False))
         if func._schema.name in _SAME_DTYPE_OPS:
             leaves = pytree.tree_leaves((args, kwargs))
             dtypes = {t.dtype for t in leaves if isinstance(t, torch.Tensor) and t.dtype != torch.bool}
@@ -157,7 +208,19 @@ class RealRunChecks(TorchDispatchMode):
                     f"dtype, but got {names} (e.g. an int64 or float64 batch into a float32 "
                     "layer); convert the input (x.float()) or the model (model.to(dtype))"
                 )
-        return func(*args, **kwargs)
+        try:
+            return func(*args, **kwargs)
+        except RuntimeError as e:
+            text = str(e)
+            if type(e) is not RuntimeError or text.startswith("rehearse(") or "fake" in text.lower() or (
+                unsupported_layout(e) is not None
+            ):
+                raise
+            # The meta kernel's check (shapes, devices...), which the real kernel makes as well.
+            raise RuntimeError(
+                f"rehearse(): the real run would fail here: {func._schema.name} refused its arguments "
+                f"({_described(args)}): {e}"
+            ) from e
 
 
 @dataclasses.dataclass
@@ -322,3 +385,65 @@ def memory_tracker(where: Target | None = None) -> Any:
             super()._update_snap(u_type, winfo, *args, **kwargs)
 
     return _Tracker()
+
+
+def uncompiled(value: Any) -> Any:
+    """The original module of a ``torch.compile``'d one (``value`` otherwise), without importing Dynamo."""
+    import sys
+
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    if eval_frame is not None and isinstance(value, eval_frame.OptimizedModule):
+        return value._orig_mod
+    return value
+
+
+def name_roots(modules: list[torch.nn.Module], *trackers: Any) -> None:
+    """Name the root modules in the module trackers (``ModTracker``, ``ModuleTracker``) by their class, a
+    second one of a class ``Class#1``, and their submodules from them, before anything runs: a submodule
+    then keeps its qualified name when the root's own forward does not run (a bound method as fn)."""
+    seen: dict[str, int] = {}
+    for module in modules:
+        cls = type(module).__name__
+        count = seen.get(cls, 0)
+        seen[cls] = count + 1
+        for tracker in trackers:
+            tracker._known_modules[module] = cls if count == 0 else f"{cls}#{count}"
+            tracker._get_mod_name(module)
+
+
+_UNSUPPORTED = {
+    "SparseTensorImpl": "a sparse tensor (e.g. the gradient of nn.Embedding(sparse=True); rehearse with "
+    "sparse=False for an upper bound)",
+    "BatchedTensorImpl": "torch.vmap (rehearse the step without vmap, e.g. with a loop or a batched op)",
+    "NestedTensorImpl": "a nested tensor (e.g. nn.TransformerEncoder's fast path in eval mode with a "
+    "src_key_padding_mask; rehearse with enable_nested_tensor=False, or in train mode)",
+}
+
+
+def unsupported_layout(e: BaseException) -> str | None:
+    """rehearse()'s message for an error of its memory tracking on a tensor kind it cannot count."""
+    text = str(e)
+    for impl, what in _UNSUPPORTED.items():
+        if impl in text:
+            return (
+                f"rehearse(): fn used {what}, whose memory rehearse cannot count (its memory tracking needs "
+                "tensors with strided storage); the real run is not affected"
+            )
+    return None
+
+
+def as_meta(value: Any) -> Any:
+    """``value`` with every tensor replaced by a ``meta`` one, in pytree containers and dataclasses."""
+
+    def leaf(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return torch.empty_strided(v.shape, v.stride(), dtype=v.dtype, device="meta")
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            copied = copy.copy(v)
+            for field in dataclasses.fields(v):
+                if hasattr(v, field.name):
+                    object.__setattr__(copied, field.name, as_meta(getattr(v, field.name)))
+            return copied
+        return v
+
+    return pytree.tree_map(leaf, value)

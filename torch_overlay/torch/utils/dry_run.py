@@ -293,7 +293,12 @@ class Rehearsal:
 
     Attributes:
         outputs: the run's return value, with every tensor replaced by a
-            ``meta`` tensor of the same shape, dtype and strides.
+            ``meta`` tensor of the same shape, dtype and strides, in the
+            containers :mod:`torch.utils._pytree` knows (tuples, named tuples,
+            lists, dicts, and the classes registered with it) and in the fields
+            of dataclasses (copied, frozen ones too), at any depth.  Objects of
+            other classes are returned as they are, with the fake tensors of the
+            rehearsal in their attributes (not to be used outside it).
         peak_memory: bytes the run would hold at its peak, summed over devices.
         memory_by_device: for each device, the breakdown at its peak, in bytes,
             by category (``"Parameter"``, ``"Buffer"``, ``"Gradient"``,
@@ -305,10 +310,24 @@ class Rehearsal:
             root module named by its class: ``"Sequential"``,
             ``"Sequential.0"``), the peak bytes held while it ran, forward or
             backward, from :class:`~torch.distributed._tools.mem_tracker.MemTracker`'s
-            module tree.
-        flops_by_module: for each module that ran, the FLOPs of its forward
-            and backward, submodules included (``FlopCounterMode``'s
-            per-module counts).
+            module tree.  The roots are the module arguments (and ``fn`` when
+            it is a module or a module's bound method); a second root of the
+            same class is named ``"Linear#1"``, a third ``"Linear#2"``, in
+            argument order (``fn`` first).  A module whose own forward does not
+            run (``fn`` a bound method other than ``forward``) has no entry,
+            but its submodules keep their qualified names.
+        flops_by_module: for each module that ran, the FLOPs of the operations
+            run while it was active, submodules included
+            (``FlopCounterMode``'s per-module counts, named as above).  A
+            module is active during its forward, and in the backward pass from
+            the moment the gradient of its output is computed until those of
+            its inputs are (or until the end of the pass when none of its
+            inputs needs one).  So a module whose output is the tensor
+            ``backward()`` starts from (a root whose forward returns the loss)
+            counts its forward only and may count less than a submodule, and a
+            module whose inputs need no gradient (one fed the batch) also
+            counts the backward operations run after its own.  :attr:`flops`
+            counts every operation once.
 
     Example::
 
@@ -419,11 +438,37 @@ def rehearse(
             different devices); or its output shape or control flow depends on
             tensor values (``.item()``, ``.tolist()``, ``.numpy()``,
             ``nonzero()``, ``if tensor:``...), which a rehearsal, having no real
-            data, cannot know (chained from the fake-tensor exception).
+            data, cannot know (chained from the fake-tensor exception); or
+            ``fn`` used a tensor whose memory the rehearsal cannot count: a
+            sparse one (the gradient of ``nn.Embedding(sparse=True)``), one of
+            :func:`torch.vmap`, or a nested one (``nn.TransformerEncoder``'s
+            eval-mode fast path with a ``src_key_padding_mask``), chained from
+            the memory tracker's error; or an operation refused its arguments
+            (shapes that do not match...): the message names the operation and
+            its arguments, chained from the operation's own error (the real run
+            raises it as well).
         ValueError: ``optimizer`` without ``backward=True``; ``backward=True``
             when no output is the loss by the convention above, or when the
             loss does not require grad (e.g. every parameter is frozen);
             ``device`` is not a device name or is a negative index.
+
+    Warns:
+        UserWarning: the step runs an :class:`~torch.nn.LSTM` in training mode
+            for the CPU with oneDNN enabled (the default): the real kernel
+            (``aten::mkldnn_rnn_layer``) keeps a workspace for the backward
+            pass that its meta kernel does not report, so the estimate leaves
+            it out; measured, the real peak of an LSTM training step is 4 to 7
+            times the estimate.  Measure one real step at a small batch instead
+            (e.g. with :class:`~torch.distributed._tools.mem_tracker.MemTracker`).
+            :func:`max_batch_size` passes the warning on once.
+
+    ``fn`` given as a module's bound ``forward`` runs as the module does
+    (``rehearse(model.forward, x)`` is ``rehearse(model, x)``, with the
+    module's hooks); another bound method (``model.training_step``) is called
+    as it is.  A module compiled by :func:`torch.compile` (an argument or ``fn``)
+    is rehearsed as its original module, eagerly, and named like it: the
+    estimate is the eager step's (the compiled one may hold less, its fused
+    kernels skipping intermediate tensors).
 
     A module may be called several times in one step (weight tying, a
     recurrent loop): the total is counted as usual, and its entry in
@@ -440,8 +485,9 @@ def rehearse(
         rounded up to the caching allocator's 512-byte blocks, which is what
         ``torch.cuda.max_memory_allocated`` counts.  It does not see the
         allocator's 2 MiB/20 MiB segments (``memory_reserved``), the
-        workspaces of cuBLAS/cuBLASLt and cuDNN, the CUDA context, or NCCL
-        buffers.  On CPU it comes within a few percent of the measured
+        workspaces of cuBLAS/cuBLASLt and cuDNN, the CUDA context, NCCL
+        buffers, or what a kernel keeps beyond the outputs its meta kernel
+        reports (oneDNN's LSTM workspace on CPU: see Warns above).  On CPU it comes within a few percent of the measured
         resident peak of an MLP, a small conv net and a transformer encoder
         layer (forward and backward) and of an MLP's ``AdamW`` step when
         glibc's mmap threshold is pinned (``MALLOC_MMAP_THRESHOLD_``); with
@@ -518,6 +564,10 @@ def rehearse(
         raise ValueError("rehearse(): an optimizer step needs gradients; pass backward=True with optimizer=")
 
     owner = fn.__self__ if inspect.ismethod(fn) and isinstance(fn.__self__, torch.nn.Module) else fn
+    # A torch.compile'd module is rehearsed as its original module, eagerly (see the limits below).
+    owner = _rehearse.uncompiled(owner)
+    if isinstance(fn, torch.nn.Module):
+        fn = owner
     where = _rehearse.target(device, _devices_of(pytree.tree_leaves((owner, args, kwargs))))
     fake_mode = FakeTensorMode()
     modules: list[torch.nn.Module] = []
@@ -535,7 +585,7 @@ def rehearse(
 
     def fake(value: Any) -> Any:
         if isinstance(value, torch.nn.Module):
-            modules.append(_fake_module(value, fake_tensor))
+            modules.append(_fake_module(_rehearse.uncompiled(value), fake_tensor))
             return modules[-1]
         if isinstance(value, torch.Tensor):
             if value.device.type != "meta" and device is None and value.device != where.runs_on:
@@ -547,16 +597,20 @@ def rehearse(
     if isinstance(fn, torch.nn.Module):
         fn = fake(fn)
     elif owner is not fn:
-        fn = getattr(fake(owner), fn.__name__)
+        # The module's forward runs as rehearse(module, ...) runs it, through __call__ (its hooks, the root
+        # entry of memory_by_module); another method is called as it is.
+        fn = fake(owner) if fn.__name__ == "forward" else getattr(fake(owner), fn.__name__)
     args, kwargs = pytree.tree_map(fake, (args, kwargs))
 
     tracker = _rehearse.memory_tracker(where)
     tracker.track_external(*modules, *inputs)
     flop_counter = FlopCounterMode(display=False)
+    # Root modules named by their class, in argument order; a second root of the same class as 'Linear#1'.
+    _rehearse.name_roots(modules, tracker._mod_tracker, flop_counter.mod_tracker)
     proxy = _rehearse.DeviceProxy(where) if where.proxied else contextlib.nullcontext()
     guard = _rehearse.optimizer_guard()
     try:
-        checks = _rehearse.RealRunChecks()
+        checks = _rehearse.RealRunChecks(where)
         # One rehearsal at a time in the process: MemTracker's module hooks are global, so concurrent ones
         # would count each other's modules (the lock is reentrant: fn may rehearse a part of itself).
         with _rehearse.serialized(), warnings.catch_warnings(), _rehearse.active(), dry_run(), fake_mode, tracker, \
@@ -572,7 +626,10 @@ def rehearse(
                 _rehearse.steppable(make([p for m in modules for p in m.parameters()]), optimizer).step()
     except (DataDependentOutputException, DynamicOutputShapeException) as e:
         raise RuntimeError(_DATA_DEPENDENT.format(op=e)) from e
-    except RuntimeError as e:
+    except (RuntimeError, NotImplementedError) as e:
+        unsupported = _rehearse.unsupported_layout(e)
+        if unsupported is not None:
+            raise RuntimeError(unsupported) from e
         if ".numpy() is not supported for tensor subclasses" not in str(e):
             raise
         raise RuntimeError(_DATA_DEPENDENT.format(op="Tensor.numpy()")) from e
@@ -600,12 +657,10 @@ def rehearse(
         for stats in sorted(tracker.memory_tracking.values(), key=lambda s: s.mod_fqn)
     }
     flop_counts = flop_counter.get_flop_counts()
+    if checks.workspace_left_out:
+        warnings.warn(_rehearse.LSTM_WORKSPACE, UserWarning, stacklevel=2)
     return Rehearsal(
-        outputs=pytree.tree_map_only(
-            torch.Tensor,
-            lambda t: torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta"),
-            outputs,
-        ),
+        outputs=_rehearse.as_meta(outputs),
         peak_memory=sum(snap["Total"] for snap in by_device.values()),
         memory_by_device=by_device,
         flops=flop_counter.get_total_flops(),
@@ -710,6 +765,11 @@ def max_batch_size(
             batch size, or every size up to ``sys.maxsize`` fits.
         RuntimeError: as :func:`rehearse` raises it.
 
+    Warns:
+        UserWarning: each warning of the rehearsals (e.g. :func:`rehearse`'s
+            for an LSTM on CPU, whose plan is then far over the budget), once,
+            after the search.
+
     Example::
 
         >>> model = torch.nn.Sequential(torch.nn.Linear(1024, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 16))
@@ -766,6 +826,7 @@ def max_batch_size(
     rehearsals = 0
     peaks: dict[int, float] = {}
     planned_for: list[torch.device] = []
+    said: dict[str, type[Warning]] = {}
 
     def peak(n: int) -> float:
         nonlocal rehearsals
@@ -774,7 +835,11 @@ def max_batch_size(
             args = batch if isinstance(batch, tuple) else (batch,)
             if args == ():
                 args = (n,)
-            r = rehearse(step, *args, backward=backward, optimizer=optimizer, device=where)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                r = rehearse(step, *args, backward=backward, optimizer=optimizer, device=where)
+            for w in caught:  # shown once, from the caller of max_batch_size
+                said.setdefault(str(w.message), w.category)
         except (RuntimeError, TypeError) as e:
             # A batch so large that a tensor's size in bytes overflows 64 bits: it fits no memory.
             if "overflow" not in str(e).lower():
@@ -827,6 +892,8 @@ def max_batch_size(
             fits = mid
         else:
             too_big = mid
+    for message, category in said.items():
+        warnings.warn(message, category, stacklevel=2)
     return BatchPlan(
         batch_size=fits,
         peak_memory=int(peaks[fits]),
