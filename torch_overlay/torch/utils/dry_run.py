@@ -507,7 +507,10 @@ def rehearse(
         matrix); storages are rounded to 512 bytes as on CUDA; ``torch.cuda``
         calls and ``torch.autocast("cuda")`` inside ``fn`` are not rehearsed, and a
         tensor that ``fn`` puts on the CPU explicitly is not told apart from the
-        target's (the real run would raise a device mismatch).
+        target's (the real run would raise a device mismatch).  Recurrent
+        layers (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``) run the CPU's kernels,
+        which keep other tensors for the backward pass than cuDNN's (its
+        reserve space): their part of the estimate is not the GPU's.
 
     Example::
 
